@@ -1,0 +1,10 @@
+//! modelprint-core: the numeric heart of modelprint.
+//!
+//! Pure Rust, no Node types: bottom-k selection over logits rows and set overlap.
+//! The napi-rs binding (`modelprint-node`) is a thin layer over this crate.
+
+pub mod bottomk;
+pub mod overlap;
+
+pub use bottomk::{bottom_k, bottom_k_rows, BottomKError};
+pub use overlap::{intersection_count_sorted, jaccard_sorted, overlap_ratio_sorted};

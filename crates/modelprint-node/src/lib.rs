@@ -1,0 +1,93 @@
+//! Thin napi-rs binding: converts between JS typed arrays and the core crates.
+//! No algorithm lives here.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+fn to_napi<E: std::fmt::Display>(e: E) -> Error {
+    Error::new(Status::InvalidArg, e.to_string())
+}
+
+/// The `k` ids with the lowest values of a logits row, ascending by (value, id).
+#[napi]
+pub fn bottom_k(values: Float32Array, k: u32) -> Result<Uint32Array> {
+    modelprint_core::bottom_k(&values, k as usize)
+        .map(Uint32Array::new)
+        .map_err(to_napi)
+}
+
+/// Bottom-k of every row of a row-major `rows × width` buffer, concatenated
+/// (each row contributes `min(k, width)` ids).
+#[napi]
+pub fn bottom_k_rows(data: Float32Array, width: u32, k: u32) -> Result<Uint32Array> {
+    let rows = modelprint_core::bottom_k_rows(&data, width as usize, k as usize).map_err(to_napi)?;
+    Ok(Uint32Array::new(rows.concat()))
+}
+
+/// `|A ∩ B| / |A|` of two ascending id lists.
+#[napi]
+pub fn overlap_ratio(a: Uint32Array, b: Uint32Array) -> f64 {
+    modelprint_core::overlap_ratio_sorted(&a, &b)
+}
+
+/// `|A ∩ B| / |A ∪ B|` of two ascending id lists.
+#[napi]
+pub fn jaccard(a: Uint32Array, b: Uint32Array) -> f64 {
+    modelprint_core::jaccard_sorted(&a, &b)
+}
+
+/// §2 text metrics of two normalised texts: [pal_k, lev_sim, lcs_ratio, score].
+#[napi]
+pub fn text_metrics(a: String, b: String, k_prefix: u32) -> Vec<f64> {
+    let (p, l, c, s) = modelprint_text::compare::text_metrics(&a, &b, k_prefix as usize);
+    vec![p, l, c, s]
+}
+
+/// A Hugging Face tokenizer loaded from tokenizer.json.
+#[napi]
+pub struct Tokenizer {
+    inner: modelprint_text::Tokenizer,
+}
+
+#[napi]
+impl Tokenizer {
+    #[napi(factory)]
+    pub fn from_file(path: String) -> Result<Self> {
+        modelprint_text::Tokenizer::from_file(std::path::Path::new(&path))
+            .map(|inner| Tokenizer { inner })
+            .map_err(to_napi)
+    }
+
+    #[napi]
+    pub fn encode(&self, text: String, add_special_tokens: bool) -> Result<Uint32Array> {
+        self.inner
+            .encode(&text, add_special_tokens)
+            .map(Uint32Array::new)
+            .map_err(to_napi)
+    }
+
+    #[napi]
+    pub fn decode(&self, ids: Uint32Array, skip_special_tokens: bool) -> Result<String> {
+        self.inner.decode(&ids, skip_special_tokens).map_err(to_napi)
+    }
+
+    #[napi(getter)]
+    pub fn vocab_size(&self) -> u32 {
+        self.inner.vocab_size() as u32
+    }
+
+    #[napi]
+    pub fn special_token_ids(&self) -> Uint32Array {
+        Uint32Array::new(self.inner.special_token_ids())
+    }
+
+    #[napi]
+    pub fn token_to_id(&self, token: String) -> Option<u32> {
+        self.inner.token_to_id(&token)
+    }
+
+    #[napi]
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+}

@@ -1,0 +1,125 @@
+//! modelprint-text: Hugging Face tokenizers (tokenizer.json) and text comparison.
+//!
+//! Wraps the `tokenizers` crate so the rest of modelprint sees a small surface:
+//! encode, decode, vocabulary size and the special tokens (METHODS §1.1).
+
+pub mod compare;
+
+use std::path::Path;
+use tokenizers::Tokenizer as HfTokenizer;
+
+#[derive(Debug)]
+pub struct TextError(pub String);
+
+impl std::fmt::Display for TextError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for TextError {}
+
+pub struct Tokenizer {
+    inner: HfTokenizer,
+}
+
+impl Tokenizer {
+    pub fn from_file(path: &Path) -> Result<Self, TextError> {
+        HfTokenizer::from_file(path)
+            .map(|inner| Tokenizer { inner })
+            .map_err(|e| TextError(format!("cannot read tokenizer {}: {e}", path.display())))
+    }
+
+    pub fn from_json(json: &str) -> Result<Self, TextError> {
+        json.parse::<HfTokenizer>()
+            .map(|inner| Tokenizer { inner })
+            .map_err(|e| TextError(format!("invalid tokenizer.json: {e}")))
+    }
+
+    pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, TextError> {
+        self.inner
+            .encode(text, add_special_tokens)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| TextError(format!("tokenization failed: {e}")))
+    }
+
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, TextError> {
+        self.inner
+            .decode(ids, skip_special_tokens)
+            .map_err(|e| TextError(format!("decoding failed: {e}")))
+    }
+
+    /// Vocabulary size including added tokens (the ids the tokenizer can produce).
+    pub fn vocab_size(&self) -> usize {
+        // Ids may be sparse when added tokens skip numbers: take the largest id + 1.
+        let base = self.inner.get_vocab_size(true);
+        let max_added = self
+            .inner
+            .get_added_tokens_decoder()
+            .keys()
+            .copied()
+            .max()
+            .map(|m| m as usize + 1)
+            .unwrap_or(0);
+        base.max(max_added)
+    }
+
+    /// Ids of every special token (added tokens flagged `special`), ascending.
+    pub fn special_token_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self
+            .inner
+            .get_added_tokens_decoder()
+            .iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WORD_LEVEL: &str = r#"{
+      "version": "1.0",
+      "truncation": null, "padding": null,
+      "added_tokens": [
+        {"id": 0, "content": "<unk>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true},
+        {"id": 1, "content": "<s>", "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}
+      ],
+      "normalizer": null,
+      "pre_tokenizer": {"type": "Whitespace"},
+      "post_processor": {"type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+        "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+        "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+      "decoder": null,
+      "model": {"type": "WordLevel", "vocab": {"<unk>": 0, "<s>": 1, "hello": 2, "world": 3}, "unk_token": "<unk>"}
+    }"#;
+
+    #[test]
+    fn encodes_decodes_and_lists_specials() {
+        let t = Tokenizer::from_json(WORD_LEVEL).unwrap();
+        assert_eq!(t.encode("hello world", true).unwrap(), vec![1, 2, 3]);
+        assert_eq!(t.encode("hello world", false).unwrap(), vec![2, 3]);
+        assert_eq!(t.decode(&[1, 2, 3], true).unwrap(), "hello world");
+        assert_eq!(t.vocab_size(), 4);
+        assert_eq!(t.special_token_ids(), vec![0, 1]);
+        assert_eq!(t.token_to_id("world"), Some(3));
+    }
+
+    #[test]
+    fn bad_json_is_an_error() {
+        assert!(Tokenizer::from_json("{").is_err());
+    }
+}

@@ -1,0 +1,25 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../../cli/base.js';
+import { renderTable } from '../../ui/table.js';
+import type { ModelRecord } from '../../registry/types.js';
+
+export default class ModelsList extends BaseCommand<typeof ModelsList> {
+  static override summary = 'List the registered models.';
+  static override examples = ['<%= config.bin %> models list', '<%= config.bin %> models list --family alpha --json'];
+  static override flags = {
+    family: Flags.string({ description: 'Only models of this family.' }),
+  };
+
+  async run(): Promise<{ models: ModelRecord[] }> {
+    const models = await (await this.registry()).listModels({ family: this.flags.family });
+    if (models.length === 0) this.logger.info('no models registered (add one with `modelprint models add <path>`)');
+    else
+      this.out(
+        renderTable(
+          ['id', 'name', 'family', 'type', 'base', 'format', 'downloads'],
+          models.map((m) => [m.id, m.name, m.family, m.modelType, m.baseModel, m.format, m.downloads]),
+        ),
+      );
+    return { models };
+  }
+}
