@@ -62,6 +62,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
     const e = toModelprintError(err);
     process.exitCode = e.exitCode;
+    // A usage error stops parsing half-way; don't let oclif warn that we never parsed.
+    (this as unknown as { parsed: boolean }).parsed = true;
     if (this.jsonEnabled()) {
       process.stdout.write(`${JSON.stringify({ ok: false, error: e.toJSON() })}\n`);
     }

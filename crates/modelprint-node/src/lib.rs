@@ -24,6 +24,18 @@ pub fn bottom_k_rows(data: Float32Array, width: u32, k: u32) -> Result<Uint32Arr
     Ok(Uint32Array::new(rows.concat()))
 }
 
+/// Like `bottomKRows`, but each row's ids are returned in ascending id order (the
+/// form set overlap works on).
+#[napi]
+pub fn bottom_k_rows_sorted(data: Float32Array, width: u32, k: u32) -> Result<Uint32Array> {
+    let mut rows =
+        modelprint_core::bottom_k_rows(&data, width as usize, k as usize).map_err(to_napi)?;
+    for r in rows.iter_mut() {
+        r.sort_unstable();
+    }
+    Ok(Uint32Array::new(rows.concat()))
+}
+
 /// `|A ∩ B| / |A|` of two ascending id lists.
 #[napi]
 pub fn overlap_ratio(a: Uint32Array, b: Uint32Array) -> f64 {

@@ -1,0 +1,39 @@
+import { Flags } from '@oclif/core';
+import { BottomKParamsSchema, type BottomKParams } from '../methods/params.js';
+import { ModelprintError } from '../errors.js';
+
+/** Flags shared by the bottom-k pipeline commands (lineage, matrix). */
+export const bottomKFlags = {
+  'num-prompts': Flags.integer({ description: 'Probe prompts per source model (N).', default: 10, min: 1 }),
+  k: Flags.integer({ description: 'Size of each bottom-k set (clipped to the vocabulary).', default: 2000, min: 1 }),
+  'sample-k': Flags.integer({ description: 'Prompt generation samples among this many least likely tokens.', default: 50, min: 1 }),
+  'prefix-len': Flags.integer({ description: 'Random prefix length of a probe prompt (tokens).', default: 8, min: 1 }),
+  'total-len': Flags.integer({ description: 'Total probe prompt length (tokens).', default: 64, min: 1 }),
+  seed: Flags.integer({ description: 'PRNG seed (recorded with the prompts).', default: 42, min: 0 }),
+  metric: Flags.string({ description: 'Set score.', options: ['overlap', 'jaccard'], default: 'overlap' }),
+  device: Flags.string({ description: 'Inference device: cuda fails if absent, auto falls back to the CPU.', options: ['cpu', 'cuda', 'auto'], default: 'auto' }),
+  threads: Flags.integer({ description: 'ONNX Runtime threads per model (0 = all cores).', default: 0, min: 0 }),
+  'batch-size': Flags.integer({ description: 'Prompts per forward pass.', default: 16, min: 1 }),
+  reuse: Flags.boolean({ description: 'Reuse probe sets and sketches stored in the registry.', default: true, allowNo: true }),
+  progress: Flags.string({ description: 'Progress display: a live table on a TTY, JSON lines otherwise.', options: ['auto', 'tty', 'jsonl', 'plain', 'none'], default: 'auto' }),
+};
+
+export function bottomKParamsFrom(flags: Record<string, unknown>): BottomKParams {
+  const parsed = BottomKParamsSchema.safeParse({
+    k: flags.k,
+    numPrompts: flags['num-prompts'],
+    sampleK: flags['sample-k'],
+    prefixLen: flags['prefix-len'],
+    totalLen: flags['total-len'],
+    seed: flags.seed,
+    metric: flags.metric,
+  });
+  if (!parsed.success) {
+    const i = parsed.error.issues[0];
+    throw new ModelprintError('E_USAGE', `--${String(i.path[0])}: ${i.message}`, { hint: 'see --help' });
+  }
+  if (parsed.data.totalLen < parsed.data.prefixLen) {
+    throw new ModelprintError('E_USAGE', `--total-len (${parsed.data.totalLen}) must be at least --prefix-len (${parsed.data.prefixLen})`, { hint: 'the defaults are 64 and 8' });
+  }
+  return parsed.data;
+}

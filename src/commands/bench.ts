@@ -1,0 +1,25 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base.js';
+import { runPipelineBenches } from '../bench/pipeline.js';
+
+export default class Bench extends BaseCommand<typeof Bench> {
+  static override summary = 'Run the benchmarks and write BENCHMARKS.md (what `npm run bench` runs).';
+  static override hidden = false;
+  static override examples = ['<%= config.bin %> bench', '<%= config.bin %> bench --only inference --only quality'];
+  static override flags = {
+    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'similarity'], multiple: true }),
+    file: Flags.string({ description: 'Markdown file to update.', default: 'BENCHMARKS.md' }),
+  };
+
+  async run(): Promise<{ file: string; sections: string[] }> {
+    const only = this.flags.only;
+    const sections = only ?? ['inference', 'pipeline', 'quality', 'similarity'];
+    await runPipelineBenches(this.flags.file, sections);
+    if (sections.includes('similarity')) {
+      const { benchSimilarity } = await import('../bench/similarity.js');
+      await benchSimilarity();
+    }
+    this.logger.info(`updated ${this.flags.file}`);
+    return { file: this.flags.file, sections };
+  }
+}

@@ -1,0 +1,74 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base.js';
+import { bottomKFlags, bottomKParamsFrom } from '../cli/method-flags.js';
+import { ModelprintError } from '../errors.js';
+import { runBaseVsDerived, type LineageSummary, type RunContext } from '../methods/lineage.js';
+import { resolveModelList, resolveOne } from '../methods/models-input.js';
+import { runTextMethod } from '../methods/text.js';
+import { makeProgress, type ProgressMode } from '../ui/progress.js';
+import { StopSignal } from '../util/signals.js';
+import type { DeviceRequest } from '../inference/device.js';
+import { renderTable } from '../ui/table.js';
+
+export default class Lineage extends BaseCommand<typeof Lineage> {
+  static override summary = 'Base vs derived: score each derived model against a base (bottom-k overlap).';
+  static override description = `Generates probe prompts from the base (METHODS §1.2), computes the base's bottom-k sets once, then loads each derived model once and appends one CSV row per model as soon as it is done. Re-running the same command resumes: models already in --out are skipped. Broken or unsupported models become rows with -1 and an error code; the batch goes on and exits 3.`;
+  static override examples = [
+    '<%= config.bin %> lineage --base ./zoo/alpha-base --derived ./zoo/models.csv --out results.csv',
+    '<%= config.bin %> lineage --base ./zoo/alpha-base --derived ./zoo/alpha-int8 ./zoo/beta-base --num-prompts 5 --json',
+    '<%= config.bin %> lineage --base ./zoo/alpha-base --derived ./zoo/models.csv --method text --out text.csv',
+  ];
+  static override flags = {
+    base: Flags.string({ description: 'Base model: local folder, hub cache snapshot, .onnx file or registry id/name.', required: true }),
+    derived: Flags.string({ description: 'Derived models: folders, registry ids, or a models CSV (model_id, optional path).', required: true, multiple: true }),
+    out: Flags.string({ description: 'Result CSV (appended per model; resumable).', default: 'lineage_results.csv' }),
+    'prompts-out': Flags.string({ description: 'Write the probe prompts (with seed and parameters) to this JSON file.' }),
+    'prompts-in': Flags.string({ description: 'Use the probe prompts of this JSON file instead of generating them.' }),
+    method: Flags.string({ description: 'bottomk (§1) or text (§2, bottom-k constrained generation).', options: ['bottomk', 'text'], default: 'bottomk' }),
+    'retry-failed': Flags.boolean({ description: 'On resume, run models that failed before again.' }),
+    tokenizer: Flags.string({ description: 'tokenizer.json to use for the base when it is a bare .onnx file.' }),
+    ...bottomKFlags,
+  };
+
+  async run(): Promise<LineageSummary> {
+    const f = this.flags;
+    const params = bottomKParamsFrom(f);
+    const registry = await this.registry();
+    const stop = new StopSignal();
+    const progress = await makeProgress(f.progress as ProgressMode, this.jsonEnabled() ? false : Boolean(f.quiet));
+    const ctx: RunContext = {
+      params,
+      open: { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'] },
+      registry,
+      reuse: f.reuse,
+      progress,
+      stop,
+      resumeHint: `modelprint ${process.argv.slice(2).join(' ')}`,
+    };
+    try {
+      const base = await resolveOne(f.base, registry);
+      if (!base.path) {
+        throw new ModelprintError('E_NOT_FOUND', `base model "${f.base}" is neither a local path nor a registry model`, { subject: '--base', hint: 'pass a model folder, or register it with `modelprint models add`' });
+      }
+      const derived = await resolveModelList(f.derived, registry);
+      if (derived.length === 0) throw new ModelprintError('E_INPUT', 'no derived models given', { subject: '--derived', hint: 'pass folders or a models CSV' });
+      const summary =
+        f.method === 'text'
+          ? await runTextMethod(ctx, base, derived, f.out, { promptsIn: f['prompts-in'], promptsOut: f['prompts-out'], retryFailed: f['retry-failed'] })
+          : await runBaseVsDerived(ctx, base, derived, f.out, { promptsIn: f['prompts-in'], promptsOut: f['prompts-out'], retryFailed: f['retry-failed'] });
+      progress.close();
+      if (summary.failures.length > 0) {
+        this.out(renderTable(['model', 'error code', 'message'], summary.failures.map((x) => [x.model, x.code, x.message.slice(0, 100)])));
+      }
+      this.out(`${summary.ok} ok, ${summary.failed} failed, ${summary.skipped} already done → ${summary.out}`);
+      this.partial(summary.failed);
+      return summary;
+    } catch (e) {
+      progress.close();
+      if (stop.stopped) stop.check(ctx.resumeHint);
+      throw e;
+    } finally {
+      stop.dispose();
+    }
+  }
+}

@@ -1,0 +1,57 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../cli/base.js';
+import { bottomKFlags, bottomKParamsFrom } from '../cli/method-flags.js';
+import { runMatrix } from '../methods/matrix.js';
+import type { RunContext } from '../methods/lineage.js';
+import { resolveModelList } from '../methods/models-input.js';
+import { makeProgress, type ProgressMode } from '../ui/progress.js';
+import { StopSignal } from '../util/signals.js';
+import type { DeviceRequest } from '../inference/device.js';
+import { renderTable } from '../ui/table.js';
+
+export default class Matrix extends BaseCommand<typeof Matrix> {
+  static override summary = 'Pairwise bottom-k overlap matrix of many models (METHODS §1.5).';
+  static override description = `Each model generates N probe prompts of its own, then every model computes its bottom-k sets on all n·N prompts; M[i][j] is the mean over model i's prompts of the overlap of S_j with S_i. Writes overlap_matrix.csv (six decimals), overlap_matrix.npy (float32), matrix_models.json (status and error codes) and prompts.json, refreshed atomically as models finish. Failed models are -1 in their row and column; probe sets and sketches are reused from the registry, so an interrupted run resumes.`;
+  static override examples = [
+    '<%= config.bin %> matrix --models ./zoo/models.csv --out-dir ./matrix',
+    '<%= config.bin %> matrix --models ./zoo/alpha-base ./zoo/beta-base ./zoo/alpha-int8 --num-prompts 5 --out-dir m --json',
+  ];
+  static override flags = {
+    models: Flags.string({ description: 'Models: folders, registry ids, or a models CSV (model_id, optional path).', required: true, multiple: true }),
+    'out-dir': Flags.string({ description: 'Output folder.', default: 'matrix' }),
+    ...bottomKFlags,
+  };
+
+  async run(): Promise<Record<string, unknown>> {
+    const f = this.flags;
+    const params = bottomKParamsFrom(f);
+    const registry = await this.registry();
+    const stop = new StopSignal();
+    const progress = await makeProgress(f.progress as ProgressMode, Boolean(f.quiet));
+    const ctx: RunContext = {
+      params,
+      open: { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'] },
+      registry,
+      reuse: f.reuse,
+      progress,
+      stop,
+      resumeHint: `modelprint ${process.argv.slice(2).join(' ')}`,
+    };
+    try {
+      const models = await resolveModelList(f.models, registry);
+      const r = await runMatrix(ctx, models, f['out-dir']);
+      progress.close();
+      const failures = r.status.filter((s) => !s.ok);
+      if (failures.length > 0) this.out(renderTable(['model', 'error code', 'message'], failures.map((s) => [s.model, s.code, (s.message ?? '').slice(0, 100)])));
+      this.out(`${r.models.length - r.failed} ok, ${r.failed} failed → ${r.files.csv}`);
+      this.partial(r.failed);
+      return { models: r.models, failed: r.failed, status: r.status, files: r.files, seconds: r.seconds, params };
+    } catch (e) {
+      progress.close();
+      if (stop.stopped) stop.check(ctx.resumeHint);
+      throw e;
+    } finally {
+      stop.dispose();
+    }
+  }
+}

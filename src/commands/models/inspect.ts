@@ -1,0 +1,48 @@
+import { Args, Flags } from '@oclif/core';
+import { BaseCommand } from '../../cli/base.js';
+import { inspectModel, type ModelInspection } from '../../inference/inspect.js';
+import type { DeviceRequest } from '../../inference/device.js';
+import { renderTable } from '../../ui/table.js';
+
+export default class ModelsInspect extends BaseCommand<typeof ModelsInspect> {
+  static override summary = 'Show what a model is (format, architecture, vocabulary, special tokens) and whether modelprint can run it.';
+  static override description = 'Exit code 0 when the model runs, 1 when it cannot (the error code says why: unsupported_gguf, missing_tokenizer, corrupt_onnx, …).';
+  static override examples = [
+    '<%= config.bin %> models inspect ./zoo/alpha-base',
+    '<%= config.bin %> models inspect ~/.cache/huggingface/hub/models--org--name/snapshots/abc123 --json',
+  ];
+  static override args = { path: Args.string({ description: 'Model folder, hub cache snapshot or .onnx file.', required: true }) };
+  static override flags = {
+    device: Flags.string({ options: ['cpu', 'cuda', 'auto'], default: 'auto', description: 'Device to try the model on.' }),
+    tokenizer: Flags.string({ description: 'tokenizer.json to use with a bare .onnx file.' }),
+  };
+
+  async run(): Promise<ModelInspection> {
+    const r = await inspectModel(this.args.path, { device: this.flags.device as DeviceRequest, tokenizer: this.flags.tokenizer });
+    const specials = Object.entries(r.special_tokens)
+      .filter(([, v]) => v)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    this.out(
+      renderTable(
+        ['field', 'value'],
+        [
+          ['path', r.path],
+          ['format', r.format],
+          ['model type', r.model_type],
+          ['architecture', r.architecture],
+          ['layers', r.layers],
+          ['hidden size', r.hidden_size],
+          ['heads / kv heads / head dim', `${r.heads ?? '-'} / ${r.kv_heads ?? '-'} / ${r.head_dim ?? '-'}`],
+          ['vocab (config / tokenizer / logits)', `${r.vocab_size ?? '-'} / ${r.tokenizer_vocab_size ?? '-'} / ${r.logits_width ?? '-'}`],
+          ['special tokens', `${specials} ids=[${r.special_token_ids.join(', ')}]`],
+          ['onnx', r.onnx_file ? `${r.onnx_file} (${((r.onnx_bytes ?? 0) / 2 ** 20).toFixed(1)} MiB)` : '-'],
+          ['kv cache', r.kv_cache === null ? '-' : String(r.kv_cache)],
+          ['runs', r.runs ? `yes (${r.device})` : `no: [${r.error?.code}] ${r.error?.message}${r.error?.hint ? ` — ${r.error.hint}` : ''}`],
+        ],
+      ),
+    );
+    if (!r.runs) process.exitCode = 1;
+    return r;
+  }
+}

@@ -1,0 +1,59 @@
+import { ModelprintError, type ErrorCode } from '../errors.js';
+
+/**
+ * Per-model failure codes (METHODS §1.6). They go into result rows (`error_code`) so a
+ * batch can tell users *why* a model could not be evaluated. The four `unsupported_*`
+ * codes are the kinds of METHODS' `unsupported_format`.
+ */
+export type ModelErrorCode =
+  | 'not_found'
+  | 'gated'
+  | 'unsupported_gguf'
+  | 'unsupported_mlx'
+  | 'unsupported_safetensors'
+  | 'unsupported_bitsandbytes'
+  | 'unsupported_format'
+  | 'missing_tokenizer'
+  | 'tokenizer_mismatch'
+  | 'corrupt_onnx'
+  | 'unexpected_io'
+  | 'load_failed'
+  | 'inference_failed'
+  | 'non_finite_logits'
+  | 'no_allowed_tokens';
+
+const CLI_CODE: Record<ModelErrorCode, ErrorCode> = {
+  not_found: 'E_NOT_FOUND',
+  gated: 'E_PERMISSION',
+  unsupported_gguf: 'E_MODEL_FORMAT',
+  unsupported_mlx: 'E_MODEL_FORMAT',
+  unsupported_safetensors: 'E_MODEL_FORMAT',
+  unsupported_bitsandbytes: 'E_MODEL_FORMAT',
+  unsupported_format: 'E_MODEL_FORMAT',
+  missing_tokenizer: 'E_TOKENIZER',
+  tokenizer_mismatch: 'E_TOKENIZER',
+  corrupt_onnx: 'E_MODEL_LOAD',
+  unexpected_io: 'E_MODEL_FORMAT',
+  load_failed: 'E_MODEL_LOAD',
+  inference_failed: 'E_INFERENCE',
+  non_finite_logits: 'E_INFERENCE',
+  no_allowed_tokens: 'E_TOKENIZER',
+};
+
+/** A model that cannot be evaluated: a row with -1 and this code, never a dead batch. */
+export class ModelError extends ModelprintError {
+  readonly modelCode: ModelErrorCode;
+  constructor(modelCode: ModelErrorCode, model: string, message: string, hint?: string, cause?: unknown) {
+    super(CLI_CODE[modelCode], `${model}: ${message}`, { subject: model, hint, cause });
+    this.name = 'ModelError';
+    this.modelCode = modelCode;
+  }
+
+  override toJSON(): Record<string, unknown> {
+    return { ...super.toJSON(), model_code: this.modelCode };
+  }
+}
+
+export function isModelError(e: unknown): e is ModelError {
+  return e instanceof ModelError;
+}

@@ -1,0 +1,75 @@
+/**
+ * Model lists for batch commands: local paths, a models CSV (`model_id`, optional
+ * `path`, any metadata columns), or registry ids / names.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { ModelprintError } from '../errors.js';
+import type { Registry } from '../registry/types.js';
+import { parseCsvRows } from './results.js';
+
+export interface ModelEntry {
+  /** The name rows are keyed by (hub id, registry name, or the path as given). */
+  id: string;
+  /** Local path to load, or null when it could not be resolved (the row will say not_found). */
+  path: string | null;
+  /** Extra CSV / registry columns carried into the output (downloads, likes, …). */
+  meta: Record<string, string>;
+  contentHash?: string | null;
+  registryId?: number;
+}
+
+function readModelsCsv(file: string): ModelEntry[] {
+  const rows = parseCsvRows(fs.readFileSync(file, 'utf8')).filter((r) => r.some((x) => x.trim() !== ''));
+  if (rows.length === 0) throw new ModelprintError('E_INPUT', `${file} is empty`, { subject: file, hint: 'a models CSV needs a header with model_id (and optionally path)' });
+  const head = rows[0].map((h) => h.trim());
+  const idCol = head.indexOf('model_id') >= 0 ? head.indexOf('model_id') : head.indexOf('derived_model_name');
+  if (idCol < 0) {
+    throw new ModelprintError('E_INPUT', `${file}: no "model_id" column (columns: ${head.join(', ')})`, {
+      subject: file,
+      hint: 'name the model column model_id; add a path column for local folders',
+    });
+  }
+  const pathCol = head.indexOf('path');
+  const base = path.dirname(path.resolve(file));
+  return rows.slice(1).map((r, i) => {
+    const id = (r[idCol] ?? '').trim();
+    if (!id) throw new ModelprintError('E_INPUT', `${file} line ${i + 2}: empty model_id`, { subject: file, hint: 'every row needs a model_id' });
+    const p = pathCol >= 0 && r[pathCol]?.trim() ? path.resolve(base, r[pathCol].trim()) : null;
+    const meta: Record<string, string> = {};
+    head.forEach((h, j) => {
+      if (j !== idCol && j !== pathCol && h) meta[h] = r[j] ?? '';
+    });
+    return { id, path: p, meta };
+  });
+}
+
+/** Expands the values of --derived / --models into model entries (order kept, duplicates dropped). */
+export async function resolveModelList(values: string[], registry: Registry | null): Promise<ModelEntry[]> {
+  const out: ModelEntry[] = [];
+  for (const v of values) {
+    if (v.endsWith('.csv') && fs.existsSync(v) && fs.statSync(v).isFile()) {
+      for (const e of readModelsCsv(v)) {
+        if (!e.path) {
+          const local = await resolveOne(e.id, registry);
+          out.push({ ...local, meta: { ...local.meta, ...e.meta } });
+        } else out.push(e);
+      }
+    } else out.push(await resolveOne(v, registry));
+  }
+  const seen = new Set<string>();
+  return out.filter((e) => (seen.has(e.id) ? false : (seen.add(e.id), true)));
+}
+
+/** One reference: a local path, else a registry id/name, else unresolved (not_found row). */
+export async function resolveOne(ref: string, registry: Registry | null): Promise<ModelEntry> {
+  if (fs.existsSync(ref)) return { id: ref, path: path.resolve(ref), meta: {} };
+  const m = registry ? await registry.getModel(ref) : null;
+  if (m) {
+    const meta: Record<string, string> = {};
+    if (m.downloads !== null) meta.downloads = String(m.downloads);
+    if (m.likes !== null) meta.likes = String(m.likes);
+    return { id: m.name, path: m.source, meta, contentHash: m.contentHash, registryId: m.id };
+  }
+  return { id: ref, path: null, meta: {} };
+}
