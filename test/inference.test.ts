@@ -144,10 +144,11 @@ describe('inference on the zoo', () => {
   });
 
   it('models inspect --json succeeds on every zoo model', () => {
-    for (const m of models) {
-      const r = runCli(['models', 'inspect', m.path, '--json']);
-      expect(r.code, `${m.model_id}: ${r.stderr}`).toBe(0);
-      const j = parseJson<{ runs: boolean; format: string; layers: number; vocab_size: number; logits_width: number; special_token_ids: number[] }>(r);
+    const r = runCli(['models', 'inspect', ...models.map((m) => m.path), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const all = parseJson<{ models: Array<{ runs: boolean; format: string; layers: number; vocab_size: number; logits_width: number; special_token_ids: number[] }> }>(r).models;
+    expect(all).toHaveLength(models.length);
+    for (const j of all) {
       expect(j).toMatchObject({ runs: true, format: 'onnx' });
       expect(j.layers).toBeGreaterThan(0);
       expect(j.logits_width).toBe(j.vocab_size);

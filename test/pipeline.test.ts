@@ -76,7 +76,7 @@ describe('lineage (base vs derived)', () => {
     expect(fs.readFileSync(out, 'utf8')).toBe(before);
 
     // Other parameters into the same file: refused, file untouched.
-    const other = runCli(['lineage', '--base', base.path, '--derived', derived, '--out', out, '--registry', reg, ...FAST, '--k', '300']);
+    const other = runCli(['lineage', '--base', base.path, '--derived', derived, '--out', out, '--registry', reg, ...FAST.map((a) => (a === '200' ? '300' : a))]);
     expect(other.code).toBe(1);
     expect(other.stderr).toContain('E_CONFIG');
     expect(fs.readFileSync(out, 'utf8')).toBe(before);
@@ -184,7 +184,7 @@ describe('lineage (base vs derived)', () => {
     const header = parseCsvRows(fs.readFileSync(out, 'utf8'))[0];
     expect(header).toEqual([...TEXT_COLUMNS]);
     const rows = readCsv(out);
-    expect(rows[0]).toMatchObject({ avg_pal_k: '1', avg_lev_sim: '1', avg_lcs_ratio: '1', avg_score: '1' });
+    expect(rows[0]).toMatchObject({ avg_pal_k: '1.0', avg_lev_sim: '1.0', avg_lcs_ratio: '1.0', avg_score: '1.0' });
     expect(JSON.parse(rows[1].pair_metrics_json)).toHaveLength(3);
     expect(Number(rows[1].avg_score)).toBeLessThanOrEqual(1);
   });

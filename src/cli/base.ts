@@ -29,6 +29,8 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   protected flags!: BaseFlags<T>;
   protected args!: BaseArgs<T>;
+  /** All positional arguments (for commands with strict = false). */
+  protected positional: string[] = [];
   protected logger = new Logger();
   private registryHandle?: Registry;
 
@@ -36,7 +38,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     await super.init();
     // Verbose before parsing, so parse errors can show a stack trace too.
     if (this.argv.includes('--verbose') || this.argv.includes('-v')) this.logger.level = 'verbose';
-    const { args, flags } = await this.parse({
+    const { args, flags, argv } = await this.parse({
       flags: this.ctor.flags,
       baseFlags: (this.ctor as typeof BaseCommand).baseFlags,
       enableJsonFlag: this.ctor.enableJsonFlag,
@@ -45,6 +47,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     });
     this.flags = flags as BaseFlags<T>;
     this.args = args as BaseArgs<T>;
+    this.positional = argv.map(String);
     this.logger.level = this.flags.verbose ? 'verbose' : this.flags.quiet || this.jsonEnabled() ? 'quiet' : 'normal';
   }
 

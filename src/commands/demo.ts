@@ -79,7 +79,9 @@ export default class Demo extends BaseCommand<typeof Demo> {
       const info = models.map((m) => ({ model_id: m.id, family: m.meta.family ?? '', model_type: m.meta.model_type ?? '', display_name: m.id }));
       let dashboard: string | null = null;
       try {
-        dashboard = await writeMatrixDashboard(path.join(out, 'report'), { models: r.models, matrix: r.matrix, info });
+        const n = r.models.length;
+        const rows = Array.from({ length: n }, (_, i) => Array.from(r.matrix.subarray(i * n, (i + 1) * n)));
+        dashboard = writeMatrixDashboard(path.join(out, 'report'), { models: r.models, matrix: rows, info, title: 'modelprint demo: bottom-k overlap of the zoo', label: 'overlap' }).html;
       } catch (e) {
         this.logger.warn(`dashboard not written: ${(e as Error).message}`);
       }

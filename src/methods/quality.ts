@@ -64,7 +64,7 @@ export function lineageQuality(
 ): QualityReport {
   const n = ids.length;
   const idx = new Map(ids.map((id, i) => [id, i]));
-  const hard = opts.hard ?? ['ft-heavy', 'chain-3'];
+  const hard = opts.hard ?? ['finetune-heavy', 'finetune-chain'];
   const score = (a: string, b: string) => {
     const i = idx.get(a);
     const j = idx.get(b);

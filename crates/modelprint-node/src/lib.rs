@@ -1,6 +1,8 @@
 //! Thin napi-rs binding: converts between JS typed arrays and the core crates.
 //! No algorithm lives here.
 
+mod linalg;
+
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -20,7 +22,8 @@ pub fn bottom_k(values: Float32Array, k: u32) -> Result<Uint32Array> {
 /// (each row contributes `min(k, width)` ids).
 #[napi]
 pub fn bottom_k_rows(data: Float32Array, width: u32, k: u32) -> Result<Uint32Array> {
-    let rows = modelprint_core::bottom_k_rows(&data, width as usize, k as usize).map_err(to_napi)?;
+    let rows =
+        modelprint_core::bottom_k_rows(&data, width as usize, k as usize).map_err(to_napi)?;
     Ok(Uint32Array::new(rows.concat()))
 }
 
@@ -80,7 +83,9 @@ impl Tokenizer {
 
     #[napi]
     pub fn decode(&self, ids: Uint32Array, skip_special_tokens: bool) -> Result<String> {
-        self.inner.decode(&ids, skip_special_tokens).map_err(to_napi)
+        self.inner
+            .decode(&ids, skip_special_tokens)
+            .map_err(to_napi)
     }
 
     #[napi(getter)]

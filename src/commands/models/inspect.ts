@@ -11,13 +11,22 @@ export default class ModelsInspect extends BaseCommand<typeof ModelsInspect> {
     '<%= config.bin %> models inspect ./zoo/alpha-base',
     '<%= config.bin %> models inspect ~/.cache/huggingface/hub/models--org--name/snapshots/abc123 --json',
   ];
-  static override args = { path: Args.string({ description: 'Model folder, hub cache snapshot or .onnx file.', required: true }) };
+  static override args = { path: Args.string({ description: 'Model folder, hub cache snapshot or .onnx file (several may follow).', required: true }) };
+  static override strict = false;
   static override flags = {
     device: Flags.string({ options: ['cpu', 'cuda', 'auto'], default: 'auto', description: 'Device to try the model on.' }),
     tokenizer: Flags.string({ description: 'tokenizer.json to use with a bare .onnx file.' }),
   };
 
-  async run(): Promise<ModelInspection> {
+  async run(): Promise<ModelInspection | { models: ModelInspection[] }> {
+    const paths = this.positional;
+    if (paths.length > 1) {
+      const all: ModelInspection[] = [];
+      for (const p of paths) all.push(await inspectModel(p, { device: this.flags.device as DeviceRequest, tokenizer: this.flags.tokenizer }));
+      this.out(renderTable(['path', 'format', 'layers', 'vocab', 'runs'], all.map((r) => [r.path, r.format, r.layers, r.logits_width ?? r.vocab_size, r.runs ? 'yes' : `no: ${r.error?.code}`])));
+      if (all.some((r) => !r.runs)) process.exitCode = 1;
+      return { models: all };
+    }
     const r = await inspectModel(this.args.path, { device: this.flags.device as DeviceRequest, tokenizer: this.flags.tokenizer });
     const specials = Object.entries(r.special_tokens)
       .filter(([, v]) => v)

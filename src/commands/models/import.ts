@@ -1,0 +1,56 @@
+import { Args } from '@oclif/core';
+import fs from 'node:fs';
+import path from 'node:path';
+import { BaseCommand } from '../../cli/base.js';
+import { ModelprintError } from '../../errors.js';
+import { detectFormat } from '../../inference/format.js';
+import { parseCsvRows } from '../../methods/results.js';
+import { contentHash } from '../../util/hash.js';
+import type { ModelRecord } from '../../registry/types.js';
+
+export default class ModelsImport extends BaseCommand<typeof ModelsImport> {
+  static override summary = 'Register every model of a models CSV (model_id, path, family, model_type, base_model, downloads, likes).';
+  static override description = 'Paths are relative to the CSV. Models already registered under the same name are left as they are.';
+  static override examples = ['<%= config.bin %> models import ./zoo/models.csv', '<%= config.bin %> models import models.csv --registry postgres://admin@db/modelprint --json'];
+  static override args = { csv: Args.string({ description: 'Models CSV.', required: true }) };
+
+  async run(): Promise<{ added: ModelRecord[]; existing: string[] }> {
+    const file = this.args.csv;
+    if (!fs.existsSync(file)) throw new ModelprintError('E_NOT_FOUND', `models CSV ${file} does not exist`, { subject: file, hint: 'e.g. the models.csv written by `modelprint zoo create`' });
+    const rows = parseCsvRows(fs.readFileSync(file, 'utf8')).filter((r) => r.some((x) => x.trim()));
+    const head = rows[0] ?? [];
+    for (const col of ['model_id', 'path']) {
+      if (!head.includes(col)) throw new ModelprintError('E_INPUT', `${file}: no "${col}" column (columns: ${head.join(', ')})`, { subject: file, hint: 'columns: model_id, path, and optionally family, model_type, base_model, downloads, likes' });
+    }
+    const reg = await this.registry();
+    const added: ModelRecord[] = [];
+    const existing: string[] = [];
+    for (const [i, r] of rows.slice(1).entries()) {
+      const rec = Object.fromEntries(head.map((h, j) => [h, (r[j] ?? '').trim()]));
+      const src = path.resolve(path.dirname(path.resolve(file)), rec.path);
+      if (!rec.model_id) throw new ModelprintError('E_INPUT', `${file} line ${i + 2}: empty model_id`, { subject: file, hint: 'every row needs a model_id' });
+      if (await reg.getModel(rec.model_id)) {
+        existing.push(rec.model_id);
+        continue;
+      }
+      if (!fs.existsSync(src)) throw new ModelprintError('E_NOT_FOUND', `${file} line ${i + 2}: path ${src} does not exist`, { subject: rec.model_id, hint: 'fix the path column (relative to the CSV)' });
+      const num = (v: string | undefined) => (v && /^\d+$/.test(v) ? Number(v) : null);
+      added.push(
+        await reg.addModel({
+          name: rec.model_id,
+          source: src,
+          contentHash: await contentHash(src),
+          family: rec.family || null,
+          modelType: rec.model_type || null,
+          baseModel: rec.base_model || null,
+          displayName: rec.display_name || null,
+          downloads: num(rec.downloads),
+          likes: num(rec.likes),
+          format: detectFormat(src),
+        }),
+      );
+    }
+    this.logger.info(`${added.length} models registered, ${existing.length} already there`);
+    return { added, existing };
+  }
+}
