@@ -9,13 +9,12 @@ import { copyModel, tinyZoo, type ZooModel } from './helpers/zoo.js';
 // Small parameters keep the suite fast on 2 cores; the method is the same.
 const FAST = ['--num-prompts', '3', '--k', '200', '--prefix-len', '4', '--total-len', '20', '--progress', 'jsonl'];
 
-let zooDir: string;
 let models: ZooModel[];
 let base: ZooModel;
 let family: ZooModel[];
 
 beforeAll(async () => {
-  ({ dir: zooDir, models } = await tinyZoo());
+  ({ models } = await tinyZoo());
   base = models.find((m) => !m.base_model)!;
   family = models.filter((m) => m.family === base.family && m.model_id !== base.model_id);
 });

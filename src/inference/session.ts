@@ -123,7 +123,7 @@ export class CausalLM {
     }
     let lm: CausalLM;
     try {
-      lm = new CausalLM(files.id, files, config, tok, session, device, opts.batchSize ?? 16);
+      lm = new CausalLM(files.id, files, config, tok, session, device, opts.batchSize ?? 4);
     } catch (e) {
       await session.release();
       throw e;
@@ -168,10 +168,10 @@ export class CausalLM {
     return feeds;
   }
 
-  private async run(feeds: Feeds): Promise<ort.InferenceSession.ReturnType> {
+  private async run(feeds: Feeds, outputs?: string[]): Promise<ort.InferenceSession.ReturnType> {
     if (this.released) throw new Error('model already released');
     try {
-      return await this.session.run(feeds);
+      return outputs ? await this.session.run(feeds, outputs) : await this.session.run(feeds);
     } catch (e) {
       throw new ModelError('inference_failed', this.id, `forward pass failed: ${messageOf(e).split('\n')[0]}`, 're-run with --verbose; the model may need inputs modelprint does not provide', e);
     }
@@ -181,7 +181,7 @@ export class CausalLM {
    * One forward pass over a batch of token sequences (left-padded to the longest) with
    * the given past; returns the last-position logits rows (batch × width) and presents.
    */
-  private async forward(seqs: number[][], past: Feeds | null, pastLen: number): Promise<{ logits: Float32Array; present: Feeds }> {
+  private async forward(seqs: number[][], past: Feeds | null, pastLen: number, wantPresent = true): Promise<{ logits: Float32Array; present: Feeds }> {
     const b = seqs.length;
     const len = Math.max(...seqs.map((s) => s.length));
     const pad = this.tok.padId ?? 0;
@@ -205,7 +205,7 @@ export class CausalLM {
     if (this.inputNames.has('token_type_ids')) feeds.token_type_ids = this.idsTensor(new Array(b * len).fill(0), [b, len]);
     if (this.inputNames.has('use_cache_branch')) feeds.use_cache_branch = new ort.Tensor('bool', [pastLen > 0], [1]);
     if (this.hasPast) Object.assign(feeds, past ?? this.emptyPast(b));
-    const out = await this.run(feeds);
+    const out = await this.run(feeds, wantPresent ? undefined : ['logits']);
     const logits = out.logits;
     const [ob, os, width] = logits.dims as number[];
     if (ob !== b || os !== len) throw new ModelError('unexpected_io', this.id, `logits have shape [${logits.dims.join(', ')}], expected [${b}, ${len}, vocab]`);
@@ -217,7 +217,7 @@ export class CausalLM {
     const rows = new Float32Array(b * width);
     for (let i = 0; i < b; i++) rows.set(data.subarray((i * len + len - 1) * width, (i * len + len) * width), i * width);
     const present: Feeds = {};
-    for (let i = 0; i < this.numLayers; i++) {
+    for (let i = 0; wantPresent && i < this.numLayers; i++) {
       present[`past_key_values.${i}.key`] = out[`present.${i}.key`];
       present[`past_key_values.${i}.value`] = out[`present.${i}.value`];
     }
@@ -230,7 +230,7 @@ export class CausalLM {
     let width = this.logitsWidth ?? 0;
     const chunks: Float32Array[] = [];
     for (let i = 0; i < prompts.length; i += this.batchSize) {
-      const { logits } = await this.forward(prompts.slice(i, i + this.batchSize), null, 0);
+      const { logits } = await this.forward(prompts.slice(i, i + this.batchSize), null, 0, false);
       width = this.logitsWidth!;
       chunks.push(logits);
     }

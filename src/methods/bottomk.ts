@@ -53,7 +53,9 @@ export async function generatePrompts(lm: CausalLM, p: BottomKParams, onStep?: P
     const width = lm.logitsWidth!;
     const gathered = new Float32Array(allowed.length);
     const sampleK = Math.min(p.sampleK, allowed.length);
-    let { state, logits } = await lm.startDecode(seqs);
+    const start = await lm.startDecode(seqs);
+    const state = start.state;
+    let logits = start.logits;
     for (let step = 0; step < steps; step++) {
       const next: number[] = [];
       for (let i = 0; i < p.numPrompts; i++) {

@@ -25,7 +25,9 @@ async function constrainedGenerate(lm: CausalLM, prompt: string, allowed: Uint32
   const usable = allowed.filter((t) => width === 0 || t < width);
   if (usable.length === 0 || ids.length === 0) return '';
   const eos = new Set(lm.config?.eosTokenIds ?? []);
-  let { state, logits } = await lm.startDecode([ids]);
+  const start = await lm.startDecode([ids]);
+  const state = start.state;
+  let logits = start.logits;
   const out: number[] = [];
   for (let step = 0; step < maxNew; step++) {
     let best = usable[0];

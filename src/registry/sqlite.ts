@@ -6,6 +6,8 @@ import { MIGRATIONS, renderMigration } from './migrations.js';
 import { errorFromRow, fingerprintFromRow, modelFromRow, now, probeSetFromRow, runFromRow } from './rows.js';
 import type {
   FingerprintInput,
+  ImportRecord,
+  Page,
   FingerprintRecord,
   ModelErrorRecord,
   ModelInput,
@@ -34,6 +36,7 @@ function registryError(file: string, e: unknown): ModelprintError {
 /** The embedded default registry: one SQLite file in WAL mode. */
 export class SqliteRegistry implements Registry {
   readonly backend = 'sqlite' as const;
+  readonly appliedMigrations: number[] = [];
   private db: Database.Database;
 
   private constructor(
@@ -91,6 +94,7 @@ export class SqliteRegistry implements Registry {
         this.db.exec(renderMigration(m.sql, 'sqlite'));
         this.db.prepare('INSERT INTO schema_migrations VALUES (?, ?, ?)').run(m.version, m.name, now());
       })();
+      this.appliedMigrations.push(m.version);
     }
   }
 
@@ -206,6 +210,17 @@ export class SqliteRegistry implements Registry {
     });
   }
 
+  /** Rows of a table in id order, one page (SQLite's LIMIT -1 means no limit). */
+  private page(table: string, page: Page = {}): Row[] {
+    return this.db
+      .prepare(`SELECT * FROM ${table} WHERE id > ? ORDER BY id LIMIT ?`)
+      .all(page.afterId ?? 0, page.limit ?? -1) as Row[];
+  }
+
+  async listProbeSets(page?: Page): Promise<ProbeSetRecord[]> {
+    return this.wrap(() => this.page('probe_sets', page).map(probeSetFromRow));
+  }
+
   async putFingerprint(f: FingerprintInput): Promise<FingerprintRecord> {
     return this.wrap(() => {
       this.db
@@ -231,6 +246,10 @@ export class SqliteRegistry implements Registry {
     });
   }
 
+  async listFingerprints(page?: Page): Promise<FingerprintRecord[]> {
+    return this.wrap(() => this.page('fingerprints', page).map(fingerprintFromRow));
+  }
+
   async startRun(kind: string, config: Record<string, unknown>): Promise<RunRecord> {
     return this.wrap(() => {
       const info = this.db
@@ -254,6 +273,10 @@ export class SqliteRegistry implements Registry {
     );
   }
 
+  async listAllRuns(page?: Page): Promise<RunRecord[]> {
+    return this.wrap(() => this.page('runs', page).map(runFromRow));
+  }
+
   async recordError(runId: number | null, modelRef: string, code: string, message: string): Promise<void> {
     this.wrap(() =>
       this.db
@@ -270,6 +293,76 @@ export class SqliteRegistry implements Registry {
           : this.db.prepare('SELECT * FROM model_errors WHERE run_id = ? ORDER BY id').all(runId);
       return (rows as Row[]).map(errorFromRow);
     });
+  }
+
+  async importRecord(r: ImportRecord): Promise<{ id: number; inserted: boolean }> {
+    return this.wrap(() =>
+      this.db.transaction((): { id: number; inserted: boolean } => {
+        const found = (sql: string, ...params: unknown[]) => this.db.prepare(sql).get(...params) as Row | undefined;
+        const insert = (sql: string, ...params: unknown[]) => ({
+          id: Number(this.db.prepare(sql).run(...params).lastInsertRowid),
+          inserted: true,
+        });
+        let hit: Row | undefined;
+        switch (r.table) {
+          case 'models': {
+            const m = r.record;
+            hit = found('SELECT id FROM models WHERE name = ?', m.name);
+            if (hit) break;
+            return insert(
+              `INSERT INTO models (name, source, revision, content_hash, family, model_type, display_name, base_model,
+                 downloads, likes, tags, format, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+              m.name, m.source, m.revision, m.contentHash, m.family, m.modelType, m.displayName, m.baseModel,
+              m.downloads, m.likes, JSON.stringify(m.tags), m.format, m.createdAt,
+            );
+          }
+          case 'probe_sets': {
+            const p = r.record;
+            hit = found('SELECT id FROM probe_sets WHERE method = ? AND params_hash = ? AND source_key = ?', p.method, p.paramsHash, p.sourceKey);
+            if (hit) break;
+            return insert(
+              'INSERT INTO probe_sets (method, params_hash, params, source_key, prompts, created_at) VALUES (?,?,?,?,?,?)',
+              p.method, p.paramsHash, JSON.stringify(p.params), p.sourceKey, JSON.stringify(p.prompts), p.createdAt,
+            );
+          }
+          case 'fingerprints': {
+            const f = r.record;
+            hit = found('SELECT id FROM fingerprints WHERE model_key = ? AND method = ? AND config_hash = ?', f.modelKey, f.method, f.configHash);
+            if (hit) break;
+            return insert(
+              `INSERT INTO fingerprints (model_key, model_id, probe_set_id, method, config_hash, payload, created_at)
+               VALUES (?,?,?,?,?,?,?)`,
+              f.modelKey, f.modelId ?? null, f.probeSetId ?? null, f.method, f.configHash, f.payload, f.createdAt,
+            );
+          }
+          case 'runs': {
+            const x = r.record;
+            const config = JSON.stringify(x.config);
+            hit = found('SELECT id FROM runs WHERE kind = ? AND started_at = ? AND config = ? ORDER BY id LIMIT 1', x.kind, x.startedAt, config);
+            if (hit) break;
+            return insert(
+              'INSERT INTO runs (kind, config, status, started_at, finished_at, summary) VALUES (?,?,?,?,?,?)',
+              x.kind, config, x.status, x.startedAt, x.finishedAt, x.summary === null ? null : JSON.stringify(x.summary),
+            );
+          }
+          case 'model_errors': {
+            const x = r.record;
+            hit = found(
+              `SELECT id FROM model_errors WHERE run_id IS ? AND model_ref = ? AND code = ? AND message = ? AND created_at = ?
+               ORDER BY id LIMIT 1`,
+              x.runId, x.modelRef, x.code, x.message, x.createdAt,
+            );
+            if (hit) break;
+            return insert(
+              'INSERT INTO model_errors (run_id, model_ref, code, message, created_at) VALUES (?,?,?,?,?)',
+              x.runId, x.modelRef, x.code, x.message, x.createdAt,
+            );
+          }
+        }
+        if (!hit) throw new Error(`importRecord: unknown table ${(r as { table: string }).table}`);
+        return { id: Number(hit.id), inserted: false };
+      })(),
+    );
   }
 
   async close(): Promise<void> {

@@ -88,8 +88,27 @@ export interface RegistryInfo {
   counts: { models: number; probeSets: number; fingerprints: number; runs: number; errors: number };
 }
 
+/** A page of a listing in id order: rows with id > afterId, at most limit of them (all when absent). */
+export interface Page {
+  afterId?: number;
+  limit?: number;
+}
+
+/**
+ * A record exported from another registry (`registry export`), to store as it is:
+ * timestamps and run status are kept, foreign ids must already point into the target.
+ */
+export type ImportRecord =
+  | { table: 'models'; record: Omit<ModelRecord, 'id'> }
+  | { table: 'probe_sets'; record: Omit<ProbeSetRecord, 'id'> }
+  | { table: 'fingerprints'; record: Omit<FingerprintRecord, 'id'> }
+  | { table: 'runs'; record: Omit<RunRecord, 'id'> }
+  | { table: 'model_errors'; record: Omit<ModelErrorRecord, 'id'> };
+
 export interface Registry {
   readonly backend: 'sqlite' | 'postgres';
+  /** Schema versions this process applied when it opened the registry (empty when it was up to date). */
+  readonly appliedMigrations: readonly number[];
   info(): Promise<RegistryInfo>;
 
   addModel(m: ModelInput): Promise<ModelRecord>;
@@ -100,17 +119,31 @@ export interface Registry {
 
   putProbeSet(p: ProbeSetInput): Promise<ProbeSetRecord>;
   findProbeSet(method: string, paramsHash: string, sourceKey: string): Promise<ProbeSetRecord | null>;
+  /** Every probe set, oldest (lowest id) first. */
+  listProbeSets(page?: Page): Promise<ProbeSetRecord[]>;
 
   /** Inserts unless one exists for (modelKey, method, configHash); returns the stored row. */
   putFingerprint(f: FingerprintInput): Promise<FingerprintRecord>;
   findFingerprint(modelKey: string, method: string, configHash: string): Promise<FingerprintRecord | null>;
+  /** Every fingerprint with its payload, oldest first; page through big registries with afterId/limit. */
+  listFingerprints(page?: Page): Promise<FingerprintRecord[]>;
 
   startRun(kind: string, config: Record<string, unknown>): Promise<RunRecord>;
   finishRun(id: number, status: RunRecord['status'], summary: Record<string, unknown>): Promise<void>;
+  /** The latest runs, newest first. */
   listRuns(limit?: number): Promise<RunRecord[]>;
+  /** Every run, oldest first (for export). */
+  listAllRuns(page?: Page): Promise<RunRecord[]>;
 
   recordError(runId: number | null, modelRef: string, code: string, message: string): Promise<void>;
   listErrors(runId?: number): Promise<ModelErrorRecord[]>;
+
+  /**
+   * Stores an exported record unless an equal one is there already (models by name, probe sets
+   * and fingerprints by their unique keys, runs by kind + start time + config, errors by all
+   * fields). Returns the id of the stored or matching row. Used by `registry import`.
+   */
+  importRecord(r: ImportRecord): Promise<{ id: number; inserted: boolean }>;
 
   close(): Promise<void>;
 }

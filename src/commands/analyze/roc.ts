@@ -1,0 +1,95 @@
+import { Flags } from '@oclif/core';
+import { BaseCommand } from '../../cli/base.js';
+import { ModelprintError } from '../../errors.js';
+import { DEFAULT_MODEL_COLUMN, DEFAULT_SCORE_COLUMN, loadScores } from '../../analysis/input.js';
+import { type RocReport, roc } from '../../analysis/roc.js';
+import { rocDashboard, writeDashboard } from '../../report/index.js';
+import { fmt, renderTable } from '../../ui/table.js';
+
+type Result = RocReport & {
+  same_file: string;
+  diff_file: string;
+  same_rows: number;
+  diff_rows: number;
+  output?: { dir: string; files: string[] };
+};
+
+export default class AnalyzeRoc extends BaseCommand<typeof AnalyzeRoc> {
+  static override summary = 'ROC analysis of same-family vs different-family scores.';
+  static override description =
+    'METHODS §6. A pair is predicted "same family" when its score ≥ threshold. AUC by the trapezoid rule over ' +
+    "all thresholds (a same/different tie counts half); the best threshold maximises Youden's J (TPR − FPR; the " +
+    'highest such threshold), with accuracy, precision, recall, specificity and F1 there; the highest threshold ' +
+    'whose TPR reaches --target-tpr; and the full threshold table. Only rows with score ≥ 0 count. Scores are ' +
+    'compared as stored (METHODS §6); --tie-decimals N rounds them first, so floating-point noise of averaging ' +
+    '(0.005900000000000001 vs 0.0059) does not split a tie.';
+  static override examples = [
+    '<%= config.bin %> analyze roc --same overlap_same.csv --diff overlap_diff.csv',
+    '<%= config.bin %> analyze roc --same s.csv --diff d.csv --target-tpr 0.9 --json',
+    '<%= config.bin %> analyze roc --same s.csv --diff d.csv --output-dir report/',
+  ];
+  static override flags = {
+    same: Flags.string({ description: 'Scores of same-family pairs (CSV).', required: true }),
+    diff: Flags.string({ description: 'Scores of different-family pairs (CSV).', required: true }),
+    'score-column': Flags.string({ description: 'Column with the score.', default: DEFAULT_SCORE_COLUMN }),
+    'model-column': Flags.string({ description: 'Column with the model id.', default: DEFAULT_MODEL_COLUMN }),
+    'target-tpr': Flags.string({ description: 'Target true positive rate (0–1).', default: '0.95' }),
+    'tie-decimals': Flags.integer({ description: 'Round scores to this many decimals before comparing (default: compare as stored).', min: 0, max: 15 }),
+    'output-dir': Flags.string({ char: 'o', description: 'Write dashboard.html, SVG charts and report.json here.' }),
+  };
+
+  async run(): Promise<Result> {
+    const f = this.flags;
+    const target = Number(f['target-tpr']);
+    if (!(target > 0 && target <= 1)) {
+      throw new ModelprintError('E_USAGE', `--target-tpr must be in (0, 1], got "${f['target-tpr']}"`, { subject: '--target-tpr', hint: 'e.g. --target-tpr 0.95' });
+    }
+    const opts = { scoreColumn: f['score-column'], modelColumn: f['model-column'] };
+    const sameRows = loadScores(f.same, opts).rows;
+    const diffRows = loadScores(f.diff, opts).rows;
+    const same = sameRows.filter((r) => r.valid).map((r) => r.score as number);
+    const diff = diffRows.filter((r) => r.valid).map((r) => r.score as number);
+    for (const [file, xs] of [
+      [f.same, same],
+      [f.diff, diff],
+    ] as const) {
+      if (xs.length === 0) {
+        throw new ModelprintError('E_INPUT', `${file}: no valid scores (every row is < 0 or empty)`, {
+          subject: file,
+          hint: 'ROC needs at least one valid score on each side',
+        });
+      }
+    }
+    const report = roc(same, diff, { targetTpr: target, digits: f['tie-decimals'] ?? null });
+    const result: Result = {
+      same_file: f.same,
+      diff_file: f.diff,
+      same_rows: sameRows.length,
+      diff_rows: diffRows.length,
+      ...report,
+    };
+    this.out(
+      renderTable(
+        ['AUC', 'same', 'diff', 'tied pairs', 'best threshold', 'J', 'accuracy', 'precision', 'recall', 'specificity', 'F1'],
+        [[fmt(report.auc, 5), report.same_count, report.diff_count, report.tied_pairs, fmt(report.best_threshold, 6), fmt(report.youden_j), fmt(report.accuracy), fmt(report.precision), fmt(report.recall), fmt(report.specificity), fmt(report.f1)]],
+      ),
+    );
+    this.out(
+      `threshold reaching TPR ≥ ${target}: ${fmt(report.target_tpr_threshold, 6)} (TPR ${fmt(report.target.tpr)}, FPR ${fmt(report.target.fpr)}, precision ${fmt(report.target.precision)})`,
+    );
+    if (!this.flags.quiet) {
+      this.out(
+        renderTable(
+          ['threshold', 'TP', 'FP', 'TN', 'FN', 'TPR', 'FPR', 'precision', 'F1', 'J'],
+          report.table.map((r) => [fmt(r.threshold, 6), r.tp, r.fp, r.tn, r.fn, fmt(r.tpr), fmt(r.fpr), fmt(r.precision), fmt(r.f1), fmt(r.youden_j)]),
+        ),
+      );
+    }
+    if (f['output-dir']) {
+      const w = writeDashboard(f['output-dir'], rocDashboard(report, same, diff, { same: f.same, diff: f.diff }), result);
+      result.output = { dir: w.dir, files: w.files };
+      this.logger.info(`wrote ${w.html}`);
+    }
+    return result;
+  }
+}
