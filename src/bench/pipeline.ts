@@ -14,6 +14,8 @@ import { runMatrix } from '../methods/matrix.js';
 import { BottomKParamsSchema } from '../methods/params.js';
 import { labelsFromEntries, lineageQuality } from '../methods/quality.js';
 import { modelAllowedTokens } from '../methods/bottomk.js';
+import { architectureFingerprint, inputOutputFingerprint, readTokenStrings, vectorSimilarity, weightFingerprint, type VectorMetric } from '../methods/vector.js';
+import { readOnnx } from '../inference/onnx-reader.js';
 import { openRegistry } from '../registry/index.js';
 import { Progress } from '../ui/progress.js';
 import { StopSignal } from '../util/signals.js';
@@ -133,6 +135,51 @@ export async function benchQuality(zooDir: string, work: string, numPrompts = 5)
   return lines.join('\n');
 }
 
+/** input_output, weight and architecture fingerprints on the default zoo, scored like bottom-k. */
+export async function benchVectorQuality(zooDir: string, configsDir: string): Promise<string> {
+  const models = await resolveModelList([path.join(zooDir, 'models.csv')], null);
+  const probes = readTokenStrings(path.join(configsDir, 'probe_tokens.txt'));
+  const targets = readTokenStrings(path.join(configsDir, 'target_tokens.txt'));
+  const vecs: Record<string, number[][]> = { input_output: [], weight: [], architecture: [] };
+  const secs: Record<string, number> = { input_output: 0, weight: 0, architecture: 0 };
+  for (const m of models) {
+    const lm = await CausalLM.open(m.path!, { device: 'cpu' });
+    const info = readOnnx(lm.files.onnxPath!);
+    let t = performance.now();
+    vecs.input_output.push(await inputOutputFingerprint(lm, probes, targets, 40, info));
+    secs.input_output += (performance.now() - t) / 1000;
+    await lm.release();
+    t = performance.now();
+    vecs.weight.push(weightFingerprint(lm.files.onnxPath!, {}, info));
+    secs.weight += (performance.now() - t) / 1000;
+    t = performance.now();
+    vecs.architecture.push(architectureFingerprint(lm.files.onnxPath!, info));
+    secs.architecture += (performance.now() - t) / 1000;
+  }
+  const ids = models.map((m) => m.id);
+  const labels = labelsFromEntries(models);
+  const n = ids.length;
+  const lines = [
+    `The vector methods of METHODS §3 on the same ${n} default-zoo models (input_output: ${probes.length} probe and ${targets.length} target strings from configs/, n0 = 40; weight: top 8 singular values of the 6 largest matrices). Same protocol as the bottom-k table: derivatives against their base vs each base against every model of another family.`,
+    '',
+    '| method | metric | ROC AUC without hard relations | ROC AUC with them | mean score of derivatives | mean score of unrelated | time per model |',
+    '|---|---|---|---|---|---|---|',
+  ];
+  for (const method of ['input_output', 'weight', 'architecture']) {
+    for (const metric of ['cosine', 'l1'] as VectorMetric[]) {
+      const m = new Float32Array(n * n);
+      for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) m[i * n + j] = vectorSimilarity(vecs[method][i], vecs[method][j], metric);
+      const q = lineageQuality(ids, m, labels);
+      const posMean = q.relations.reduce((a, r) => a + r.mean * r.count, 0) / Math.max(1, q.positives);
+      let negSum = 0;
+      for (const b of labels.filter((l) => l.base === l.id)) for (const l of labels) if (l.family !== b.family) negSum += m[ids.indexOf(b.id) * n + ids.indexOf(l.id)];
+      lines.push(`| ${method} | ${metric} | ${q.auc_without_hard?.toFixed(4)} | ${q.auc_all?.toFixed(4)} | ${posMean.toFixed(4)} | ${(negSum / q.negatives).toFixed(4)} | ${((secs[method] / n) * 1000).toFixed(0)} ms |`);
+    }
+  }
+  lines.push('', 'architecture is (by construction) identical for every zoo model of the same shape, so it tells architectures apart, not lineage.');
+  return lines.join('\n');
+}
+
 export async function runPipelineBenches(file = 'BENCHMARKS.md', only?: string[]): Promise<void> {
   const work = path.resolve('.modelprint', 'bench');
   fs.mkdirSync(work, { recursive: true });
@@ -152,5 +199,9 @@ export async function runPipelineBenches(file = 'BENCHMARKS.md', only?: string[]
   if (want('quality')) {
     const md = await benchQuality(zooDir, work);
     updateBenchSection(file, 'quality', `## Detection quality on the zoo (issue 4)\n\n${machineLine()}\n\n${md}`);
+  }
+  if (want('vector')) {
+    const md = await benchVectorQuality(zooDir, path.resolve('configs'));
+    updateBenchSection(file, 'vector', `## Vector fingerprints next to bottom-k (issue 7)\n\n${machineLine()}\n\n${md}`);
   }
 }

@@ -13,7 +13,7 @@ export const bottomKFlags = {
   metric: Flags.string({ description: 'Set score.', options: ['overlap', 'jaccard'], default: 'overlap' }),
   device: Flags.string({ description: 'Inference device: cuda fails if absent, auto falls back to the CPU.', options: ['cpu', 'cuda', 'auto'], default: 'auto' }),
   threads: Flags.integer({ description: 'ONNX Runtime threads per model (0 = all cores).', default: 0, min: 0 }),
-  'batch-size': Flags.integer({ description: 'Prompts per forward pass (small batches keep the full logits output in cache).', default: 4, min: 1 }),
+  'batch-size': Flags.integer({ description: 'Prompts per forward pass. On the CPU 1 is fastest (no padding, the full logits output stays small); raise it for CUDA.', default: 1, min: 1 }),
   reuse: Flags.boolean({ description: 'Reuse probe sets and sketches stored in the registry.', default: true, allowNo: true }),
   progress: Flags.string({ description: 'Progress display: a live table on a TTY, JSON lines otherwise.', options: ['auto', 'tty', 'jsonl', 'plain', 'none'], default: 'auto' }),
 };

@@ -7,13 +7,13 @@ export default class Bench extends BaseCommand<typeof Bench> {
   static override hidden = false;
   static override examples = ['<%= config.bin %> bench', '<%= config.bin %> bench --only inference --only quality'];
   static override flags = {
-    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'similarity'], multiple: true }),
+    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity'], multiple: true }),
     file: Flags.string({ description: 'Markdown file to update.', default: 'BENCHMARKS.md' }),
   };
 
   async run(): Promise<{ file: string; sections: string[] }> {
     const only = this.flags.only;
-    const sections = only ?? ['inference', 'pipeline', 'quality', 'similarity'];
+    const sections = only ?? ['inference', 'pipeline', 'quality', 'vector', 'similarity'];
     await runPipelineBenches(this.flags.file, sections);
     if (sections.includes('similarity')) {
       const { benchSimilarity } = await import('../bench/similarity.js');

@@ -123,7 +123,7 @@ export class CausalLM {
     }
     let lm: CausalLM;
     try {
-      lm = new CausalLM(files.id, files, config, tok, session, device, opts.batchSize ?? 4);
+      lm = new CausalLM(files.id, files, config, tok, session, device, opts.batchSize ?? 1);
     } catch (e) {
       await session.release();
       throw e;
