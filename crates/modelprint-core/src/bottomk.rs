@@ -18,10 +18,16 @@ impl fmt::Display for BottomKError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BottomKError::NonFinite { row, col } => {
-                write!(f, "non-finite logit (NaN or infinity) at row {row}, token id {col}")
+                write!(
+                    f,
+                    "non-finite logit (NaN or infinity) at row {row}, token id {col}"
+                )
             }
             BottomKError::Shape { len, width } => {
-                write!(f, "buffer of {len} values is not a whole number of rows of width {width}")
+                write!(
+                    f,
+                    "buffer of {len} values is not a whole number of rows of width {width}"
+                )
             }
         }
     }
@@ -74,8 +80,11 @@ pub fn bottom_k_into(
 
 /// Bottom-k of each row of a row-major `rows × width` buffer.
 pub fn bottom_k_rows(data: &[f32], width: usize, k: usize) -> Result<Vec<Vec<u32>>, BottomKError> {
-    if width == 0 || data.len() % width != 0 {
-        return Err(BottomKError::Shape { len: data.len(), width });
+    if width == 0 || !data.len().is_multiple_of(width) {
+        return Err(BottomKError::Shape {
+            len: data.len(),
+            width,
+        });
     }
     let mut scratch = Vec::with_capacity(width);
     data.chunks_exact(width)
@@ -124,7 +133,10 @@ mod tests {
     #[test]
     fn non_finite_is_an_error() {
         let v = [1.0, f32::NAN, 0.0];
-        assert_eq!(bottom_k(&v, 1), Err(BottomKError::NonFinite { row: 0, col: 1 }));
+        assert_eq!(
+            bottom_k(&v, 1),
+            Err(BottomKError::NonFinite { row: 0, col: 1 })
+        );
         let rows = [0.0, 1.0, f32::INFINITY, 2.0];
         assert_eq!(
             bottom_k_rows(&rows, 2, 1),
@@ -134,7 +146,10 @@ mod tests {
 
     #[test]
     fn rows_shape_is_checked() {
-        assert!(matches!(bottom_k_rows(&[1.0; 5], 2, 1), Err(BottomKError::Shape { .. })));
+        assert!(matches!(
+            bottom_k_rows(&[1.0; 5], 2, 1),
+            Err(BottomKError::Shape { .. })
+        ));
     }
 
     #[test]
@@ -152,7 +167,11 @@ mod tests {
                 })
                 .collect();
             for k in [1usize, 2, 7, n / 2, n, n + 3] {
-                assert_eq!(bottom_k(&values, k).unwrap(), naive(&values, k), "n={n} k={k}");
+                assert_eq!(
+                    bottom_k(&values, k).unwrap(),
+                    naive(&values, k),
+                    "n={n} k={k}"
+                );
             }
         }
     }

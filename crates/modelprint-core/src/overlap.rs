@@ -41,7 +41,10 @@ mod tests {
 
     #[test]
     fn counts_common_ids() {
-        assert_eq!(intersection_count_sorted(&[1, 3, 5, 7], &[2, 3, 4, 7, 9]), 2);
+        assert_eq!(
+            intersection_count_sorted(&[1, 3, 5, 7], &[2, 3, 4, 7, 9]),
+            2
+        );
         assert_eq!(intersection_count_sorted(&[], &[1]), 0);
     }
 

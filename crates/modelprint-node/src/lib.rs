@@ -2,6 +2,7 @@
 //! No algorithm lives here.
 
 mod linalg;
+mod similarity;
 
 use napi::bindgen_prelude::*;
 use napi_derive::napi;

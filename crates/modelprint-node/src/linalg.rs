@@ -1,3 +1,4 @@
+#![cfg_attr(test, allow(dead_code))]
 //! Binding of modelprint-linalg (row-major typed arrays in, typed arrays out).
 
 use napi::bindgen_prelude::*;

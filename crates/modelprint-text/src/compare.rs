@@ -2,7 +2,10 @@
 
 /// Lowercase and collapse runs of whitespace to one space, trimmed.
 pub fn normalize(s: &str) -> String {
-    s.to_lowercase().split_whitespace().collect::<Vec<_>>().join(" ")
+    s.to_lowercase()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Levenshtein distance over Unicode scalar values.
@@ -33,7 +36,11 @@ pub fn lcs_len(a: &str, b: &str) -> usize {
     let mut cur = vec![0usize; b.len() + 1];
     for ca in &a {
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = if ca == cb { prev[j] + 1 } else { prev[j + 1].max(cur[j]) };
+            cur[j + 1] = if ca == cb {
+                prev[j] + 1
+            } else {
+                prev[j + 1].max(cur[j])
+            };
         }
         std::mem::swap(&mut prev, &mut cur);
     }
@@ -57,7 +64,12 @@ pub fn text_metrics(a: &str, b: &str, k_prefix: usize) -> (f64, f64, f64, f64) {
     } else {
         2.0 * lcs_len(a, b) as f64 / (na + nb) as f64
     };
-    (pal_k, lev_sim, lcs_ratio, (pal_k + lev_sim + lcs_ratio) / 3.0)
+    (
+        pal_k,
+        lev_sim,
+        lcs_ratio,
+        (pal_k + lev_sim + lcs_ratio) / 3.0,
+    )
 }
 
 #[cfg(test)]

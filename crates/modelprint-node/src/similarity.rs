@@ -1,0 +1,579 @@
+//! Sketch collections and the all-pairs similarity engine, for JS.
+//!
+//! Big data crosses the boundary as typed arrays (Uint32Array in, Float32Array out), never
+//! as JS arrays of numbers. Long computations (matrix, rectangular, top-N, shard, merge) run
+//! as `AsyncTask`s on the libuv thread pool (they return Promises and keep the JS main thread
+//! free); inside, the engine uses its own rayon thread pool (`threads`) or the GPU. Results
+//! can be written to a file inside the same task (`outPath`, atomically) so a CLI never has
+//! to hold an n × n matrix in JS. Errors carry their code as a prefix: `[E_INPUT] …`.
+
+// napi registers the exports only outside `cfg(test)`; there they look unused.
+#![cfg_attr(test, allow(dead_code))]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use modelprint_core::similarity::{
+    self as sim, output, part, CpuKernel, Device, Matrix, Metric, Neighbours, Options, ShardSpec,
+};
+use modelprint_core::sketch::{JsonlOptions, SketchCollection, SketchError, SketchMeta};
+use napi::bindgen_prelude::*;
+use napi::{Env, Task};
+use napi_derive::napi;
+
+fn coded(code: &str, msg: impl std::fmt::Display) -> Error {
+    Error::new(Status::GenericFailure, format!("[{code}] {msg}"))
+}
+
+fn sketch_err(e: SketchError) -> Error {
+    coded(if e.is_io() { "E_IO" } else { "E_INPUT" }, e)
+}
+
+fn sim_err(e: sim::SimilarityError) -> Error {
+    coded(e.code(), e)
+}
+
+/// A collection of bottom-k sketches (many models × the same P prompts), in memory or
+/// memory-mapped from a `.mpsk` file.
+#[napi]
+pub struct SketchSet {
+    inner: Arc<SketchCollection>,
+}
+
+/// Parameters of [`SketchSet::from_arrays`].
+#[napi(object)]
+pub struct SketchSetInit {
+    /// Number of prompts P (sets per model).
+    pub prompts: u32,
+    /// Every id must be below this.
+    pub vocab_size: u32,
+    /// Longest allowed set (default: the longest given).
+    pub k: Option<u32>,
+    /// 64 hex digits identifying the prompt list (default: unknown, all zero).
+    pub prompt_hash: Option<String>,
+    /// Models without a sketch (their sets must be empty); default none.
+    pub failed: Option<Vec<bool>>,
+}
+
+#[napi]
+impl SketchSet {
+    /// Builds a collection from concatenated sets: `lengths[m * prompts + p]` ascending ids of
+    /// model m for prompt p, all in `ids` (model-major). Validates every set.
+    #[napi(factory)]
+    pub fn from_arrays(
+        models: Vec<String>,
+        ids: Uint32Array,
+        lengths: Uint32Array,
+        init: SketchSetInit,
+    ) -> Result<Self> {
+        let k = init
+            .k
+            .unwrap_or_else(|| lengths.iter().copied().max().unwrap_or(0));
+        let prompt_hash = match init.prompt_hash.as_deref() {
+            Some(h) => SketchMeta::parse_prompt_hash(h).map_err(|m| coded("E_USAGE", m))?,
+            None => [0; 32],
+        };
+        let meta = SketchMeta {
+            vocab_size: init.vocab_size,
+            k,
+            prompts: init.prompts,
+            prompt_hash,
+        };
+        SketchCollection::from_parts(
+            meta,
+            models,
+            ids.to_vec(),
+            lengths.to_vec(),
+            init.failed.unwrap_or_default(),
+        )
+        .map(|c| SketchSet { inner: Arc::new(c) })
+        .map_err(sketch_err)
+    }
+
+    /// Opens a `.jsonl` / `.json` / `.ndjson` (JSON lines) or a binary `.mpsk` file (mapped,
+    /// not copied). `vocabSize` / `k` apply to JSON lines without a header line.
+    #[napi(factory)]
+    pub fn open(path: String, vocab_size: Option<u32>, k: Option<u32>) -> Result<Self> {
+        let p = Path::new(&path);
+        let ext = p
+            .extension()
+            .and_then(|e| e.to_str())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        let c = if matches!(ext.as_str(), "jsonl" | "json" | "ndjson") {
+            modelprint_core::sketch::read_jsonl(
+                p,
+                &JsonlOptions {
+                    vocab_size,
+                    k,
+                    prompt_hash: None,
+                },
+            )
+        } else {
+            SketchCollection::open(p)
+        };
+        c.map(|c| SketchSet { inner: Arc::new(c) })
+            .map_err(sketch_err)
+    }
+
+    /// Writes the collection atomically: JSON lines for `.jsonl` / `.json` / `.ndjson`,
+    /// the binary `.mpsk` format otherwise.
+    #[napi]
+    pub fn save(&self, path: String) -> Result<()> {
+        self.inner.save(Path::new(&path)).map_err(sketch_err)
+    }
+
+    #[napi(getter)]
+    pub fn count(&self) -> u32 {
+        self.inner.len() as u32
+    }
+    #[napi(getter)]
+    pub fn prompts(&self) -> u32 {
+        self.inner.prompts() as u32
+    }
+    #[napi(getter)]
+    pub fn vocab_size(&self) -> u32 {
+        self.inner.vocab_size()
+    }
+    #[napi(getter)]
+    pub fn k(&self) -> u32 {
+        self.inner.k()
+    }
+    #[napi(getter)]
+    pub fn prompt_hash(&self) -> String {
+        self.inner.meta().prompt_hash_hex()
+    }
+    #[napi(getter)]
+    pub fn model_ids(&self) -> Vec<String> {
+        self.inner.models().to_vec()
+    }
+    /// 1 where the model failed (flagged, or without any id), else 0.
+    #[napi(getter)]
+    pub fn failed(&self) -> Uint8Array {
+        Uint8Array::new(
+            (0..self.inner.len())
+                .map(|m| self.inner.is_failed(m) as u8)
+                .collect(),
+        )
+    }
+    /// True when the ids are memory-mapped from a `.mpsk` file.
+    #[napi(getter)]
+    pub fn mapped(&self) -> bool {
+        self.inner.is_mapped()
+    }
+    /// Content fingerprint (32 hex digits): equal collections, equal fingerprints.
+    #[napi(getter)]
+    pub fn fingerprint(&self) -> String {
+        self.inner
+            .fingerprint()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+    /// The set of model `model` for prompt `prompt`.
+    #[napi]
+    pub fn set(&self, model: u32, prompt: u32) -> Result<Uint32Array> {
+        if model as usize >= self.inner.len() || prompt as usize >= self.inner.prompts() {
+            return Err(coded("E_USAGE", format!("no set ({model}, {prompt})")));
+        }
+        Ok(Uint32Array::new(
+            self.inner.set(model as usize, prompt as usize).to_vec(),
+        ))
+    }
+}
+
+/// How to compute.
+#[napi(object)]
+#[derive(Default)]
+pub struct SimilarityOptions {
+    /// "overlap" (default) or "jaccard".
+    pub metric: Option<String>,
+    /// "cpu", "cuda" or "auto" (default: CUDA when available, else CPU).
+    pub device: Option<String>,
+    /// CPU threads (default: all cores).
+    pub threads: Option<u32>,
+    /// CPU kernel: "auto" (default), "sliced", "bitset" or "merge".
+    pub cpu_kernel: Option<String>,
+    /// Write the result here inside the task (atomically): `.csv` / `.npy` for matrices,
+    /// `.jsonl` for neighbours.
+    pub out_path: Option<String>,
+    /// Return the scores to JS (default true; set false with `outPath` for big results).
+    pub return_scores: Option<bool>,
+}
+
+fn options(o: &SimilarityOptions) -> Result<Options> {
+    Ok(Options {
+        metric: o
+            .metric
+            .as_deref()
+            .unwrap_or("overlap")
+            .parse::<Metric>()
+            .map_err(sim_err)?,
+        device: o
+            .device
+            .as_deref()
+            .unwrap_or("auto")
+            .parse::<Device>()
+            .map_err(sim_err)?,
+        threads: o.threads.map(|t| t as usize),
+        cpu_kernel: o
+            .cpu_kernel
+            .as_deref()
+            .unwrap_or("auto")
+            .parse::<CpuKernel>()
+            .map_err(sim_err)?,
+    })
+}
+
+/// A computed matrix (row-major `rows × cols` float32 scores).
+#[napi(object)]
+pub struct MatrixResult {
+    pub rows: u32,
+    pub cols: u32,
+    /// Empty when `returnScores` was false.
+    pub scores: Float32Array,
+    /// e.g. "cpu (sliced-avx512, 8 threads)" or "cuda (NVIDIA H100, sm_90)".
+    pub device: String,
+    /// "cpu" or "cuda".
+    pub device_kind: String,
+    /// Compute time (file writing excluded).
+    pub seconds: f64,
+    /// The file written, if any.
+    pub out_path: Option<String>,
+}
+
+/// Top-N neighbours: model i's are `index[offsets[i]..offsets[i+1]]` with `scores[…]`.
+#[napi(object)]
+pub struct NeighboursResult {
+    pub offsets: Uint32Array,
+    pub index: Uint32Array,
+    pub scores: Float32Array,
+    pub device: String,
+    pub device_kind: String,
+    pub seconds: f64,
+    pub out_path: Option<String>,
+}
+
+fn matrix_ext(path: &str) -> Result<&'static str> {
+    let ext = Path::new(path)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    match ext.as_str() {
+        "csv" => Ok("csv"),
+        "npy" => Ok("npy"),
+        _ => Err(coded(
+            "E_USAGE",
+            format!("{path}: a matrix is written as .csv or .npy"),
+        )),
+    }
+}
+
+fn write_matrix(path: &str, rows: &[String], cols: &[String], m: &Matrix) -> Result<()> {
+    match matrix_ext(path)? {
+        "csv" => output::write_matrix_csv(Path::new(path), rows, cols, m),
+        _ => output::write_matrix_npy(Path::new(path), m),
+    }
+    .map_err(sim_err)
+}
+
+enum MatrixJob {
+    Full(Arc<SketchCollection>),
+    Rect(Arc<SketchCollection>, Arc<SketchCollection>),
+}
+
+pub struct MatrixTask {
+    job: MatrixJob,
+    opts: Options,
+    out_path: Option<String>,
+    return_scores: bool,
+}
+
+impl Task for MatrixTask {
+    type Output = (sim::Run<Matrix>, Option<String>);
+    type JsValue = MatrixResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let run = match &self.job {
+            MatrixJob::Full(s) => sim::full_matrix(s, &self.opts),
+            MatrixJob::Rect(q, r) => sim::rect_matrix(q, r, &self.opts),
+        }
+        .map_err(sim_err)?;
+        if let Some(p) = &self.out_path {
+            let (rows, cols) = match &self.job {
+                MatrixJob::Full(s) => (s.models(), s.models()),
+                MatrixJob::Rect(q, r) => (q.models(), r.models()),
+            };
+            write_matrix(p, rows, cols, &run.result)?;
+        }
+        Ok((run, self.out_path.clone()))
+    }
+
+    fn resolve(&mut self, _env: Env, (run, out_path): Self::Output) -> Result<Self::JsValue> {
+        let Matrix { rows, cols, data } = run.result;
+        Ok(MatrixResult {
+            rows: rows as u32,
+            cols: cols as u32,
+            scores: Float32Array::new(if self.return_scores { data } else { Vec::new() }),
+            device: run.device.to_string(),
+            device_kind: run.device.kind().into(),
+            seconds: run.seconds,
+            out_path,
+        })
+    }
+}
+
+fn matrix_task(job: MatrixJob, o: Option<SimilarityOptions>) -> Result<AsyncTask<MatrixTask>> {
+    let o = o.unwrap_or_default();
+    let opts = options(&o)?;
+    if let Some(p) = &o.out_path {
+        matrix_ext(p)?;
+    }
+    Ok(AsyncTask::new(MatrixTask {
+        job,
+        opts,
+        out_path: o.out_path,
+        return_scores: o.return_scores.unwrap_or(true),
+    }))
+}
+
+/// The full n × n matrix (`M[i][j]`: row model i anchored; diagonal 1; failed models -1).
+#[napi(ts_return_type = "Promise<MatrixResult>")]
+pub fn similarity_matrix(
+    sketches: &SketchSet,
+    options: Option<SimilarityOptions>,
+) -> Result<AsyncTask<MatrixTask>> {
+    matrix_task(MatrixJob::Full(sketches.inner.clone()), options)
+}
+
+/// Queries × references (`M[q][r]`, the query anchored; failed models -1).
+#[napi(ts_return_type = "Promise<MatrixResult>")]
+pub fn similarity_rect(
+    queries: &SketchSet,
+    references: &SketchSet,
+    options: Option<SimilarityOptions>,
+) -> Result<AsyncTask<MatrixTask>> {
+    matrix_task(
+        MatrixJob::Rect(queries.inner.clone(), references.inner.clone()),
+        options,
+    )
+}
+
+pub struct TopTask {
+    rows: Arc<SketchCollection>,
+    refs: Option<Arc<SketchCollection>>,
+    top: usize,
+    opts: Options,
+    out_path: Option<String>,
+}
+
+impl Task for TopTask {
+    type Output = (sim::Run<Neighbours>, Option<String>);
+    type JsValue = NeighboursResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let run = match &self.refs {
+            None => sim::top_n(&self.rows, self.top, &self.opts),
+            Some(r) => sim::rect_top_n(&self.rows, r, self.top, &self.opts),
+        }
+        .map_err(sim_err)?;
+        if let Some(p) = &self.out_path {
+            let cols = self.refs.as_ref().unwrap_or(&self.rows);
+            let rows = &self.rows;
+            output::write_neighbours_jsonl(
+                Path::new(p),
+                rows.models(),
+                cols.models(),
+                &run.result,
+                &|i| rows.is_failed(i),
+            )
+            .map_err(sim_err)?;
+        }
+        Ok((run, self.out_path.clone()))
+    }
+
+    fn resolve(&mut self, _env: Env, (run, out_path): Self::Output) -> Result<Self::JsValue> {
+        let Neighbours {
+            offsets,
+            index,
+            score,
+        } = run.result;
+        Ok(NeighboursResult {
+            offsets: Uint32Array::new(offsets),
+            index: Uint32Array::new(index),
+            scores: Float32Array::new(score),
+            device: run.device.to_string(),
+            device_kind: run.device.kind().into(),
+            seconds: run.seconds,
+            out_path,
+        })
+    }
+}
+
+/// The `top` best other models of every model, streamed (no n × n matrix is held). With
+/// `references`, the best references of every query. `outPath` (.jsonl) writes
+/// `{"model", "neighbours": [{"model", "score"}…]}` lines.
+#[napi(ts_return_type = "Promise<NeighboursResult>")]
+pub fn similarity_top_n(
+    sketches: &SketchSet,
+    top: u32,
+    references: Option<&SketchSet>,
+    options: Option<SimilarityOptions>,
+) -> Result<AsyncTask<TopTask>> {
+    let o = options.unwrap_or_default();
+    Ok(AsyncTask::new(TopTask {
+        rows: sketches.inner.clone(),
+        refs: references.map(|r| r.inner.clone()),
+        top: top as usize,
+        opts: self::options(&o)?,
+        out_path: o.out_path,
+    }))
+}
+
+/// A written shard part.
+#[napi(object)]
+pub struct ShardResult {
+    pub shard_index: u32,
+    pub shard_count: u32,
+    /// Upper-triangle tiles (512 × 512 blocks) in this part.
+    pub tiles: u32,
+    pub n: u32,
+    pub device: String,
+    pub device_kind: String,
+    pub seconds: f64,
+    pub out_path: String,
+}
+
+pub struct ShardTask {
+    s: Arc<SketchCollection>,
+    spec: ShardSpec,
+    opts: Options,
+    out_path: String,
+}
+
+impl Task for ShardTask {
+    type Output = ShardResult;
+    type JsValue = ShardResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let run = sim::shard(&self.s, self.spec, &self.opts).map_err(sim_err)?;
+        part::write_part(&run.result, Path::new(&self.out_path)).map_err(sim_err)?;
+        Ok(ShardResult {
+            shard_index: self.spec.index as u32,
+            shard_count: self.spec.count as u32,
+            tiles: run.result.tiles.len() as u32,
+            n: self.s.len() as u32,
+            device: run.device.to_string(),
+            device_kind: run.device.kind().into(),
+            seconds: run.seconds,
+            out_path: self.out_path.clone(),
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
+}
+
+/// Computes shard `index` (0-based) of `count` of the full matrix and writes its part file
+/// (atomically). `similarityMerge` combines the parts of all shards.
+#[napi(ts_return_type = "Promise<ShardResult>")]
+pub fn similarity_shard(
+    sketches: &SketchSet,
+    index: u32,
+    count: u32,
+    out_path: String,
+    options: Option<SimilarityOptions>,
+) -> Result<AsyncTask<ShardTask>> {
+    let spec = ShardSpec::new(index as usize, count as usize).map_err(sim_err)?;
+    let o = options.unwrap_or_default();
+    Ok(AsyncTask::new(ShardTask {
+        s: sketches.inner.clone(),
+        spec,
+        opts: self::options(&o)?,
+        out_path,
+    }))
+}
+
+/// A merged matrix.
+#[napi(object)]
+pub struct MergeResult {
+    pub model_ids: Vec<String>,
+    pub n: u32,
+    pub metric: String,
+    pub parts: u32,
+    /// Empty when `returnScores` was false.
+    pub scores: Float32Array,
+    pub seconds: f64,
+    pub out_path: Option<String>,
+}
+
+pub struct MergeTask {
+    paths: Vec<PathBuf>,
+    out_path: Option<String>,
+    return_scores: bool,
+}
+
+impl Task for MergeTask {
+    type Output = MergeResult;
+    type JsValue = MergeResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        let t0 = std::time::Instant::now();
+        let (models, m, metric) = part::merge_files(&self.paths).map_err(sim_err)?;
+        if let Some(p) = &self.out_path {
+            write_matrix(p, &models, &models, &m)?;
+        }
+        Ok(MergeResult {
+            n: models.len() as u32,
+            model_ids: models,
+            metric: metric.name().into(),
+            parts: self.paths.len() as u32,
+            scores: Float32Array::new(if self.return_scores {
+                m.data
+            } else {
+                Vec::new()
+            }),
+            seconds: t0.elapsed().as_secs_f64(),
+            out_path: self.out_path.clone(),
+        })
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
+}
+
+/// Merges the part files of every shard into the full matrix; writes it to `outPath`
+/// (.csv or .npy) when given.
+#[napi(ts_return_type = "Promise<MergeResult>")]
+pub fn similarity_merge(
+    parts: Vec<String>,
+    out_path: Option<String>,
+    return_scores: Option<bool>,
+) -> Result<AsyncTask<MergeTask>> {
+    if let Some(p) = &out_path {
+        matrix_ext(p)?;
+    }
+    Ok(AsyncTask::new(MergeTask {
+        paths: parts.into_iter().map(PathBuf::from).collect(),
+        out_path,
+        return_scores: return_scores.unwrap_or(true),
+    }))
+}
+
+/// Why CUDA cannot be used here, or null when it can.
+#[napi]
+pub fn cuda_unavailable_reason() -> Option<String> {
+    sim::cuda_unavailable_reason()
+}
+
+/// The metric names the engine accepts (for CLI validation).
+#[napi]
+pub fn similarity_metrics() -> Vec<String> {
+    [Metric::Overlap, Metric::Jaccard]
+        .iter()
+        .map(|m| m.name().to_string())
+        .collect()
+}

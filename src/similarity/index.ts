@@ -1,0 +1,188 @@
+/**
+ * The native similarity engine (issue 5) for the CLI: sketch collections (.mpsk binary or
+ * JSON lines), all-pairs overlap / Jaccard matrices, streaming top-N neighbours and shards.
+ *
+ * Everything heavy runs in Rust off the JS main thread (napi AsyncTasks); results are
+ * written by Rust, atomically, so an n × n matrix never passes through JS.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { native } from '../native/index.js';
+import type { SketchSet } from '../../native/index.js';
+import { ModelprintError, messageOf, type ErrorCode } from '../errors.js';
+
+export type Metric = 'overlap' | 'jaccard';
+export type DeviceRequest = 'cpu' | 'cuda' | 'auto';
+
+export const METRICS: readonly Metric[] = ['overlap', 'jaccard'];
+export const DEVICES: readonly DeviceRequest[] = ['cpu', 'cuda', 'auto'];
+/** Extension of shard part files. */
+export const PART_EXT = '.mppart';
+
+const HINTS: Partial<Record<ErrorCode, string>> = {
+  E_INPUT: 'fix or regenerate the file; sets must be ascending, unique and below the vocabulary size, with the same prompts for every model',
+  E_DEVICE: 'use --device cpu (or --device auto, which falls back to the CPU)',
+  E_IO: 'check the path and that the folder is writable',
+  E_USAGE: 'see `modelprint similarity --help`',
+};
+
+/** Turns an error of the native engine ("[E_CODE] message") into a ModelprintError. */
+export function engineError(err: unknown, subject?: string): ModelprintError {
+  if (err instanceof ModelprintError) return err;
+  const msg = messageOf(err);
+  const m = /^\[(E_[A-Z_]+)\] ([\s\S]*)$/.exec(msg);
+  const code = (m ? m[1] : 'E_INTERNAL') as ErrorCode;
+  const text = m ? m[2] : msg;
+  return new ModelprintError(code, text, {
+    subject,
+    hint: HINTS[code] ?? 'this is a bug in modelprint; re-run with --verbose and report the stack trace',
+    cause: err,
+  });
+}
+
+/** "i/n", 0-based. */
+export function parseShard(spec: string): { index: number; count: number } {
+  const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(spec);
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || index >= count) {
+    throw new ModelprintError('E_USAGE', `--shard must be i/n with 0 ≤ i < n (0-based, e.g. 0/4), got "${spec}"`, {
+      subject: '--shard',
+      hint: 'run one command per shard: --shard 0/4, --shard 1/4, --shard 2/4, --shard 3/4',
+    });
+  }
+  return { index, count };
+}
+
+/** Opens a sketch collection (.mpsk is memory-mapped; .jsonl / .json / .ndjson parsed). */
+export function openSketches(file: string): SketchSet {
+  if (!fs.existsSync(file)) {
+    throw new ModelprintError('E_NOT_FOUND', `sketch file not found: ${file}`, {
+      subject: file,
+      hint: 'pass a .mpsk or .jsonl sketch collection with --sketches',
+    });
+  }
+  try {
+    return native.SketchSet.open(file);
+  } catch (e) {
+    throw engineError(e, file);
+  }
+}
+
+export type OutputKind = 'csv' | 'npy' | 'neighbours' | 'part';
+
+/** What `--out` names, from its extension. */
+export function outputKind(out: string): OutputKind {
+  const ext = path.extname(out).toLowerCase();
+  if (ext === '.csv') return 'csv';
+  if (ext === '.npy') return 'npy';
+  if (ext === '.jsonl' || ext === '.ndjson') return 'neighbours';
+  if (ext === PART_EXT) return 'part';
+  throw new ModelprintError('E_USAGE', `--out ${out}: unknown output type "${ext || '(none)'}"`, {
+    subject: '--out',
+    hint: `use matrix.csv or matrix.npy for a matrix, neighbours.jsonl with --top, part${PART_EXT} with --shard`,
+  });
+}
+
+export interface SimilarityRequest {
+  sketches: string;
+  out: string;
+  metric?: Metric;
+  device?: DeviceRequest;
+  threads?: number;
+  top?: number;
+  shard?: string;
+}
+
+export interface SimilaritySummary {
+  mode: 'matrix' | 'top' | 'shard';
+  n: number;
+  prompts: number;
+  k: number;
+  vocabSize: number;
+  failed: number;
+  metric: Metric;
+  device: string;
+  deviceKind: string;
+  seconds: number;
+  out: string;
+  top?: number;
+  shard?: { index: number; count: number; tiles: number };
+}
+
+/** Runs `modelprint similarity`: one of matrix (.csv/.npy), top-N (.jsonl), shard (part file). */
+export async function runSimilarity(req: SimilarityRequest): Promise<SimilaritySummary> {
+  const metric = req.metric ?? 'overlap';
+  const device = req.device ?? 'auto';
+  const kind = outputKind(req.out);
+  if (req.shard !== undefined && req.top !== undefined) {
+    throw new ModelprintError('E_USAGE', '--shard and --top cannot be combined', {
+      hint: 'shards build a full matrix; compute top-N on the whole collection',
+    });
+  }
+  const shard = req.shard !== undefined ? parseShard(req.shard) : undefined;
+  const want: OutputKind[] = shard ? ['part'] : req.top !== undefined ? ['neighbours'] : ['csv', 'npy'];
+  if (!want.includes(kind)) {
+    const what = shard ? `a part file (*${PART_EXT})` : req.top !== undefined ? 'a neighbours file (*.jsonl)' : 'a matrix file (*.csv or *.npy)';
+    throw new ModelprintError('E_USAGE', `--out ${req.out}: ${shard ? 'with --shard' : req.top !== undefined ? 'with --top' : 'without --top or --shard'} the output is ${what}`, {
+      subject: '--out',
+      hint: `e.g. --out matrix.csv, --top 10 --out neighbours.jsonl, --shard 0/4 --out part-0${PART_EXT}`,
+    });
+  }
+  const sk = openSketches(req.sketches);
+  const failedCount = sk.failed.reduce((a, b) => a + b, 0);
+  const opts = { metric, device, threads: req.threads, outPath: req.out, returnScores: false };
+  const base = {
+    n: sk.count,
+    prompts: sk.prompts,
+    k: sk.k,
+    vocabSize: sk.vocabSize,
+    failed: failedCount,
+    metric,
+    out: req.out,
+  };
+  try {
+    if (shard) {
+      const r = await native.similarityShard(sk, shard.index, shard.count, req.out, opts);
+      return { mode: 'shard', ...base, device: r.device, deviceKind: r.deviceKind, seconds: r.seconds, shard: { ...shard, tiles: r.tiles } };
+    }
+    if (req.top !== undefined) {
+      const r = await native.similarityTopN(sk, req.top, null, opts);
+      return { mode: 'top', ...base, device: r.device, deviceKind: r.deviceKind, seconds: r.seconds, top: req.top };
+    }
+    const r = await native.similarityMatrix(sk, opts);
+    return { mode: 'matrix', ...base, device: r.device, deviceKind: r.deviceKind, seconds: r.seconds };
+  } catch (e) {
+    throw engineError(e, req.sketches);
+  }
+}
+
+export interface MergeSummary {
+  n: number;
+  parts: number;
+  metric: string;
+  seconds: number;
+  out: string;
+}
+
+/** Runs `modelprint similarity merge`: part files of every shard → one matrix file. */
+export async function mergeShards(parts: string[], out: string): Promise<MergeSummary> {
+  const kind = outputKind(out);
+  if (kind !== 'csv' && kind !== 'npy') {
+    throw new ModelprintError('E_USAGE', `--out ${out}: a merged matrix is written as .csv or .npy`, { subject: '--out' });
+  }
+  for (const p of parts) {
+    if (!fs.existsSync(p)) {
+      throw new ModelprintError('E_NOT_FOUND', `part file not found: ${p}`, {
+        subject: p,
+        hint: 'pass every part written by `modelprint similarity --shard i/n --out <part>`',
+      });
+    }
+  }
+  try {
+    const r = await native.similarityMerge(parts, out, false);
+    return { n: r.n, parts: r.parts, metric: r.metric, seconds: r.seconds, out };
+  } catch (e) {
+    throw engineError(e);
+  }
+}
