@@ -227,3 +227,55 @@ describe('matrix (pairwise protocol)', () => {
     csvRow0.forEach((v, j) => expect(v).toBeCloseTo(data[j], 5));
   });
 });
+
+describe('matrix scores from the native engine', () => {
+  it('equal the straightforward per-pair, per-prompt mean (METHODS §1.5)', async () => {
+    const { engineMatrix } = await import('../src/methods/matrix.js');
+    let s = 99;
+    const rnd = (n: number) => ((s = (s * 1103515245 + 12345) % 2 ** 31), s % n);
+    const n = 7;
+    const N = 3;
+    const P = n * N;
+    const vocab = 500;
+    const base = Array.from({ length: P }, () => new Set(Array.from({ length: 60 }, () => rnd(vocab))));
+    const sketches = Array.from({ length: n }, (_, i) =>
+      i === 4
+        ? null
+        : {
+            k: 80,
+            errors: new Array(P).fill(null),
+            sets: base.map((b) => {
+              const set = new Set([...b].filter(() => rnd(10) < 3 + i));
+              for (let t = 0; t < 20 + i; t++) set.add(rnd(vocab));
+              return Uint32Array.from([...set].sort((a, c) => a - c));
+            }),
+          },
+    );
+    const ranges = Array.from({ length: n }, (_, i) => [i * N, (i + 1) * N] as [number, number]);
+    const ids = Array.from({ length: n }, (_, i) => `m${i}`);
+    for (const metric of ['overlap', 'jaccard'] as const) {
+      const m = (await engineMatrix(sketches, ranges, ids, metric, 'cpu'))!;
+      for (let i = 0; i < n; i++) {
+        for (let j = 0; j < n; j++) {
+          const v = m[i * n + j];
+          if (!sketches[i] || !sketches[j]) {
+            expect(v).toBe(-1);
+            continue;
+          }
+          if (i === j) {
+            expect(v).toBe(1);
+            continue;
+          }
+          let sum = 0;
+          for (let p = ranges[i][0]; p < ranges[i][1]; p++) {
+            const a = new Set(sketches[i]!.sets[p]);
+            const b = sketches[j]!.sets[p];
+            const inter = [...b].filter((x) => a.has(x)).length;
+            sum += metric === 'overlap' ? inter / a.size : inter / (a.size + b.length - inter);
+          }
+          expect(v).toBeCloseTo(sum / N, 6);
+        }
+      }
+    }
+  });
+});

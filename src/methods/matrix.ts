@@ -66,6 +66,79 @@ function fillPair(i: number, j: number, m: Float32Array, sketches: (Sketch | nul
   m[i * n + j] = cnt > 0 ? sum / cnt : -1;
 }
 
+/**
+ * The final matrix from the native similarity engine (issue 5): one rectangular call in
+ * which query i holds model i's sets on its own prompts only (empty elsewhere) and the
+ * references hold every model's sets on all P prompts. The engine averages over all P
+ * prompts, so each row is rescaled by P / N_i. Returns null when a prompt failed inside
+ * a valid sketch (the JS path skips such prompts; the engine would count them as 0).
+ */
+export async function engineMatrix(
+  sketches: (Sketch | null)[],
+  ranges: ([number, number] | null)[],
+  ids: string[],
+  metric: 'overlap' | 'jaccard',
+  device: 'cpu' | 'cuda' | 'auto',
+): Promise<Float32Array | null> {
+  const n = ids.length;
+  const P = sketches.find((s) => s)?.sets.length ?? 0;
+  if (P === 0) return null;
+  if (sketches.some((s) => s && s.sets.some((x) => x === null))) return null;
+  let vocab = 1;
+  let k = 1;
+  const refLens = new Uint32Array(n * P);
+  const qLens = new Uint32Array(n * P);
+  let refTotal = 0;
+  let qTotal = 0;
+  for (let i = 0; i < n; i++) {
+    const s = sketches[i];
+    if (!s) continue;
+    for (let p = 0; p < P; p++) {
+      const set = s.sets[p]!;
+      refLens[i * P + p] = set.length;
+      refTotal += set.length;
+      if (set.length) vocab = Math.max(vocab, set[set.length - 1] + 1);
+      k = Math.max(k, set.length);
+      if (ranges[i] && p >= ranges[i]![0] && p < ranges[i]![1]) {
+        qLens[i * P + p] = set.length;
+        qTotal += set.length;
+      }
+    }
+  }
+  const refIds = new Uint32Array(refTotal);
+  const qIds = new Uint32Array(qTotal);
+  let ro = 0;
+  let qo = 0;
+  for (let i = 0; i < n; i++) {
+    const s = sketches[i];
+    if (!s) continue;
+    for (let p = 0; p < P; p++) {
+      const set = s.sets[p]!;
+      refIds.set(set, ro);
+      ro += set.length;
+      if (qLens[i * P + p]) {
+        qIds.set(set, qo);
+        qo += set.length;
+      }
+    }
+  }
+  const failed = sketches.map((s) => !s);
+  const init = { prompts: P, vocabSize: vocab, k, failed };
+  const refs = native.SketchSet.fromArrays(ids, refIds, refLens, init);
+  const queries = native.SketchSet.fromArrays(ids, qIds, qLens, { ...init, failed: sketches.map((s, i) => !s || !ranges[i]) });
+  const r = await native.similarityRect(queries, refs, { metric, device });
+  const out = new Float32Array(n * n);
+  for (let i = 0; i < n; i++) {
+    const range = ranges[i];
+    const scale = range ? P / (range[1] - range[0]) : 0;
+    for (let j = 0; j < n; j++) {
+      const v = r.scores[i * n + j];
+      out[i * n + j] = !sketches[i] || !sketches[j] || !range ? -1 : i === j ? 1 : v * scale;
+    }
+  }
+  return out;
+}
+
 export async function runMatrix(ctx: RunContext, models: ModelEntry[], outDir: string): Promise<MatrixResult> {
   const t0 = Date.now();
   const n = models.length;
@@ -158,6 +231,10 @@ export async function runMatrix(ctx: RunContext, models: ModelEntry[], outDir: s
       m[i * n + j] = -1;
       m[j * n + i] = -1;
     }
+  }
+  if (n - failed.size >= 2) {
+    const fromEngine = await engineMatrix(sketches, ranges, ids, ctx.params.metric, ctx.open.device ?? 'auto');
+    if (fromEngine) m.set(fromEngine);
   }
   write(true);
   const seconds = (Date.now() - t0) / 1000;
