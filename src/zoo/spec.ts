@@ -80,8 +80,8 @@ function derivatives(size: ZooSize): DerivativeDef[] {
       relation: 'finetune-heavy',
       modelType: 'Finetune',
       parents: ['base'],
-      recipe: { op: 'heavy', rel: 0.3, headFraction: 0.05, headStrength: 1 },
-      description: 'every tensor + N(0, (0.3·std)²); 5% of LM-head rows moved, all row norms drift',
+      recipe: { op: 'heavy', rel: 0.5, headFraction: 0.25, headStrength: 1 },
+      description: 'every tensor + N(0, (0.5·std)²); 25% of LM-head rows moved, all row norms drift',
     },
     { suffix: 'lora', relation: 'lora', modelType: 'Adapter', parents: ['base'], recipe: { op: 'lora', rank: 8, rel: 0.2 }, description: 'merged rank-8 update B·A on attention and MLP matrices, ‖ΔW‖ = 0.2‖W‖' },
     { suffix: 'int8', relation: 'quantize-int8', modelType: 'Quantized', parents: ['base'], recipe: { op: 'quantize', bits: 8 }, description: 'per-row symmetric int8 quantize → dequantize of every matrix (stored as float32)' },
@@ -104,9 +104,9 @@ function derivatives(size: ZooSize): DerivativeDef[] {
     },
     { suffix: 'reupload', relation: 'reupload', modelType: 'Reupload', parents: ['base'], recipe: { op: 'copy' }, description: 'byte-identical copy of the base' },
     { suffix: 'merge', relation: 'merge', modelType: 'Merge', parents: ['lora', 'ft-heavy'], recipe: { op: 'average' }, description: 'element-wise average of the lora and ft-heavy derivatives' },
-    { suffix: 'chain-1', relation: 'finetune-chain', modelType: 'Finetune', parents: ['base'], recipe: { op: 'noise', rel: 0.1 }, description: 'fine-tune step 1: every tensor + N(0, (0.1·std)²)' },
-    { suffix: 'chain-2', relation: 'finetune-chain', modelType: 'Finetune', parents: ['chain-1'], recipe: { op: 'noise', rel: 0.1 }, description: 'fine-tune step 2 of chain-1' },
-    { suffix: 'chain-3', relation: 'finetune-chain', modelType: 'Finetune', parents: ['chain-2'], recipe: { op: 'noise', rel: 0.1 }, description: 'fine-tune step 3 of chain-2' },
+    { suffix: 'chain-1', relation: 'finetune-chain', modelType: 'Finetune', parents: ['base'], recipe: { op: 'noise', rel: 0.25 }, description: 'fine-tune step 1: every tensor + N(0, (0.25·std)²)' },
+    { suffix: 'chain-2', relation: 'finetune-chain', modelType: 'Finetune', parents: ['chain-1'], recipe: { op: 'noise', rel: 0.25 }, description: 'fine-tune step 2 of chain-1' },
+    { suffix: 'chain-3', relation: 'finetune-chain', modelType: 'Finetune', parents: ['chain-2'], recipe: { op: 'noise', rel: 0.25 }, description: 'fine-tune step 3 of chain-2' },
   ];
 }
 
