@@ -13,7 +13,7 @@ export type ZooSize = 'tiny' | 'default';
 export const ZOO_SIZES: readonly ZooSize[] = ['tiny', 'default'];
 export const DEFAULT_SEED = 42;
 /** Bump when the generated files change, so older zoos are rebuilt instead of reused. */
-export const ZOO_FORMAT = 1;
+export const ZOO_FORMAT = 2;
 
 export interface TokenizerDef {
   id: string;
