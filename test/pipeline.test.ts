@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseCsvRows, LINEAGE_COLUMNS, TEXT_COLUMNS } from '../src/methods/results.js';
+import { LINEAGE_COLUMNS, TEXT_COLUMNS } from '../src/methods/results.js';
+import { readCsvFile } from '../src/util/csv.js';
 import { readNpyFloat32 } from '../src/util/npy.js';
 import { parseJson, runCli, spawnCli, tmpDir } from './helpers/cli.js';
 import { copyModel, tinyZoo, type ZooModel } from './helpers/zoo.js';
@@ -20,8 +21,7 @@ beforeAll(async () => {
 });
 
 function readCsv(file: string): Record<string, string>[] {
-  const rows = parseCsvRows(fs.readFileSync(file, 'utf8'));
-  return rows.slice(1).map((r) => Object.fromEntries(rows[0].map((h, i) => [h, r[i]])));
+  return readCsvFile(file).rows;
 }
 
 function familyCsv(dir: string, list: ZooModel[]): string {
@@ -47,7 +47,7 @@ describe('lineage (base vs derived)', () => {
     expect(r.code, r.stderr).toBe(0);
     const summary = parseJson<{ ok: number; failed: number; rows: number }>(r);
     expect(summary).toMatchObject({ ok: family.length, failed: 0, rows: family.length });
-    const header = parseCsvRows(fs.readFileSync(out, 'utf8'))[0];
+    const header = readCsvFile(out).header;
     expect(header.slice(0, LINEAGE_COLUMNS.length)).toEqual([...LINEAGE_COLUMNS]);
     expect(header).toContain('relation');
     const rows = readCsv(out);
@@ -180,7 +180,7 @@ describe('lineage (base vs derived)', () => {
     const pick = [family.find((m) => /re-?upload/.test(m.relation))!, models.find((m) => m.family !== base.family)!];
     const r = runCli(['lineage', '--method', 'text', '--base', base.path, '--derived', ...pick.map((m) => m.path), '--out', out, '--registry', path.join(dir, 'r.db'), ...FAST]);
     expect(r.code, r.stderr).toBe(0);
-    const header = parseCsvRows(fs.readFileSync(out, 'utf8'))[0];
+    const header = readCsvFile(out).header;
     expect(header).toEqual([...TEXT_COLUMNS]);
     const rows = readCsv(out);
     expect(rows[0]).toMatchObject({ avg_pal_k: '1.0', avg_lev_sim: '1.0', avg_lcs_ratio: '1.0', avg_score: '1.0' });

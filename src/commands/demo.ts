@@ -10,9 +10,8 @@ import { BottomKParamsSchema } from '../methods/params.js';
 import { lineageQuality, labelsFromEntries } from '../methods/quality.js';
 import { scoreSketches } from '../methods/bottomk.js';
 import { LINEAGE_COLUMNS, csvLine, formatScore, scoresJson } from '../methods/results.js';
-import type { RunContext } from '../methods/lineage.js';
-import { makeProgress, type ProgressMode } from '../ui/progress.js';
-import { StopSignal } from '../util/signals.js';
+import type { ProgressMode } from '../ui/progress.js';
+import { withRunContext } from '../cli/run-context.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { renderTable, fmt } from '../ui/table.js';
 import { writeMatrixDashboard } from '../report/index.js';
@@ -41,69 +40,63 @@ export default class Demo extends BaseCommand<typeof Demo> {
     const tZoo = (Date.now() - t0) / 1000;
     const registry = await openRegistry(this.flags.registry ?? path.join(out, 'registry.db'));
     const params = BottomKParamsSchema.parse({ k: f.k, numPrompts: f['num-prompts'], seed: f.seed });
-    const stop = new StopSignal();
-    const progress = await makeProgress(f.progress as ProgressMode, Boolean(f.quiet));
-    const ctx: RunContext = { params, open: { device: 'auto' }, registry, reuse: true, progress, stop, resumeHint: `modelprint ${process.argv.slice(2).join(' ')}` };
     try {
-      const models = await resolveModelList([path.join(zooDir, 'models.csv')], registry);
-      const r = await runMatrix(ctx, models, out);
-      progress.close();
-      const labels = labelsFromEntries(models);
-      const q = lineageQuality(r.models, r.matrix, labels);
+      return await withRunContext({ params, open: { device: 'auto' }, registry, reuse: true, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet) }, async (ctx) => {
+        const models = await resolveModelList([path.join(zooDir, 'models.csv')], registry);
+        const r = await runMatrix(ctx, models, out);
+        ctx.progress.close();
+        const labels = labelsFromEntries(models);
+        const q = lineageQuality(r.models, r.matrix, labels);
 
-      // Base-vs-derived rows for each family, straight from the matrix sketches.
-      const idx = new Map(r.models.map((id, i) => [id, i]));
-      const lineageFiles: string[] = [];
-      for (const base of labels.filter((l) => l.base === l.id)) {
-        const bi = idx.get(base.id)!;
-        const range = r.ranges[bi];
-        const bs = r.sketches[bi];
-        let text = csvLine([...LINEAGE_COLUMNS]);
-        for (const l of labels.filter((x) => x.family === base.family && x.id !== base.id)) {
-          const ds = r.sketches[idx.get(l.id)!];
-          if (!bs || !ds || !range) {
-            text += csvLine([base.id, l.id, 0, '-1.0', f.k, '[]', r.status[idx.get(l.id)!].code ?? 'inference_failed', r.status[idx.get(l.id)!].message ?? '']);
-            continue;
+        // Base-vs-derived rows for each family, straight from the matrix sketches.
+        const idx = new Map(r.models.map((id, i) => [id, i]));
+        const lineageFiles: string[] = [];
+        for (const base of labels.filter((l) => l.base === l.id)) {
+          const bi = idx.get(base.id)!;
+          const range = r.ranges[bi];
+          const bs = r.sketches[bi];
+          let text = csvLine([...LINEAGE_COLUMNS]);
+          for (const l of labels.filter((x) => x.family === base.family && x.id !== base.id)) {
+            const ds = r.sketches[idx.get(l.id)!];
+            if (!bs || !ds || !range) {
+              text += csvLine([base.id, l.id, 0, '-1.0', f.k, '[]', r.status[idx.get(l.id)!].code ?? 'inference_failed', r.status[idx.get(l.id)!].message ?? '']);
+              continue;
+            }
+            const pick = (s: typeof bs) => ({ ...s, sets: s.sets.slice(range[0], range[1]) });
+            const s = scoreSketches(pick(bs), pick(ds), 'overlap');
+            text += csvLine([base.id, l.id, s.perPrompt.length, formatScore(s.score), f.k, scoresJson(s.perPrompt), '', '']);
           }
-          const pick = (s: typeof bs) => ({ ...s, sets: s.sets.slice(range[0], range[1]) });
-          const s = scoreSketches(pick(bs), pick(ds), 'overlap');
-          text += csvLine([base.id, l.id, s.perPrompt.length, formatScore(s.score), f.k, scoresJson(s.perPrompt), '', '']);
+          const file = path.join(out, `lineage_${base.id}.csv`);
+          writeFileAtomic(file, text);
+          lineageFiles.push(file);
         }
-        const file = path.join(out, `lineage_${base.id}.csv`);
-        writeFileAtomic(file, text);
-        lineageFiles.push(file);
-      }
 
-      const nearestCsv = path.join(out, 'nearest_relatives.csv');
-      writeFileAtomic(nearestCsv, csvLine(['model_id', 'family', 'relation', 'nearest', 'score', 'same_family']) + q.nearest.map((x) => csvLine([x.model, x.family, x.relation, x.nearest, x.score.toFixed(6), x.same_family])).join(''));
-      const info = models.map((m) => ({ model_id: m.id, family: m.meta.family ?? '', model_type: m.meta.model_type ?? '', display_name: m.id }));
-      let dashboard: string | null = null;
-      try {
-        const n = r.models.length;
-        const rows = Array.from({ length: n }, (_, i) => Array.from(r.matrix.subarray(i * n, (i + 1) * n)));
-        dashboard = writeMatrixDashboard(path.join(out, 'report'), { models: r.models, matrix: rows, info, title: 'modelprint demo: bottom-k overlap of the zoo', label: 'overlap' }).html;
-      } catch (e) {
-        this.logger.warn(`dashboard not written: ${(e as Error).message}`);
-      }
-      const summaryFile = path.join(out, 'demo_summary.json');
-      const seconds = (Date.now() - t0) / 1000;
-      const summary = { out_dir: out, zoo: zooDir, models: r.models.length, failed: r.failed, seconds, zoo_seconds: tZoo, matrix_seconds: r.seconds, params, quality: q, files: { ...r.files, lineage: lineageFiles, nearest: nearestCsv, dashboard, summary: summaryFile } };
-      writeFileAtomic(summaryFile, `${JSON.stringify(summary, null, 2)}\n`);
+        const nearestCsv = path.join(out, 'nearest_relatives.csv');
+        writeFileAtomic(nearestCsv, csvLine(['model_id', 'family', 'relation', 'nearest', 'score', 'same_family']) + q.nearest.map((x) => csvLine([x.model, x.family, x.relation, x.nearest, x.score.toFixed(6), x.same_family])).join(''));
+        const info = models.map((m) => ({ model_id: m.id, family: m.meta.family ?? '', model_type: m.meta.model_type ?? '', display_name: m.id }));
+        let dashboard: string | null = null;
+        try {
+          const n = r.models.length;
+          const rows = Array.from({ length: n }, (_, i) => Array.from(r.matrix.subarray(i * n, (i + 1) * n)));
+          dashboard = writeMatrixDashboard(path.join(out, 'report'), { models: r.models, matrix: rows, info, title: 'modelprint demo: bottom-k overlap of the zoo', label: 'overlap' }).html;
+        } catch (e) {
+          this.logger.warn(`dashboard not written: ${(e as Error).message}`);
+        }
+        const summaryFile = path.join(out, 'demo_summary.json');
+        const seconds = (Date.now() - t0) / 1000;
+        const summary = { out_dir: out, zoo: zooDir, models: r.models.length, failed: r.failed, seconds, zoo_seconds: tZoo, matrix_seconds: r.seconds, params, quality: q, files: { ...r.files, lineage: lineageFiles, nearest: nearestCsv, dashboard, summary: summaryFile } };
+        writeFileAtomic(summaryFile, `${JSON.stringify(summary, null, 2)}\n`);
 
-      this.out(renderTable(['relation', 'n', 'mean overlap with base', 'min', 'max'], q.relations.map((x) => [x.relation, x.count, fmt(x.mean), fmt(x.min), fmt(x.max)])));
-      this.out(renderTable(['model', 'family', 'relation', 'nearest relative', 'score', 'same family'], q.nearest.map((x) => [x.model, x.family, x.relation, x.nearest, fmt(x.score), x.same_family ? 'yes' : 'NO'])));
-      this.out(
-        `ROC AUC derivatives vs unrelated: ${fmt(q.auc_without_hard)} without ${q.hard_relations.join('/')}, ${fmt(q.auc_all)} with them; nearest relative in the same family for ${(q.nearest_same_family_rate * 100).toFixed(1)} % of models.`,
-      );
-      this.out(`outputs in ${out} (matrix, lineage_*.csv, nearest_relatives.csv, demo_summary.json${dashboard ? ', report/dashboard.html' : ''}); ${seconds.toFixed(1)} s`);
-      this.partial(r.failed);
-      return summary;
-    } catch (e) {
-      progress.close();
-      if (stop.stopped) stop.check(ctx.resumeHint);
-      throw e;
+        this.out(renderTable(['relation', 'n', 'mean overlap with base', 'min', 'max'], q.relations.map((x) => [x.relation, x.count, fmt(x.mean), fmt(x.min), fmt(x.max)])));
+        this.out(renderTable(['model', 'family', 'relation', 'nearest relative', 'score', 'same family'], q.nearest.map((x) => [x.model, x.family, x.relation, x.nearest, fmt(x.score), x.same_family ? 'yes' : 'NO'])));
+        this.out(
+          `ROC AUC derivatives vs unrelated: ${fmt(q.auc_without_hard)} without ${q.hard_relations.join('/')}, ${fmt(q.auc_all)} with them; nearest relative in the same family for ${(q.nearest_same_family_rate * 100).toFixed(1)} % of models.`,
+        );
+        this.out(`outputs in ${out} (matrix, lineage_*.csv, nearest_relatives.csv, demo_summary.json${dashboard ? ', report/dashboard.html' : ''}); ${seconds.toFixed(1)} s`);
+        this.partial(r.failed);
+        return summary;
+      });
     } finally {
-      stop.dispose();
       await registry.close();
     }
   }

@@ -2,11 +2,11 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { bottomKFlags, bottomKParamsFrom } from '../cli/method-flags.js';
 import { ModelprintError } from '../errors.js';
-import { runBaseVsDerived, type LineageSummary, type RunContext } from '../methods/lineage.js';
+import { runBaseVsDerived, type LineageSummary } from '../methods/lineage.js';
 import { resolveModelList, resolveOne } from '../methods/models-input.js';
 import { runTextMethod } from '../methods/text.js';
-import { makeProgress, type ProgressMode } from '../ui/progress.js';
-import { StopSignal } from '../util/signals.js';
+import type { ProgressMode } from '../ui/progress.js';
+import { withRunContext } from '../cli/run-context.js';
 import type { DeviceRequest } from '../inference/device.js';
 import { renderTable } from '../ui/table.js';
 
@@ -34,41 +34,23 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
     const f = this.flags;
     const params = bottomKParamsFrom(f);
     const registry = await this.registry();
-    const stop = new StopSignal();
-    const progress = await makeProgress(f.progress as ProgressMode, this.jsonEnabled() ? false : Boolean(f.quiet));
-    const ctx: RunContext = {
-      params,
-      open: { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'] },
-      registry,
-      reuse: f.reuse,
-      progress,
-      stop,
-      resumeHint: `modelprint ${process.argv.slice(2).join(' ')}`,
-    };
-    try {
+    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'] };
+    return withRunContext({ params, open, registry, reuse: f.reuse, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet) }, async (ctx) => {
       const base = await resolveOne(f.base, registry);
       if (!base.path) {
         throw new ModelprintError('E_NOT_FOUND', `base model "${f.base}" is neither a local path nor a registry model`, { subject: '--base', hint: 'pass a model folder, or register it with `modelprint models add`' });
       }
       const derived = await resolveModelList(f.derived, registry);
       if (derived.length === 0) throw new ModelprintError('E_INPUT', 'no derived models given', { subject: '--derived', hint: 'pass folders or a models CSV' });
-      const summary =
-        f.method === 'text'
-          ? await runTextMethod(ctx, base, derived, f.out, { promptsIn: f['prompts-in'], promptsOut: f['prompts-out'], retryFailed: f['retry-failed'] })
-          : await runBaseVsDerived(ctx, base, derived, f.out, { promptsIn: f['prompts-in'], promptsOut: f['prompts-out'], retryFailed: f['retry-failed'] });
-      progress.close();
+      const io = { promptsIn: f['prompts-in'], promptsOut: f['prompts-out'], retryFailed: f['retry-failed'] };
+      const summary = f.method === 'text' ? await runTextMethod(ctx, base, derived, f.out, io) : await runBaseVsDerived(ctx, base, derived, f.out, io);
+      ctx.progress.close();
       if (summary.failures.length > 0) {
         this.out(renderTable(['model', 'error code', 'message'], summary.failures.map((x) => [x.model, x.code, x.message.slice(0, 100)])));
       }
       this.out(`${summary.ok} ok, ${summary.failed} failed, ${summary.skipped} already done → ${summary.out}`);
       this.partial(summary.failed);
       return summary;
-    } catch (e) {
-      progress.close();
-      if (stop.stopped) stop.check(ctx.resumeHint);
-      throw e;
-    } finally {
-      stop.dispose();
-    }
+    });
   }
 }

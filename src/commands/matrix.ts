@@ -2,10 +2,9 @@ import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { bottomKFlags, bottomKParamsFrom } from '../cli/method-flags.js';
 import { runMatrix } from '../methods/matrix.js';
-import type { RunContext } from '../methods/lineage.js';
 import { resolveModelList } from '../methods/models-input.js';
-import { makeProgress, type ProgressMode } from '../ui/progress.js';
-import { StopSignal } from '../util/signals.js';
+import type { ProgressMode } from '../ui/progress.js';
+import { withRunContext } from '../cli/run-context.js';
 import type { DeviceRequest } from '../inference/device.js';
 import { renderTable } from '../ui/table.js';
 
@@ -26,32 +25,16 @@ export default class Matrix extends BaseCommand<typeof Matrix> {
     const f = this.flags;
     const params = bottomKParamsFrom(f);
     const registry = await this.registry();
-    const stop = new StopSignal();
-    const progress = await makeProgress(f.progress as ProgressMode, Boolean(f.quiet));
-    const ctx: RunContext = {
-      params,
-      open: { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'] },
-      registry,
-      reuse: f.reuse,
-      progress,
-      stop,
-      resumeHint: `modelprint ${process.argv.slice(2).join(' ')}`,
-    };
-    try {
+    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'] };
+    return withRunContext({ params, open, registry, reuse: f.reuse, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet) }, async (ctx) => {
       const models = await resolveModelList(f.models, registry);
       const r = await runMatrix(ctx, models, f['out-dir']);
-      progress.close();
+      ctx.progress.close();
       const failures = r.status.filter((s) => !s.ok);
       if (failures.length > 0) this.out(renderTable(['model', 'error code', 'message'], failures.map((s) => [s.model, s.code, (s.message ?? '').slice(0, 100)])));
       this.out(`${r.models.length - r.failed} ok, ${r.failed} failed → ${r.files.csv}`);
       this.partial(r.failed);
       return { models: r.models, failed: r.failed, status: r.status, files: r.files, seconds: r.seconds, params };
-    } catch (e) {
-      progress.close();
-      if (stop.stopped) stop.check(ctx.resumeHint);
-      throw e;
-    } finally {
-      stop.dispose();
-    }
+    });
   }
 }

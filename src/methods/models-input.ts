@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ModelprintError } from '../errors.js';
 import type { Registry } from '../registry/types.js';
-import { parseCsvRows } from './results.js';
+import { readCsvFile } from '../util/csv.js';
 
 export interface ModelEntry {
   /** The name rows are keyed by (hub id, registry name, or the path as given). */
@@ -20,26 +20,21 @@ export interface ModelEntry {
 }
 
 function readModelsCsv(file: string): ModelEntry[] {
-  const rows = parseCsvRows(fs.readFileSync(file, 'utf8')).filter((r) => r.some((x) => x.trim() !== ''));
-  if (rows.length === 0) throw new ModelprintError('E_INPUT', `${file} is empty`, { subject: file, hint: 'a models CSV needs a header with model_id (and optionally path)' });
-  const head = rows[0].map((h) => h.trim());
-  const idCol = head.indexOf('model_id') >= 0 ? head.indexOf('model_id') : head.indexOf('derived_model_name');
-  if (idCol < 0) {
-    throw new ModelprintError('E_INPUT', `${file}: no "model_id" column (columns: ${head.join(', ')})`, {
+  const table = readCsvFile(file, 'models CSV');
+  const idCol = table.header.includes('model_id') ? 'model_id' : table.header.includes('derived_model_name') ? 'derived_model_name' : null;
+  if (!idCol) {
+    throw new ModelprintError('E_INPUT', `${file}: no "model_id" column (columns: ${table.header.join(', ')})`, {
       subject: file,
       hint: 'name the model column model_id; add a path column for local folders',
     });
   }
-  const pathCol = head.indexOf('path');
   const base = path.dirname(path.resolve(file));
-  return rows.slice(1).map((r, i) => {
-    const id = (r[idCol] ?? '').trim();
-    if (!id) throw new ModelprintError('E_INPUT', `${file} line ${i + 2}: empty model_id`, { subject: file, hint: 'every row needs a model_id' });
-    const p = pathCol >= 0 && r[pathCol]?.trim() ? path.resolve(base, r[pathCol].trim()) : null;
+  return table.rows.map((r, i) => {
+    const id = r[idCol].trim();
+    if (!id) throw new ModelprintError('E_INPUT', `${file} line ${table.lines[i]}: empty model_id`, { subject: file, hint: 'every row needs a model_id' });
+    const p = r.path?.trim() ? path.resolve(base, r.path.trim()) : null;
     const meta: Record<string, string> = {};
-    head.forEach((h, j) => {
-      if (j !== idCol && j !== pathCol && h) meta[h] = r[j] ?? '';
-    });
+    for (const h of table.header) if (h !== idCol && h !== 'path' && h) meta[h] = r[h] ?? '';
     return { id, path: p, meta };
   });
 }

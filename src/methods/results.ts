@@ -6,6 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ModelprintError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { csvLine, parseCsv, type CsvValue } from '../util/csv.js';
+
+export { csvLine };
 
 export const LINEAGE_COLUMNS = [
   'base_model_name',
@@ -30,50 +33,6 @@ export const TEXT_COLUMNS = [
   'error_code',
   'error_message',
 ] as const;
-
-export function csvField(v: unknown): string {
-  if (v === null || v === undefined) return '';
-  const s = typeof v === 'number' ? String(v) : String(v);
-  return /[",\n\r]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s;
-}
-
-export function csvLine(values: unknown[]): string {
-  return `${values.map(csvField).join(',')}\n`;
-}
-
-/** Parses RFC 4180 CSV text into rows of fields. */
-export function parseCsvRows(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text[i];
-    if (quoted) {
-      if (ch === '"') {
-        if (text[i + 1] === '"') {
-          field += '"';
-          i++;
-        } else quoted = false;
-      } else field += ch;
-    } else if (ch === '"') quoted = true;
-    else if (ch === ',') {
-      row.push(field);
-      field = '';
-    } else if (ch === '\n' || ch === '\r') {
-      if (ch === '\r' && text[i + 1] === '\n') i++;
-      row.push(field);
-      rows.push(row);
-      row = [];
-      field = '';
-    } else field += ch;
-  }
-  if (field !== '' || row.length > 0) {
-    row.push(field);
-    rows.push(row);
-  }
-  return rows;
-}
 
 /** Python-style list repr with 4 decimals, as the published files have: "[0.236, 0.2485]". */
 export function scoresJson(scores: number[], digits = 4): string {
@@ -108,9 +67,9 @@ export class ResultCsv {
         text = text.slice(0, text.lastIndexOf('\n') + 1);
         writeFileAtomic(file, text);
       }
-      const rows = parseCsvRows(text);
-      if (rows.length > 0) {
-        const head = rows[0];
+      if (text.trim() !== '') {
+        const table = parseCsv(text, file);
+        const head = table.header;
         const missing = columns.filter((c) => !head.includes(c));
         if (missing.length > 0) {
           throw new ModelprintError('E_INPUT', `${file} exists but is not a result file of this kind (missing columns ${missing.join(', ')})`, {
@@ -119,11 +78,7 @@ export class ResultCsv {
           });
         }
         this.header = head;
-        for (const r of rows.slice(1)) {
-          if (r.length !== head.length) continue;
-          const rec = Object.fromEntries(head.map((h, i) => [h, r[i]]));
-          this.done.set(rec[keyColumn], rec);
-        }
+        for (const rec of table.rows) this.done.set(rec[keyColumn], rec);
       }
     }
     if (!fs.existsSync(file) || fs.statSync(file).size === 0) {
@@ -143,7 +98,7 @@ export class ResultCsv {
 
   /** Appends one row with a single write + fsync. */
   append(rec: Record<string, unknown>): void {
-    const line = csvLine(this.header.map((h) => rec[h]));
+    const line = csvLine(this.header.map((h) => rec[h] as CsvValue));
     const fd = fs.openSync(this.file, 'a');
     try {
       fs.writeSync(fd, line);

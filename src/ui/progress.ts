@@ -21,12 +21,15 @@ type Without<T, K extends keyof T> = T extends unknown ? Omit<T, K> : never;
 export type ProgressInput = Without<ProgressEvent, 'time'>;
 
 export class Progress {
+  private closed = false;
   constructor(private readonly sinks: ProgressSink[]) {}
   emit(e: ProgressInput): void {
     const ev = { ...e, time: new Date().toISOString() } as ProgressEvent;
     for (const s of this.sinks) s.emit(ev);
   }
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     for (const s of this.sinks) s.close();
   }
 }

@@ -134,3 +134,10 @@ export function stringifyCsv(header: string[], rows: CsvValue[][]): string {
 export function writeCsvFile(file: string, header: string[], rows: CsvValue[][]): void {
   writeFileAtomic(file, stringifyCsv(header, rows));
 }
+
+/** One CSV line (with its newline), quoted as stringifyCsv quotes. */
+export function csvLine(values: CsvValue[]): string {
+  return stringify([values.map((v) => (v === null || v === undefined ? '' : v))], {
+    cast: { boolean: (v) => (v ? 'true' : 'false') },
+  });
+}

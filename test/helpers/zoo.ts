@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ensureZoo } from '../../src/zoo/index.js';
-import { parseCsvRows } from '../../src/methods/results.js';
+import { readCsvFile } from '../../src/util/csv.js';
 import { tmpDir } from './cli.js';
 
 export interface ZooModel {
@@ -17,10 +17,8 @@ export interface ZooModel {
 export async function tinyZoo(seed = 42): Promise<{ dir: string; models: ZooModel[] }> {
   const dir = path.join(tmpDir('modelprint-zoo-'), 'zoo');
   await ensureZoo(dir, { size: 'tiny', seed });
-  const rows = parseCsvRows(fs.readFileSync(path.join(dir, 'models.csv'), 'utf8')).filter((r) => r.length > 1);
-  const head = rows[0];
-  const models = rows.slice(1).map((r) => {
-    const o = Object.fromEntries(head.map((h, i) => [h, r[i]])) as unknown as ZooModel;
+  const models = readCsvFile(path.join(dir, 'models.csv')).rows.map((r) => {
+    const o = { ...r } as unknown as ZooModel;
     o.path = path.resolve(dir, o.path);
     return o;
   });

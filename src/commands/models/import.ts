@@ -4,7 +4,7 @@ import path from 'node:path';
 import { BaseCommand } from '../../cli/base.js';
 import { ModelprintError } from '../../errors.js';
 import { detectFormat } from '../../inference/format.js';
-import { parseCsvRows } from '../../methods/results.js';
+import { readCsvFile, requireColumns } from '../../util/csv.js';
 import { contentHash } from '../../util/hash.js';
 import type { ModelRecord } from '../../registry/types.js';
 
@@ -17,23 +17,20 @@ export default class ModelsImport extends BaseCommand<typeof ModelsImport> {
   async run(): Promise<{ added: ModelRecord[]; existing: string[] }> {
     const file = this.args.csv;
     if (!fs.existsSync(file)) throw new ModelprintError('E_NOT_FOUND', `models CSV ${file} does not exist`, { subject: file, hint: 'e.g. the models.csv written by `modelprint zoo create`' });
-    const rows = parseCsvRows(fs.readFileSync(file, 'utf8')).filter((r) => r.some((x) => x.trim()));
-    const head = rows[0] ?? [];
-    for (const col of ['model_id', 'path']) {
-      if (!head.includes(col)) throw new ModelprintError('E_INPUT', `${file}: no "${col}" column (columns: ${head.join(', ')})`, { subject: file, hint: 'columns: model_id, path, and optionally family, model_type, base_model, downloads, likes' });
-    }
+    const table = readCsvFile(file, 'models CSV');
+    requireColumns(table, ['model_id', 'path'], 'columns: model_id, path, and optionally family, model_type, base_model, downloads, likes');
     const reg = await this.registry();
     const added: ModelRecord[] = [];
     const existing: string[] = [];
-    for (const [i, r] of rows.slice(1).entries()) {
-      const rec = Object.fromEntries(head.map((h, j) => [h, (r[j] ?? '').trim()]));
+    for (const [i, r] of table.rows.entries()) {
+      const rec = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.trim()]));
       const src = path.resolve(path.dirname(path.resolve(file)), rec.path);
-      if (!rec.model_id) throw new ModelprintError('E_INPUT', `${file} line ${i + 2}: empty model_id`, { subject: file, hint: 'every row needs a model_id' });
+      if (!rec.model_id) throw new ModelprintError('E_INPUT', `${file} line ${table.lines[i]}: empty model_id`, { subject: file, hint: 'every row needs a model_id' });
       if (await reg.getModel(rec.model_id)) {
         existing.push(rec.model_id);
         continue;
       }
-      if (!fs.existsSync(src)) throw new ModelprintError('E_NOT_FOUND', `${file} line ${i + 2}: path ${src} does not exist`, { subject: rec.model_id, hint: 'fix the path column (relative to the CSV)' });
+      if (!fs.existsSync(src)) throw new ModelprintError('E_NOT_FOUND', `${file} line ${table.lines[i]}: path ${src} does not exist`, { subject: rec.model_id, hint: 'fix the path column (relative to the CSV)' });
       const num = (v: string | undefined) => (v && /^\d+$/.test(v) ? Number(v) : null);
       added.push(
         await reg.addModel({

@@ -1,0 +1,40 @@
+import type { OpenOptions } from '../inference/session.js';
+import type { RunContext } from '../methods/lineage.js';
+import type { BottomKParams } from '../methods/params.js';
+import type { Registry } from '../registry/types.js';
+import { makeProgress, type ProgressMode } from '../ui/progress.js';
+import { StopSignal } from '../util/signals.js';
+
+/**
+ * Runs a batch with its progress display and Ctrl-C / SIGTERM handling: the body gets a
+ * RunContext; an interrupted run reports how to resume and exits 130 / 143.
+ */
+export async function withRunContext<T>(
+  opts: { params: BottomKParams; open: OpenOptions; registry: Registry | null; reuse: boolean; progress: ProgressMode; quiet: boolean },
+  body: (ctx: RunContext) => Promise<T>,
+): Promise<T> {
+  const stop = new StopSignal();
+  const progress = await makeProgress(opts.progress, opts.quiet);
+  const ctx: RunContext = {
+    params: opts.params,
+    open: opts.open,
+    registry: opts.registry,
+    reuse: opts.reuse,
+    progress,
+    stop,
+    resumeHint: `modelprint ${process.argv.slice(2).join(' ')}`,
+  };
+  try {
+    return await body(ctx);
+  } catch (e) {
+    if (stop.signalName) {
+      progress.emit({ event: 'interrupted', signal: stop.signalName, resume: ctx.resumeHint });
+      progress.close();
+      stop.check(ctx.resumeHint);
+    }
+    throw e;
+  } finally {
+    progress.close();
+    stop.dispose();
+  }
+}
