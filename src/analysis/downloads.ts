@@ -5,6 +5,7 @@ import {
   type SpearmanResult,
   type MannWhitneyResult,
   type WelchResult,
+  type Describe,
   describe,
   linearFit,
   mannWhitneyU,
@@ -32,21 +33,12 @@ export interface DownloadsOptions {
   scoreEdges: number[];
 }
 
-export interface DownloadGroup {
+export interface DownloadGroup extends Describe {
   label: string;
   /** Lower edge (exclusive); null for the `0` group. */
   lo: number | null;
   /** Upper edge (inclusive); null for the open last group. For the `0` group, 0. */
   hi: number | null;
-  count: number;
-  mean: number | null;
-  median: number | null;
-  /** Sample standard deviation (n−1); null for n < 2. */
-  std: number | null;
-  min: number | null;
-  max: number | null;
-  q1: number | null;
-  q3: number | null;
 }
 
 export interface LowHigh {

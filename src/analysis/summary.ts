@@ -1,6 +1,6 @@
 import { type Distribution, distribution } from './bins.js';
 import type { ScoreRow } from './input.js';
-import { describe } from './stats.js';
+import { describe, type Describe } from './stats.js';
 
 export interface ModelScore {
   model: string;
@@ -8,21 +8,13 @@ export interface ModelScore {
   line: number;
 }
 
-export interface SummaryReport {
+export interface SummaryReport extends Omit<Describe, 'count'> {
   rows: number;
   /** Rows with score ≥ 0. */
   valid: number;
   /** Rows with score < 0 (failed models, -1) or no score. */
   invalid: number;
   invalid_rate: number | null;
-  mean: number | null;
-  median: number | null;
-  /** Sample standard deviation (n−1); null for n < 2. */
-  std: number | null;
-  min: number | null;
-  max: number | null;
-  q1: number | null;
-  q3: number | null;
   distribution: Distribution;
   lowest: ModelScore[];
   highest: ModelScore[];

@@ -171,11 +171,7 @@ export async function runBaseVsDerived(
   }
   writeFileAtomic(sidecar, `${JSON.stringify(paramsRecord, null, 2)}\n`);
 
-  const isDone = (d: ModelEntry) => {
-    const row = csv.done.get(d.id);
-    if (!row) return false;
-    return !(opts.retryFailed && Number(row.avg_overlap_ratio) < 0);
-  };
+  const isDone = (d: ModelEntry) => csv.isDone(d.id, 'avg_overlap_ratio', opts.retryFailed);
   const todo = derived.filter((d) => !isDone(d));
   const skipped = derived.length - todo.length;
   ctx.progress.emit({ event: 'start', run: `lineage vs ${base.id}`, models: derived.length, total_prompts: p.numPrompts * derived.length });

@@ -96,6 +96,12 @@ export class ResultCsv {
     writeFileAtomic(this.file, csvLine(this.header));
   }
 
+  /** Whether a model already has a row (a failed one counts only without `retryFailed`). */
+  isDone(id: string, scoreColumn: string, retryFailed = false): boolean {
+    const row = this.done.get(id);
+    return row !== undefined && !(retryFailed && Number(row[scoreColumn]) < 0);
+  }
+
   /** Appends one row with a single write + fsync. */
   append(rec: Record<string, unknown>): void {
     const line = csvLine(this.header.map((h) => rec[h] as CsvValue));

@@ -65,7 +65,7 @@ export async function runTextMethod(
   const t0 = Date.now();
   const csv = new ResultCsv(out, TEXT_COLUMNS, 'derived_model_name');
   csv.extendHeader([...new Set(derived.flatMap((d) => Object.keys(d.meta)))]);
-  const isDone = (d: ModelEntry) => csv.done.has(d.id) && !(opts.retryFailed && Number(csv.done.get(d.id)!.avg_score) < 0);
+  const isDone = (d: ModelEntry) => csv.isDone(d.id, 'avg_score', opts.retryFailed);
   const todo = derived.filter((d) => !isDone(d));
   const summary: LineageSummary = { base: base.id, out, rows: derived.length, ok: 0, failed: 0, skipped: derived.length - todo.length, reused: 0, seconds: 0, failures: [], prompts: 0 };
   ctx.progress.emit({ event: 'start', run: `text lineage vs ${base.id}`, models: derived.length, total_prompts: ctx.params.numPrompts * derived.length });
