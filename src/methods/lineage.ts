@@ -200,6 +200,7 @@ export async function runBaseVsDerived(
   } finally {
     await baseModel.release();
   }
+  ctx.progress.emit({ event: 'phase', model: base.id, phase: 'done', done: prompts.length, total: prompts.length });
   summary.prompts = prompts.length;
   if (opts.promptsOut) {
     const { numPrompts, sampleK, prefixLen, totalLen, seed } = p;

@@ -11,6 +11,8 @@ interface Row {
   finished?: number;
   score?: number | null;
   code?: string;
+  /** A result row of the batch (model_done / model_failed), not e.g. the base. */
+  counted?: boolean;
 }
 
 interface State {
@@ -26,15 +28,15 @@ const secs = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 
 function Table({ s }: { s: State }): React.ReactElement {
   const rows = [...s.rows.values()];
-  const done = rows.filter((r) => r.phase === 'done' || r.phase === 'reused').length;
-  const failed = rows.filter((r) => r.phase === 'failed').length;
+  const done = rows.filter((r) => r.counted && r.phase !== 'failed').length;
+  const failed = rows.filter((r) => r.counted && r.phase === 'failed').length;
   const elapsed = Date.now() - s.started;
-  const finishedRows = rows.filter((r) => r.finished);
+  const finishedRows = rows.filter((r) => r.finished && r.counted);
   const perModel = finishedRows.length ? elapsed / finishedRows.length : 0;
   const eta = perModel && s.models > done + failed ? secs(perModel * (s.models - done - failed)) : '-';
   // Show the active rows and the last finished ones; a long batch does not scroll the screen away.
   const active = rows.filter((r) => !r.finished);
-  const recent = finishedRows.slice(-8);
+  const recent = rows.filter((r) => r.finished).slice(-8);
   const shown = [...recent, ...active].slice(-16);
   const pad = (x: string, n: number) => (x.length > n ? `${x.slice(0, n - 1)}…` : x.padEnd(n));
   return (
@@ -91,11 +93,13 @@ export class InkSink implements ProgressSink {
         r.phase = e.phase;
         r.done = e.done;
         r.total = e.total;
+        if (e.phase === 'done') r.finished = Date.now();
         break;
       }
       case 'model_done': {
         const r = row(e.model);
         r.phase = e.reused ? 'reused' : 'done';
+        r.counted = true;
         r.score = e.score;
         r.done = r.total;
         r.finished = Date.now();
@@ -104,6 +108,7 @@ export class InkSink implements ProgressSink {
       case 'model_failed': {
         const r = row(e.model);
         r.phase = 'failed';
+        r.counted = true;
         r.code = e.code;
         r.finished = Date.now();
         break;
