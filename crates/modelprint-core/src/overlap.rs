@@ -17,22 +17,22 @@ pub fn intersection_count_sorted(a: &[u32], b: &[u32]) -> usize {
     n
 }
 
+use crate::similarity::{prompt_score, Metric};
+
+fn score(metric: Metric, a: &[u32], b: &[u32]) -> f64 {
+    let c = intersection_count_sorted(a, b) as u32;
+    prompt_score(metric, c, a.len() as u32, b.len() as u32)
+}
+
 /// Overlap ratio `|A ∩ B| / |A|` (A the reference set); 0 when A is empty.
+/// Same arithmetic as the similarity engine ([`prompt_score`]).
 pub fn overlap_ratio_sorted(a: &[u32], b: &[u32]) -> f64 {
-    if a.is_empty() {
-        return 0.0;
-    }
-    intersection_count_sorted(a, b) as f64 / a.len() as f64
+    score(Metric::Overlap, a, b)
 }
 
 /// Jaccard `|A ∩ B| / |A ∪ B|`; 1 when both are empty.
 pub fn jaccard_sorted(a: &[u32], b: &[u32]) -> f64 {
-    let inter = intersection_count_sorted(a, b);
-    let union = a.len() + b.len() - inter;
-    if union == 0 {
-        return 1.0;
-    }
-    inter as f64 / union as f64
+    score(Metric::Jaccard, a, b)
 }
 
 #[cfg(test)]

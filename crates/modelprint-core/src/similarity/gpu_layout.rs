@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use super::stripes::Stripe;
-use super::{EmitFn, Job, Metric, SimilarityError};
+use super::{prompt_score, EmitFn, Job, Metric, SimilarityError};
 use crate::sketch::SketchCollection;
 
 /// Models per tile side.
@@ -330,27 +330,6 @@ pub struct Twin<'a> {
     pub prompts: usize,
 }
 
-fn score(metric: Metric, c: u32, la: u32, lb: u32) -> f64 {
-    // Written as the kernel's mp_score (and equal to prompt_score).
-    match metric {
-        Metric::Overlap => {
-            if la == 0 {
-                0.0
-            } else {
-                c as f64 / la as f64
-            }
-        }
-        Metric::Jaccard => {
-            let u = la as u64 + lb as u64 - c as u64;
-            if u == 0 {
-                1.0
-            } else {
-                c as f64 / u as f64
-            }
-        }
-    }
-}
-
 impl TileExecutor for Twin<'_> {
     // Index loops on purpose: they mirror the kernel's thread / register indexing.
     #[allow(clippy::needless_range_loop)]
@@ -424,9 +403,10 @@ impl TileExecutor for Twin<'_> {
                             for j in 0..4 {
                                 let c = tc + tx + 16 * j;
                                 let lb = cols.len[p * cols.pad + c];
-                                acc_u[tid][i][j] += score(metric, cnt[tid][i][j], la, lb);
+                                acc_u[tid][i][j] += prompt_score(metric, cnt[tid][i][j], la, lb);
                                 if lower {
-                                    acc_l[tid][i][j] += score(metric, cnt[tid][i][j], lb, la);
+                                    acc_l[tid][i][j] +=
+                                        prompt_score(metric, cnt[tid][i][j], lb, la);
                                 }
                             }
                         }
