@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::{finish_score, prompt_score, Matrix, Metric, Neighbours};
+use super::{finish_score, prompt_score, rescale, Matrix, Metric, Neighbours};
 use crate::overlap::intersection_count_sorted;
 use crate::sketch::SketchCollection;
 
@@ -18,11 +18,23 @@ pub fn pair_score(
     let p = a.prompts();
     let mut sum = 0f64;
     for q in 0..p {
-        let (x, y) = (a.set(i, q), b.set(j, q));
+        let x: &[u32] = if a.anchors_prompt(i, q) {
+            a.set(i, q)
+        } else {
+            &[]
+        };
+        let y = b.set(j, q);
         let c = intersection_count_sorted(x, y) as u32;
         sum += prompt_score(metric, c, x.len() as u32, y.len() as u32);
     }
-    finish_score(sum, p)
+    rescale(finish_score(sum, p), p, common_prompts(a, i, b, j))
+}
+
+/// Prompts where row `i` (inside its anchor range) and column `j` both have a set.
+pub fn common_prompts(a: &SketchCollection, i: usize, b: &SketchCollection, j: usize) -> usize {
+    (0..a.prompts())
+        .filter(|&q| a.anchors_prompt(i, q) && !a.set(i, q).is_empty() && !b.set(j, q).is_empty())
+        .count()
 }
 
 /// Like the published Python: a hash set per pair and prompt.
@@ -36,13 +48,18 @@ pub fn pair_score_hashset(
     let p = a.prompts();
     let mut sum = 0f64;
     for q in 0..p {
-        let (x, y) = (a.set(i, q), b.set(j, q));
+        let x: &[u32] = if a.anchors_prompt(i, q) {
+            a.set(i, q)
+        } else {
+            &[]
+        };
+        let y = b.set(j, q);
         let hx: HashSet<u32> = x.iter().copied().collect();
         let hy: HashSet<u32> = y.iter().copied().collect();
         let c = hx.intersection(&hy).count() as u32;
         sum += prompt_score(metric, c, x.len() as u32, y.len() as u32);
     }
-    finish_score(sum, p)
+    rescale(finish_score(sum, p), p, common_prompts(a, i, b, j))
 }
 
 /// The full matrix, pair by pair (diagonal 1, failed models -1).
@@ -51,10 +68,10 @@ pub fn full_matrix(s: &SketchCollection, metric: Metric) -> Matrix {
     let mut data = vec![0f32; n * n];
     for i in 0..n {
         for j in 0..n {
-            data[i * n + j] = if i == j {
-                1.0
-            } else if s.is_failed(i) || s.is_failed(j) {
+            data[i * n + j] = if s.is_failed(i) || s.is_failed(j) {
                 -1.0
+            } else if i == j {
+                1.0
             } else {
                 pair_score(s, i, s, j, metric)
             };
