@@ -10,7 +10,7 @@ import { ModelprintError, messageOf } from '../errors.js';
 import { CausalLM } from '../inference/session.js';
 import { readOnnx } from '../inference/onnx-reader.js';
 import { resolveModel } from '../inference/resolve.js';
-import type { Registry, FingerprintRecord } from '../registry/types.js';
+import type { Registry } from '../registry/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { contentHash, stableHash } from '../util/hash.js';
 import type { Progress } from '../ui/progress.js';
