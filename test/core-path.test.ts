@@ -17,13 +17,12 @@ import { tinyZoo, type ZooModel } from './helpers/zoo.js';
 
 const FAST = ['--num-prompts', '2', '--k', '150', '--prefix-len', '4', '--total-len', '12', '--progress', 'jsonl'];
 
-let zooDir: string;
 let models: ZooModel[];
 let base: ZooModel;
 let family: ZooModel[];
 
 beforeAll(async () => {
-  ({ dir: zooDir, models } = await tinyZoo());
+  ({ models } = await tinyZoo());
   base = models.find((m) => !m.base_model)!;
   family = models.filter((m) => m.family === base.family && m.model_id !== base.model_id).slice(0, 3);
 });
