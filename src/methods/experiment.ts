@@ -7,17 +7,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ModelprintError, messageOf } from '../errors.js';
-import { CausalLM } from '../inference/session.js';
 import { readOnnx } from '../inference/onnx-reader.js';
 import { resolveModel } from '../inference/resolve.js';
 import type { Registry } from '../registry/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { contentHash, stableHash } from '../util/hash.js';
+import { stableHash } from '../util/hash.js';
 import type { Progress } from '../ui/progress.js';
 import type { StopSignal } from '../util/signals.js';
 import { BottomKParamsSchema } from './params.js';
 import { runMatrix, writeMatrix } from './matrix.js';
-import { runRegistry, type RunContext } from './runner.js';
+import { fingerprintFor, forEachModel, type Fingerprinter, type RunContext } from './runner.js';
 import type { ModelEntry } from './models-input.js';
 import { architectureFingerprint, inputOutputFingerprint, readTokenStrings, vectorSimilarity, weightFingerprint, type VectorMetric } from './vector.js';
 
@@ -133,7 +132,6 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
     resumeHint: 'modelprint experiment run …',
     warn: o.warn,
   };
-  const reg = runRegistry(runCtx);
   const records = [];
   for (const [i, ref] of cfg.models.entries()) {
     const m = await o.registry.getModel(String(ref));
@@ -148,6 +146,7 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
   const matrices: Record<string, Record<string, { matrix: number[][]; models: string[] }>> = {};
   const names = records.map((m) => m.name);
   const n = records.length;
+  const entries: ModelEntry[] = records.map((m) => ({ id: m.name, path: m.source, meta: {}, contentHash: m.contentHash, registryId: m.id }));
 
   for (const method of cfg.methods) {
     computed[method] = 0;
@@ -161,7 +160,6 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
       for (const metric of metrics.length ? metrics : ['overlap' as const]) {
         const params = BottomKParamsSchema.parse({ ...args, metric });
         const ctx: RunContext = { ...runCtx, params };
-        const entries: ModelEntry[] = records.map((m) => ({ id: m.name, path: m.source, meta: {}, contentHash: m.contentHash, registryId: m.id }));
         const first = metric === (metrics[0] ?? 'overlap');
         const r = await runMatrix(ctx, entries, path.join(o.outputDir, `bottomk_${metric}`), { sketchesOut: first ? o.sketchesOut : undefined });
         r.status.forEach((s, i) => {
@@ -187,46 +185,32 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
       tokenHashes = { probes: stableHash(probes), targets: stableHash(targets) };
     }
     const configHash = stableHash({ method, args, ...tokenHashes, v: 1 });
-    const vectors: (number[] | null)[] = [];
-    for (const m of records) {
-      o.stop.check('re-run the same command; stored fingerprints are reused with --use-existing');
-      try {
-        const key = m.contentHash ?? (await contentHash(m.source));
-        const existing = o.useExisting ? await o.registry.findFingerprint(key, method, configHash) : null;
-        let vec: number[];
-        if (existing) {
-          vec = fromPayload(existing.payload);
-          reused[method]++;
-          o.progress.emit({ event: 'model_done', model: m.name, score: null, reused: true, seconds: 0 });
-        } else {
-          const t = Date.now();
-          o.progress.emit({ event: 'phase', model: m.name, phase: 'loading', done: 0, total: 1 });
-          const files = resolveModel(m.source, { id: m.name });
+    const fp: Fingerprinter<number[]> = {
+      method,
+      configHash,
+      encode: floatPayload,
+      decode: (payload) => (payload.byteLength % 8 === 0 && payload.byteLength > 0 ? fromPayload(payload).filter(Number.isFinite) : null),
+    };
+    const vectors = await forEachModel(
+      runCtx,
+      entries,
+      async (e, lm) => {
+        const r = await fingerprintFor(runCtx, e, fp, async () => {
+          const files = resolveModel(e.path!, { id: e.id });
           const info = readOnnx(files.onnxPath!);
-          if (method === 'weight') vec = weightFingerprint(files.onnxPath!, args as { matrices?: number; values?: number }, info);
-          else if (method === 'architecture') vec = architectureFingerprint(files.onnxPath!, info);
-          else {
-            const lm = await CausalLM.open(m.source, { device: o.device, id: m.name });
-            try {
-              vec = await inputOutputFingerprint(lm, probes, targets, cfg.method_args.input_output!.n0, info);
-            } finally {
-              await lm.release();
-            }
-          }
-          await reg.write('a fingerprint', (r) => r.putFingerprint({ modelKey: key, modelId: m.id, method, configHash, payload: floatPayload(vec) }));
-          computed[method]++;
-          o.progress.emit({ event: 'model_done', model: m.name, score: null, reused: false, seconds: (Date.now() - t) / 1000 });
-        }
-        vectors.push(vec);
-        fingerprints[method][m.name] = vec;
-      } catch (e) {
-        if (e instanceof ModelprintError && (e.code === 'E_INTERRUPTED' || e.code === 'E_PERMISSION' || e.code === 'E_REGISTRY')) throw e;
-        const code = (e as { modelCode?: string }).modelCode ?? 'inference_failed';
-        failed.push({ model: m.name, method, code, message: messageOf(e) });
-        o.progress.emit({ event: 'model_failed', model: m.name, code, message: messageOf(e) });
-        vectors.push(null);
-      }
-    }
+          if (method === 'weight') return weightFingerprint(files.onnxPath!, args as { matrices?: number; values?: number }, info);
+          if (method === 'architecture') return architectureFingerprint(files.onnxPath!, info);
+          return inputOutputFingerprint(await lm.get(), probes, targets, cfg.method_args.input_output!.n0, info);
+        });
+        if (r.reused) reused[method]++;
+        else computed[method]++;
+        fingerprints[method][e.id] = r.value;
+        return { value: r.value, reused: r.reused };
+      },
+      (e, f) => {
+        failed.push({ model: e.id, method, ...f });
+      },
+    );
     for (const metric of cfg.metrics.filter((x): x is VectorMetric => (VECTOR_METRICS as readonly string[]).includes(x))) {
       const matrix = vectors.map((a, i) => vectors.map((b, j) => (!a || !b ? -1 : i === j ? 1 : Number(vectorSimilarity(a, b, metric).toFixed(6)))));
       matrices[method][metric] = { models: names, matrix };

@@ -15,7 +15,7 @@ import { collectSketches, promptScores } from './bottomk.js';
 import type { ModelEntry } from './models-input.js';
 import { promptParamsHash, type BottomKParams } from './params.js';
 import { LINEAGE_COLUMNS, ResultCsv, formatScore, scoresJson } from './results.js';
-import { failureOf, isFatal, lazyModel, modelKey, promptsFor, recordFailure, runRegistry, sketchFor, type RunContext } from './runner.js';
+import { forEachModel, lazyModel, modelKey, promptsFor, runRegistry, sketchFor, type RunContext } from './runner.js';
 
 export type { RunContext } from './runner.js';
 
@@ -138,36 +138,28 @@ export async function runBaseVsDerived(
 
   // Each derived model: its sketch on the base's prompts, scored by the engine (a 1 × 1 call).
   const sketches = new Map<string, SketchSet>();
-  for (const d of todo) {
-    ctx.stop.check(ctx.resumeHint);
-    const t = Date.now();
-    const lm = lazyModel(d, ctx);
-    const row: Record<string, unknown> = { base_model_name: base.id, derived_model_name: d.id, bottom_k_vocab_size: p.k, ...d.meta };
-    try {
+  const rowOf = (d: ModelEntry): Record<string, unknown> => ({ base_model_name: base.id, derived_model_name: d.id, bottom_k_vocab_size: p.k, ...d.meta });
+  await forEachModel(
+    ctx,
+    todo,
+    async (d, lm) => {
       const { sketch, reused } = await sketchFor(ctx, d, prompts, lm.get);
       sketches.set(d.id, sketch.set);
-      const r = await native.similarityRect(baseSet, sketch.set, { metric: p.metric, device: 'cpu' });
-      const score = r.scores[0];
+      const score = (await native.similarityRect(baseSet, sketch.set, { metric: p.metric, device: 'cpu' })).scores[0];
       const perPrompt = promptScores(baseSet, 0, sketch.set, 0, p.metric);
-      Object.assign(row, { num_pairs: perPrompt.length, avg_overlap_ratio: formatScore(score), pair_scores_json: scoresJson(perPrompt), error_code: '', error_message: '' });
+      const row = { ...rowOf(d), num_pairs: perPrompt.length, avg_overlap_ratio: formatScore(score), pair_scores_json: scoresJson(perPrompt), error_code: '', error_message: '' };
       if (score < 0) Object.assign(row, { error_code: 'inference_failed', error_message: 'no prompt could be scored' });
       summary.ok += score >= 0 ? 1 : 0;
       if (reused) summary.reused++;
       csv.append(row);
-      ctx.progress.emit({ event: 'model_done', model: d.id, score, reused, seconds: (Date.now() - t) / 1000 });
-    } catch (e) {
-      if (isFatal(e)) throw e;
-      const f = failureOf(e);
-      Object.assign(row, { num_pairs: 0, avg_overlap_ratio: '-1.0', pair_scores_json: '[]', error_code: f.code, error_message: f.message });
-      csv.append(row);
+      return { value: score, reused, score };
+    },
+    (d, f) => {
+      csv.append({ ...rowOf(d), num_pairs: 0, avg_overlap_ratio: '-1.0', pair_scores_json: '[]', error_code: f.code, error_message: f.message });
       summary.failed++;
       summary.failures.push({ model: d.id, ...f });
-      await recordFailure(ctx, d.id, f);
-      ctx.progress.emit({ event: 'model_failed', model: d.id, code: f.code, message: f.message });
-    } finally {
-      await lm.release();
-    }
-  }
+    },
+  );
   if (opts.sketchesOut) await writeLineageSketches(ctx, opts.sketchesOut, base, baseSet, derived, prompts, sketches);
   summary.seconds = (Date.now() - t0) / 1000;
   ctx.progress.emit({ event: 'done', ok: summary.ok, failed: summary.failed, skipped, seconds: summary.seconds });

@@ -13,7 +13,7 @@ import { ModelprintError } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { collectSketches } from './bottomk.js';
 import type { ModelEntry } from './models-input.js';
-import { failureOf, isFatal, lazyModel, promptsFor, recordFailure, sketchFor, type RunContext } from './runner.js';
+import { forEachModel, promptsFor, sketchFor, type RunContext } from './runner.js';
 
 export interface MatrixResult {
   models: string[];
@@ -48,31 +48,24 @@ export async function runMatrix(ctx: RunContext, models: ModelEntry[], outDir: s
   };
   const status: MatrixResult['status'] = ids.map((model) => ({ model, ok: true }));
   const failed = new Set<number>();
-  const fail = async (i: number, e: unknown) => {
-    const f = failureOf(e);
+  const fail = (_e: ModelEntry, f: { code: string; message: string }, i: number) => {
     failed.add(i);
     Object.assign(status[i], { ok: false, code: f.code, message: f.message });
-    ctx.progress.emit({ event: 'model_failed', model: ids[i], code: f.code, message: f.message });
-    await recordFailure(ctx, ids[i], f);
   };
 
   ctx.progress.emit({ event: 'start', run: `matrix of ${n} models`, models: n, total_prompts: n * ctx.params.numPrompts });
   // Pass 1: prompts of each model (loaded only if the registry does not have them).
-  const promptLists: (string[] | null)[] = new Array(n).fill(null);
-  for (let i = 0; i < n; i++) {
-    ctx.stop.check(ctx.resumeHint);
-    const lm = lazyModel(models[i], ctx);
-    try {
-      const r = await promptsFor(ctx, models[i], lm.get);
-      promptLists[i] = r.prompts;
+  const promptLists = await forEachModel(
+    ctx,
+    models,
+    async (m, lm, i) => {
+      const r = await promptsFor(ctx, m, lm.get);
       status[i].reused_prompts = r.reused;
-    } catch (e) {
-      if (isFatal(e)) throw e;
-      await fail(i, e);
-    } finally {
-      await lm.release();
-    }
-  }
+      return { value: r.prompts, reused: r.reused };
+    },
+    fail,
+    { events: false },
+  );
   const allPrompts: string[] = [];
   const ranges: ([number, number] | null)[] = promptLists.map((p) => {
     if (!p) return null;
@@ -84,24 +77,21 @@ export async function runMatrix(ctx: RunContext, models: ModelEntry[], outDir: s
   writeFileAtomic(files.prompts, `${JSON.stringify({ params: ctx.params, models: ids.map((id, i) => ({ model: id, prompts: promptLists[i] })) }, null, 2)}\n`);
 
   // Pass 2: every model's sets on all prompts.
-  const sets: (SketchSet | null)[] = new Array(n).fill(null);
-  for (let i = 0; i < n; i++) {
-    if (failed.has(i)) continue;
-    ctx.stop.check(ctx.resumeHint);
-    const t = Date.now();
-    const lm = lazyModel(models[i], ctx);
-    try {
-      const r = await sketchFor(ctx, models[i], allPrompts, lm.get);
-      sets[i] = r.sketch.set;
+  const usable = models.filter((_, i) => !failed.has(i));
+  const index = new Map(usable.map((m) => [m, models.indexOf(m)]));
+  const got = await forEachModel(
+    ctx,
+    usable,
+    async (m, lm) => {
+      const i = index.get(m)!;
+      const r = await sketchFor(ctx, m, allPrompts, lm.get);
       status[i].reused_sketch = r.reused;
-      ctx.progress.emit({ event: 'model_done', model: ids[i], score: null, reused: r.reused && Boolean(status[i].reused_prompts), seconds: (Date.now() - t) / 1000 });
-    } catch (e) {
-      if (isFatal(e)) throw e;
-      await fail(i, e);
-    } finally {
-      await lm.release();
-    }
-  }
+      return { value: r.sketch.set, reused: r.reused && Boolean(status[i].reused_prompts) };
+    },
+    (m, f) => fail(m, f, index.get(m)!),
+  );
+  const sets: (SketchSet | null)[] = new Array(n).fill(null);
+  usable.forEach((m, k) => (sets[index.get(m)!] = got[k]));
 
   // One engine call: row i over model i's own prompts (anchor ranges) against every model.
   const sketches = collectSketches(ids, sets, allPrompts, ranges);

@@ -42,9 +42,9 @@ export interface RunContext {
   warn?: (msg: string) => void;
 }
 
-/** Codes that end the whole run instead of failing one model. */
+/** Codes that end the whole run instead of failing one model (interrupted, no device, the registry broke). */
 export function isFatal(e: unknown): boolean {
-  return e instanceof ModelprintError && (e.code === 'E_INTERRUPTED' || e.code === 'E_DEVICE');
+  return e instanceof ModelprintError && (e.code === 'E_INTERRUPTED' || e.code === 'E_DEVICE' || e.code === 'E_REGISTRY');
 }
 
 export function failureOf(e: unknown): { code: string; message: string } {
@@ -118,35 +118,102 @@ export function lazyModel(e: ModelEntry, ctx: RunContext): { get: () => Promise<
 }
 
 /**
- * A stored sketch, checked: it must decode as a one-model collection over these prompts
- * whose model id is this model's key (a payload copied onto another model's key is refused).
+ * A fingerprint method as the runner sees it: how its payload is keyed, stored and checked.
+ * bottomk (sketches), input_output, weight and architecture (vectors) implement it.
  */
-function storedSketch(payload: Buffer, key: string, prompts: number, warn?: (m: string) => void): SketchSet | null {
-  try {
-    const s = native.SketchSet.fromBytes(payload);
-    if (s.count === 1 && s.prompts === prompts && s.modelIds[0] === key) return s;
-    warn?.(`ignoring a stored sketch of ${key.slice(0, 12)}…: it does not match the model or the prompts (recomputing)`);
-  } catch (e) {
-    warn?.(`ignoring an unreadable stored sketch of ${key.slice(0, 12)}…: ${messageOf(e)} (recomputing)`);
+export interface Fingerprinter<F> {
+  method: string;
+  /** Key of the configuration (parameters, prompts, probe tokens …). */
+  configHash: string;
+  encode(f: F): Buffer;
+  /** The stored payload for model `key`, or null when it does not belong to it or cannot be read. */
+  decode(payload: Buffer, key: string): F | null;
+}
+
+/**
+ * A model's fingerprint: from the registry when stored (and valid for this model), else
+ * computed by `compute` and stored (if the run may write).
+ */
+export async function fingerprintFor<F>(ctx: RunContext, e: ModelEntry, fp: Fingerprinter<F>, compute: (key: string) => Promise<F>): Promise<{ value: F; reused: boolean }> {
+  const key = await modelKey(e);
+  const reg = runRegistry(ctx);
+  const stored = await reg.reads?.findFingerprint(key, fp.method, fp.configHash);
+  if (stored) {
+    const v = fp.decode(stored.payload, key);
+    if (v !== null) return { value: v, reused: true };
+    ctx.warn?.(`ignoring a stored ${fp.method} fingerprint of ${e.id}: it does not match the model or the parameters (recomputing)`);
   }
-  return null;
+  const value = await compute(key);
+  await reg.write(`a ${fp.method} fingerprint`, (r) => r.putFingerprint({ modelKey: key, modelId: e.registryId ?? null, method: fp.method, configHash: fp.configHash, payload: fp.encode(value) }));
+  return { value, reused: false };
+}
+
+/** bottomk: a one-model sketch collection (`.mpsk` bytes) named by the model's key, over these prompts. */
+export function sketchFingerprinter(k: number, prompts: string[]): Fingerprinter<SketchSet> {
+  return {
+    method: 'bottomk',
+    configHash: sketchConfigHash(k, prompts),
+    encode: (s) => s.toBytes(),
+    decode: (payload, key) => {
+      try {
+        const s = native.SketchSet.fromBytes(payload);
+        return s.count === 1 && s.prompts === prompts.length && s.modelIds[0] === key ? s : null;
+      } catch {
+        return null;
+      }
+    },
+  };
 }
 
 /** A model's sketch on `prompts`: from the registry, or computed with a model loaded by `load`. */
 export async function sketchFor(ctx: RunContext, e: ModelEntry, prompts: string[], load: () => Promise<CausalLM>): Promise<{ sketch: ModelSketch; reused: boolean }> {
-  const key = await modelKey(e);
-  const cfg = sketchConfigHash(ctx.params.k, prompts);
-  const reg = runRegistry(ctx);
-  const fp = await reg.reads?.findFingerprint(key, 'bottomk', cfg);
-  if (fp) {
-    const set = storedSketch(fp.payload, key, prompts.length, ctx.warn);
-    if (set) return { sketch: { set, errors: prompts.map(() => null) }, reused: true };
+  let errors: (string | null)[] = prompts.map(() => null);
+  const r = await fingerprintFor(ctx, e, sketchFingerprinter(ctx.params.k, prompts), async (key) => {
+    const lm = await load();
+    ctx.progress.emit({ event: 'phase', model: e.id, phase: 'sketch', done: 0, total: prompts.length });
+    const sketch = await computeSketch(lm, prompts, ctx.params.k, key, (done, total) => ctx.progress.emit({ event: 'phase', model: e.id, phase: 'sketch', done, total }));
+    errors = sketch.errors;
+    return sketch.set;
+  });
+  return { sketch: { set: r.value, errors }, reused: r.reused };
+}
+
+/**
+ * The one per-model loop of every batch: stop checks between models, the model loaded at
+ * most once and released after, `model_done` / `model_failed` events, failures recorded in
+ * the registry (when the run may write) and handed to `onFailure` for the failure row. A
+ * fatal error (interrupted, device) ends the batch. Returns each model's value, null when
+ * it failed.
+ */
+export async function forEachModel<T>(
+  ctx: RunContext,
+  models: ModelEntry[],
+  work: (e: ModelEntry, model: ReturnType<typeof lazyModel>, index: number) => Promise<{ value: T; reused: boolean; score?: number | null }>,
+  onFailure?: (e: ModelEntry, f: { code: string; message: string }, index: number) => void | Promise<void>,
+  opts: { events?: boolean } = {},
+): Promise<(T | null)[]> {
+  const events = opts.events ?? true;
+  const out: (T | null)[] = [];
+  for (const [i, e] of models.entries()) {
+    ctx.stop.check(ctx.resumeHint);
+    const t = Date.now();
+    const lm = lazyModel(e, ctx);
+    try {
+      const r = await work(e, lm, i);
+      out.push(r.value);
+      if (events) ctx.progress.emit({ event: 'model_done', model: e.id, score: r.score ?? null, reused: r.reused, seconds: (Date.now() - t) / 1000 });
+    } catch (err) {
+      if (isFatal(err)) throw err;
+      const f = failureOf(err);
+      out.push(null);
+      await onFailure?.(e, f, i);
+      await recordFailure(ctx, e.id, f);
+      ctx.progress.emit({ event: 'model_failed', model: e.id, code: f.code, message: f.message });
+    } finally {
+      await lm.release();
+    }
   }
-  const lm = await load();
-  ctx.progress.emit({ event: 'phase', model: e.id, phase: 'sketch', done: 0, total: prompts.length });
-  const sketch = await computeSketch(lm, prompts, ctx.params.k, key, (done, total) => ctx.progress.emit({ event: 'phase', model: e.id, phase: 'sketch', done, total }));
-  await reg.write('a sketch', (r) => r.putFingerprint({ modelKey: key, modelId: e.registryId ?? null, method: 'bottomk', configHash: cfg, payload: sketch.set.toBytes() }));
-  return { sketch, reused: false };
+  return out;
 }
 
 /** Prompts of a source model: from the registry, or generated with a model loaded by `load`. */

@@ -8,7 +8,7 @@ import { ModelError } from '../inference/errors.js';
 import type { CausalLM } from '../inference/session.js';
 import { native } from '../native/index.js';
 import { checkParamsSidecar, readPromptFile, type LineageSummary } from './lineage.js';
-import { failureOf, isFatal, lazyModel, modelKey, promptsFor, recordFailure, type RunContext } from './runner.js';
+import { forEachModel, lazyModel, modelKey, promptsFor, type RunContext } from './runner.js';
 import { promptParamsHash } from './params.js';
 import { stableHash } from '../util/hash.js';
 import type { ModelEntry } from './models-input.js';
@@ -101,12 +101,11 @@ export async function runTextMethod(
   }
   summary.prompts = prompts.length;
 
-  for (const d of todo) {
-    ctx.stop.check(ctx.resumeHint);
-    const t = Date.now();
-    const lm = lazyModel(d, ctx);
-    const row: Record<string, unknown> = { base_model_name: base.id, derived_model_name: d.id, ...d.meta };
-    try {
+  const rowOf = (d: ModelEntry): Record<string, unknown> => ({ base_model_name: base.id, derived_model_name: d.id, ...d.meta });
+  await forEachModel(
+    ctx,
+    todo,
+    async (d, lm) => {
       const model = await lm.get();
       const metrics: Array<{ pal_k: number; lev_sim: number; lcs_ratio: number; score: number }> = [];
       for (let i = 0; i < prompts.length; i++) {
@@ -117,7 +116,8 @@ export async function runTextMethod(
       }
       const mean = (f: (m: (typeof metrics)[number]) => number) => metrics.reduce((a, m) => a + f(m), 0) / metrics.length;
       const round = (x: number) => Number(x.toFixed(4));
-      Object.assign(row, {
+      csv.append({
+        ...rowOf(d),
         num_pairs: metrics.length,
         avg_pal_k: formatScore(mean((m) => m.pal_k)),
         avg_lev_sim: formatScore(mean((m) => m.lev_sim)),
@@ -127,22 +127,15 @@ export async function runTextMethod(
         error_code: '',
         error_message: '',
       });
-      csv.append(row);
       summary.ok++;
-      ctx.progress.emit({ event: 'model_done', model: d.id, score: mean((m) => m.score), reused: false, seconds: (Date.now() - t) / 1000 });
-    } catch (e) {
-      if (isFatal(e)) throw e;
-      const f = failureOf(e);
-      await recordFailure(ctx, d.id, f);
-      Object.assign(row, { num_pairs: 0, avg_pal_k: '-1.0', avg_lev_sim: '-1.0', avg_lcs_ratio: '-1.0', avg_score: '-1.0', pair_metrics_json: '[]', error_code: f.code, error_message: f.message });
-      csv.append(row);
+      return { value: null, reused: false, score: mean((m) => m.score) };
+    },
+    (d, f) => {
+      csv.append({ ...rowOf(d), num_pairs: 0, avg_pal_k: '-1.0', avg_lev_sim: '-1.0', avg_lcs_ratio: '-1.0', avg_score: '-1.0', pair_metrics_json: '[]', error_code: f.code, error_message: f.message });
       summary.failed++;
       summary.failures.push({ model: d.id, ...f });
-      ctx.progress.emit({ event: 'model_failed', model: d.id, code: f.code, message: f.message });
-    } finally {
-      await lm.release();
-    }
-  }
+    },
+  );
   summary.seconds = (Date.now() - t0) / 1000;
   ctx.progress.emit({ event: 'done', ok: summary.ok, failed: summary.failed, skipped: summary.skipped, seconds: summary.seconds });
   return summary;
