@@ -50,6 +50,14 @@ export interface LineageOptions {
   namePrior?: boolean;
   /** Rank originals above their derivatives by the size of their copy group. */
   copyCountPrior?: boolean;
+  /** Among the candidates that outrank the model: the top-ranked one (default) or the best-scoring one. */
+  parentChoice?: 'rank' | 'score';
+  /**
+   * Chains: move the parent from the chosen (top-ranked) candidate p to a closer candidate j
+   * when the pair (model, p) is the weakest side of the triangle (model, j, p) by this margin,
+   * i.e. j sits between the model and p. 0 disables.
+   */
+  chainMargin?: number;
   metadata?: Map<string, LineageMetadata>;
 }
 
@@ -60,6 +68,8 @@ export const LINEAGE_DEFAULTS = {
   window: 0.6,
   namePrior: true,
   copyCountPrior: true,
+  parentChoice: 'rank' as 'rank' | 'score',
+  chainMargin: 0.1,
 };
 
 export interface ThresholdFit {
@@ -575,11 +585,20 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
       const near = scored.filter((x) => x.s >= o.window * top);
       const up = near.filter((x) => outranks(x.j, i) > 0);
       if (!up.length) continue;
-      const best = up.reduce((a, b) => (outranks(b.j, a.j) > 0 ? b : a));
+      let best = up.reduce((a, b) => (o.parentChoice === 'score' ? (b.s > a.s ? b : a) : outranks(b.j, a.j) > 0 ? b : a));
+      let chained = false;
+      for (let step = 0; o.chainMargin > 0 && step < near.length; step++) {
+        const p = best;
+        const between = near.filter((x) => x.j !== p.j && x.s > p.s && p.s < Math.min(x.s, groupScore(ctx, x.j, p.j)) - o.chainMargin);
+        if (!between.length) break;
+        best = between.reduce((a, b) => (b.s > a.s ? b : a));
+        chained = true;
+      }
       const used: string[] = [];
       if (created(best.j) !== null && created(i) !== null) used.push('created_at');
-      const why =
-        created(best.j) !== null && created(i) !== null && created(best.j)! < created(i)!
+      const why = chained
+        ? 'closer model between this one and the top-ranked candidate (chain)'
+        : created(best.j) !== null && created(i) !== null && created(best.j)! < created(i)!
           ? 'older of the strong neighbours'
           : o.copyCountPrior && groups.get(best.j)!.length > groups.get(i)!.length
             ? `most re-uploaded strong neighbour (${groups.get(best.j)!.length} copies)`
