@@ -22,7 +22,11 @@ import { pearsonR } from './stats.js';
  *     (mean score against the family's other copy groups), then the mean score against all
  *     models; with created_at for both models, the older one ranks first;
  *  5. parent: among the copy groups within `window` × the best score of the model (and ≥ τ),
- *     the highest-ranked one that outranks the model; none → a root.
+ *     the highest-ranked one that outranks the model; none → a root;
+ *  6. chains: while a closer candidate j sits between the model and that parent p (the
+ *     model–p score is the weakest side of the triangle by `chainMargin`), j becomes the parent.
+ * Other members of a copy group get the representative as parent. "arborescence" (Chu-Liu/
+ * Edmonds on the directed scores) and "nearest" are kept as measured alternatives.
  */
 
 export type LineageMethod = 'hub' | 'arborescence' | 'nearest';

@@ -1,7 +1,7 @@
 import type { DownloadsReport, SideReport } from '../analysis/downloads.js';
 import { type FamilyReport, type PairGroup, topPairs } from '../analysis/families.js';
 import type { ModelInfo, SimilarityMatrix } from '../analysis/input.js';
-import type { LineageReport } from '../analysis/lineage.js';
+import { type LineageReport, clusteredOrder } from '../analysis/lineage.js';
 import type { RocReport } from '../analysis/roc.js';
 import type { SummaryReport } from '../analysis/summary.js';
 import { distribution } from '../analysis/bins.js';
@@ -375,7 +375,21 @@ export function heatmapData(title: string, matrix: SimilarityMatrix, info?: read
   };
 }
 
-export function familiesDashboard(report: FamilyReport | null, matrix: SimilarityMatrix, info: readonly ModelInfo[] | undefined, label = 'score'): DashboardSpec {
+/** Above this many models the dashboards skip the clustered order (average linkage is O(n³)). */
+export const CLUSTERED_ORDER_MAX_MODELS = 1500;
+
+export interface FamiliesDashboardOptions {
+  /** Heatmap order shown first (and in heatmap.svg): by family (default) or clustered (average linkage on 1 − score). */
+  order?: 'family' | 'clustered';
+}
+
+export function familiesDashboard(
+  report: FamilyReport | null,
+  matrix: SimilarityMatrix,
+  info: readonly ModelInfo[] | undefined,
+  label = 'score',
+  options: FamiliesDashboardOptions = {},
+): DashboardSpec {
   const n = matrix.models.length;
   const off: number[] = [];
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j && Number.isFinite(matrix.values[i][j]) && matrix.values[i][j] >= 0) off.push(matrix.values[i][j]);
@@ -383,7 +397,7 @@ export function familiesDashboard(report: FamilyReport | null, matrix: Similarit
   const sections: Section[] = [
     {
       title: 'Similarity matrix',
-      note: 'Canvas heatmap: wheel or +/− to zoom, drag to pan, hover a cell for the exact value and both models. Grey cells: failed models (-1) or missing values.',
+      note: 'Canvas heatmap: wheel or +/− to zoom, drag to pan, hover a cell for the exact value and both models. Grey cells: failed models (-1) or missing values. Order "clustered": leaf order of an average-linkage tree on 1 − score (mean of both directions).',
       items: [
         {
           kind: 'stats',
@@ -400,7 +414,15 @@ export function familiesDashboard(report: FamilyReport | null, matrix: Similarit
             ...(src.method ? ([['method / metric', `${src.method} / ${src.metric}`]] as [string, string][]) : []),
           ],
         },
-        { kind: 'heatmap', id: 'heatmap', data: heatmapData(src.method ? `${src.method} / ${src.metric}` : 'similarity', matrix, info) },
+        {
+          kind: 'heatmap',
+          id: 'heatmap',
+          data: {
+            ...heatmapData(src.method ? `${src.method} / ${src.metric}` : 'similarity', matrix, info),
+            ...(options.order === 'clustered' || n <= CLUSTERED_ORDER_MAX_MODELS ? { order: clusteredOrder(matrix, 'average') } : {}),
+            ...(options.order ? { defaultOrder: options.order } : {}),
+          },
+        },
       ],
     },
   ];

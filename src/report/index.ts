@@ -137,6 +137,8 @@ export interface MatrixDashboardOptions {
   title?: string;
   /** What the values are, for axis labels (default "score"). */
   label?: string;
+  /** Heatmap order shown first: by family (default with info) or clustered. */
+  order?: 'family' | 'clustered';
 }
 
 /**
@@ -159,7 +161,7 @@ export function writeMatrixDashboard(outDir: string, opts: MatrixDashboardOption
   };
   const info = normalizeInfo(opts.info);
   const report = info ? analyzeFamilies(matrix, info) : null;
-  const spec = familiesDashboard(report, matrix, info, opts.label ?? 'score');
+  const spec = familiesDashboard(report, matrix, info, opts.label ?? 'score', { order: opts.order });
   if (opts.title) spec.title = opts.title;
   const extra = report ? familyTextFiles(report) : {};
   const written = writeDashboard(outDir, spec, report ?? { models: matrix.models, matrix: matrix.values }, extra);

@@ -37,6 +37,7 @@ export default class AnalyzeLineage extends BaseCommand<typeof AnalyzeLineage> {
     threshold: Flags.string({ description: 'Same/different threshold on the pair score (default: learned from the scores).' }),
     window: Flags.string({ description: `Parent candidates: scores within this fraction of the model's best (default ${LINEAGE_DEFAULTS.window}).` }),
     'copy-threshold': Flags.string({ description: `Score at or above which two models may be copies (default ${LINEAGE_DEFAULTS.copyThreshold}).` }),
+    'chain-margin': Flags.string({ description: `Chain step margin: move to a model between this one and its top-ranked candidate when their score is this much below both others (default ${LINEAGE_DEFAULTS.chainMargin}; 0 disables).` }),
     'name-prior': Flags.boolean({
       description: 'Among exact copies without created_at / downloads, prefer the upload whose namespace names the model.',
       default: LINEAGE_DEFAULTS.namePrior,
@@ -69,6 +70,7 @@ export default class AnalyzeLineage extends BaseCommand<typeof AnalyzeLineage> {
       threshold: this.number('threshold', f.threshold, 0, 1),
       window: this.number('window', f.window, 0, 1),
       copyThreshold: this.number('copy-threshold', f['copy-threshold'], 0, 1),
+      chainMargin: this.number('chain-margin', f['chain-margin'], 0, 1),
       namePrior: f['name-prior'],
       metadata,
     });
