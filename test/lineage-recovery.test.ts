@@ -339,7 +339,10 @@ describe('modelprint analyze lineage on the real dev data', () => {
       await node.hover();
       expect(await page.locator('#mp-tip').textContent()).toContain('parent: meta-llama/Llama-3.1-8B-Instruct');
       // The page itself never scrolls sideways (wide charts scroll inside their card).
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      const overflow = await page.evaluate(() => {
+        const g = globalThis as unknown as { document: { documentElement: { scrollWidth: number } }; innerWidth: number };
+        return g.document.documentElement.scrollWidth - g.innerWidth;
+      });
       expect(overflow).toBeLessThanOrEqual(0);
       await page.screenshot({ path: path.join(out, `lineage-${width}.png`), fullPage: false });
       expect(fs.statSync(path.join(out, `lineage-${width}.png`)).size).toBeGreaterThan(10_000);
