@@ -27,6 +27,10 @@ import { writeMatrixDashboard } from '../src/report/index.js';
  * the answer key). nearest_parents.csv is each model's highest-scoring other model (ties:
  * the first in the file); the shared tools/lineage_eval.py scores it as
  * "precision 46/152, recall 29/106", which the TypeScript scorer must reproduce.
+ * zoo_default_overlap_matrix.csv is `modelprint matrix --models zoo/models.csv --num-prompts 3`
+ * of the default zoo (seed 42; 366 s on 2 cores, too slow to recompute here — the benchmark
+ * `modelprint bench --only lineage` recomputes it), zoo_default_lineage.json its lineage.json
+ * (ids, families, parents, relations).
  */
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'lineage');
@@ -214,6 +218,39 @@ describe('lineage: algorithm on synthetic matrices', () => {
     const row = r.parents.find((p) => p.model === 'B-code')!;
     expect(row).toMatchObject({ parent: null, role: 'failed', confidence: 0 });
     expect(r.parents.find((p) => p.model === 'B-chat')!.parent).toBe('B0');
+  });
+});
+
+describe('lineage: the default zoo (known lineage, chains included)', () => {
+  it('recovers the families exactly and most parents from the zoo matrix', () => {
+    const m = loadMatrix(path.join(FIX, 'zoo_default_overlap_matrix.csv'));
+    const zoo = JSON.parse(fs.readFileSync(path.join(FIX, 'zoo_default_lineage.json'), 'utf8')) as {
+      models: { id: string; family: string; parents: string[]; relation: string }[];
+    };
+    const recovered = (opts: Parameters<typeof analyzeLineage>[1]) => {
+      const r = analyzeLineage(m, opts);
+      const pred = new Map(r.parents.map((p) => [p.model, p]));
+      const derived = zoo.models.filter((x) => x.parents.length);
+      const ok = derived.filter((x) => x.parents.includes(pred.get(x.id)!.parent ?? ''));
+      const chains = derived.filter((x) => x.relation === 'finetune-chain');
+      return { r, pred, ok: ok.length, total: derived.length, chains: chains.filter((x) => ok.includes(x)).length, chainTotal: chains.length };
+    };
+    const d = recovered({});
+    // Every base is a root; each predicted family is exactly one zoo family.
+    for (const x of zoo.models.filter((y) => !y.parents.length)) expect(d.pred.get(x.id)!.parent, x.id).toBeNull();
+    const famOf = new Map(zoo.models.map((x) => [x.id, x.family]));
+    const multi = d.r.families.filter((f) => f.members.length > 1);
+    expect(multi).toHaveLength(4);
+    for (const f of multi) expect(new Set(f.members.map((x) => famOf.get(x.model)))).toEqual(new Set([famOf.get(f.root)]));
+    // Re-upload, vocabulary extension and int8 are copies of their base.
+    expect(d.r.copy_groups.map((g) => g.members.map((x) => x.replace(/^[a-z]+-/, '')).sort())).toEqual(Array(4).fill(['base', 'int8', 'reupload', 'vocab-ext']));
+    // Measured (BENCHMARKS.md): 34/48 with the default chain step, 40/48 and every chain with 0.05.
+    expect(d.ok).toBeGreaterThanOrEqual(34);
+    expect(d.total).toBe(48);
+    const c = recovered({ chainMargin: 0.05 });
+    expect(c.ok).toBeGreaterThanOrEqual(40);
+    expect(c.chains).toBe(c.chainTotal);
+    expect(recovered({ chainMargin: 0 }).chains).toBeLessThan(c.chains);
   });
 });
 
