@@ -239,7 +239,10 @@ export function mixtureCrossing(mx: Mixture): number {
 export function learnThreshold(S: readonly (readonly number[])[]): { fit: ThresholdFit; mixture: Mixture | null } {
   const xs: number[] = [];
   for (let i = 0; i < S.length; i++) for (let j = i + 1; j < S.length; j++) if (Number.isFinite(S[i][j])) xs.push(log10s(S[i][j]));
-  const mx = fitMixture(xs);
+  // Large matrices: fit on an evenly spaced sample of at most 200,000 pairs (deterministic).
+  const MAX_FIT = 200_000;
+  const sample = xs.length > MAX_FIT ? Array.from({ length: MAX_FIT }, (_, k) => xs[Math.floor((k * xs.length) / MAX_FIT)]) : xs;
+  const mx = fitMixture(sample);
   if (!mx || mx.m2 - mx.m1 < 0.1) {
     return {
       fit: { value: 0.1, learned: false, rule: `too few or unimodal scores (${xs.length} pairs): fixed 0.1`, mixture: null, pairs: xs.length },
@@ -313,11 +316,73 @@ function profileCorrelation(S: readonly (readonly number[])[], a: number, b: num
   return pearsonR(x, y) ?? 0;
 }
 
-/** Single- (or average-) linkage hierarchical clustering on distance 1 − S. */
+/**
+ * Single-linkage tree on distance 1 − S in O(n²): Prim's minimum spanning tree, whose edges
+ * sorted by length are the merges (Kruskal order). Missing scores count as distance 1.
+ */
+function singleLinkage(S: readonly (readonly number[])[]): Dendrogram {
+  const n = S.length;
+  const dist = (i: number, j: number) => (Number.isFinite(S[i][j]) ? Math.max(0, 1 - S[i][j]) : 1);
+  const inTree = new Uint8Array(n);
+  const best = new Float64Array(n).fill(Infinity);
+  const from = new Int32Array(n).fill(-1);
+  const edges: { a: number; b: number; h: number }[] = [];
+  best[0] = 0;
+  for (let step = 0; step < n; step++) {
+    let u = -1;
+    for (let v = 0; v < n; v++) if (!inTree[v] && (u < 0 || best[v] < best[u])) u = v;
+    inTree[u] = 1;
+    if (from[u] >= 0) edges.push({ a: from[u], b: u, h: best[u] });
+    for (let v = 0; v < n; v++) {
+      if (inTree[v]) continue;
+      const d = dist(u, v);
+      if (d < best[v]) {
+        best[v] = d;
+        from[v] = u;
+      }
+    }
+  }
+  edges.sort((x, y) => x.h - y.h || Math.min(x.a, x.b) - Math.min(y.a, y.b));
+  const uf = new UnionFind(n);
+  const node = Array.from({ length: n }, (_, i) => i); // cluster root → node id (leaf or −1 − merge)
+  const size = new Array<number>(n).fill(1);
+  const merges: Dendrogram['merges'] = [];
+  const children: [number, number][] = [];
+  for (const e of edges) {
+    const ra = uf.find(e.a);
+    const rb = uf.find(e.b);
+    if (ra === rb) continue;
+    const [left, right] = node[ra] <= node[rb] ? [node[ra], node[rb]] : [node[rb], node[ra]];
+    merges.push({ left, right, height: e.h, size: size[ra] + size[rb] });
+    children.push([left, right]);
+    uf.union(ra, rb);
+    const r = uf.find(ra);
+    node[r] = -1 - (merges.length - 1);
+    size[r] = size[ra] + size[rb];
+  }
+  // Leaf order: depth-first from the last merge (iterative; the tree can be a long chain).
+  const order: number[] = [];
+  const stack: number[] = merges.length ? [-merges.length] : [0];
+  while (stack.length) {
+    const x = stack.pop()!;
+    if (x >= 0) order.push(x);
+    else {
+      const [l, r] = children[-1 - x];
+      stack.push(r, l);
+    }
+  }
+  return { order, merges };
+}
+
+/**
+ * Hierarchical clustering on distance 1 − S: single linkage in O(n²) (minimum spanning
+ * tree), average linkage with ml-hclust (O(n³)).
+ */
 export function clusterScores(S: readonly (readonly number[])[], linkage: 'single' | 'average' = 'single'): Dendrogram {
   const n = S.length;
   if (n === 0) return { order: [], merges: [] };
   if (n === 1) return { order: [0], merges: [] };
+  if (linkage === 'single') return singleLinkage(S);
   const D = Array.from({ length: n }, (_, i) => Array.from({ length: n }, (__, j) => (i === j ? 0 : Number.isFinite(S[i][j]) ? Math.max(0, 1 - S[i][j]) : 1)));
   const tree = agnes(D, { method: linkage, isDistanceMatrix: true });
   const merges: Dendrogram['merges'] = [];
