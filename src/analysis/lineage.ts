@@ -19,8 +19,8 @@ import { pearsonR } from './stats.js';
  *     prior", only to break exact ties), else the shortest id;
  *  3. families: single-linkage clusters of S ≥ τ (the connected components);
  *  4. rank inside a family: copy-group size (originals get re-uploaded), then centrality
- *     (mean score against the family's other copy groups), then the mean score against all
- *     models; with created_at for both models, the older one ranks first;
+ *     (mean score against the copy groups it scores ≥ τ with), then the mean score against
+ *     all models; with created_at for both models, the older one ranks first;
  *  5. parent: among the copy groups within `window` × the best score of the model (and ≥ τ),
  *     the highest-ranked one that outranks the model; none → a root;
  *  6. chains: while a closer candidate j sits between the model and that parent p (the
@@ -54,6 +54,8 @@ export interface LineageOptions {
   namePrior?: boolean;
   /** Rank originals above their derivatives by the size of their copy group. */
   copyCountPrior?: boolean;
+  /** Centrality over the copy groups scoring ≥ τ with the group (default), or over its whole family. */
+  centrality?: 'neighbours' | 'family';
   /** Among the candidates that outrank the model: the top-ranked one (default) or the best-scoring one. */
   parentChoice?: 'rank' | 'score';
   /**
@@ -73,6 +75,7 @@ export const LINEAGE_DEFAULTS = {
   namePrior: true,
   copyCountPrior: true,
   parentChoice: 'rank' as 'rank' | 'score',
+  centrality: 'neighbours' as 'neighbours' | 'family',
   chainMargin: 0.1,
 };
 
@@ -125,7 +128,15 @@ export interface Dendrogram {
 export interface LineageReport {
   source: SimilarityMatrix['source'];
   method: LineageMethod;
-  options: { copy_threshold: number; copy_profile_correlation: number; window: number; name_prior: boolean; copy_count_prior: boolean };
+  options: {
+    copy_threshold: number;
+    copy_profile_correlation: number;
+    window: number;
+    chain_margin: number;
+    centrality: 'neighbours' | 'family';
+    name_prior: boolean;
+    copy_count_prior: boolean;
+  };
   models: number;
   failed_models: string[];
   threshold: ThresholdFit;
@@ -591,7 +602,7 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
   }
   const centrality = new Map<number, number>();
   for (const [rep, list] of groups) {
-    const others = famGroups.get(fam[rep])!.filter((g) => g !== rep);
+    const others = famGroups.get(fam[rep])!.filter((g) => g !== rep && (o.centrality === 'family' || groupScore(ctx, rep, g) >= tau));
     let best = 0;
     for (const i of list) {
       const vals: number[] = [];
@@ -929,6 +940,8 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
       copy_threshold: o.copyThreshold,
       copy_profile_correlation: o.copyProfileCorrelation,
       window: o.window,
+      chain_margin: o.chainMargin,
+      centrality: o.centrality,
       name_prior: o.namePrior,
       copy_count_prior: o.copyCountPrior,
     },
