@@ -780,7 +780,9 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
         parent: ids[rep],
         confidence: 1,
         family: familyName(i),
-        reason: `copy of ${ids[rep]} (score ${s.toFixed(4)}; same score profile)${used.length ? `; representative chosen by ${used.join(', ')}` : '; representative chosen by shortest id'}`,
+        reason:
+          `copy of ${ids[rep]} (${s >= o.copyThreshold ? `score ${s.toFixed(4)}` : `same copy group through other copies; direct score ${s.toFixed(4)}`}; same score profile)` +
+          `${used.length ? `; representative chosen by ${used.join(', ')}` : '; representative chosen by shortest id'}`,
         score: s,
         rank: rankOf(i, rep),
         role: 'copy',
