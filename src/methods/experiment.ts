@@ -9,7 +9,8 @@ import { z } from 'zod';
 import { ModelprintError, messageOf } from '../errors.js';
 import { CausalLM } from '../inference/session.js';
 import { readOnnx } from '../inference/onnx-reader.js';
-import { resolveModel } from '../inference/resolve.js';
+import type { OnnxVariantRequest } from '../inference/format.js';
+import { fingerprintKey, resolveModel } from '../inference/resolve.js';
 import type { Registry, FingerprintRecord } from '../registry/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { contentHash, stableHash } from '../util/hash.js';
@@ -104,6 +105,8 @@ export interface ExperimentOptions {
   writeToRegistry: boolean;
   outputDir: string;
   device: 'cpu' | 'cuda' | 'auto';
+  /** ONNX variant to open in folders holding several (--onnx-variant). */
+  onnxVariant?: OnnxVariantRequest;
   progress: Progress;
   stop: StopSignal;
 }
@@ -158,7 +161,7 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
       const metrics = cfg.metrics.filter((x): x is (typeof SET_METRICS)[number] => (SET_METRICS as readonly string[]).includes(x));
       for (const metric of metrics.length ? metrics : ['overlap' as const]) {
         const params = BottomKParamsSchema.parse({ ...args, metric });
-        const ctx: RunContext = { params, open: { device: o.device }, registry: reg, reuse: o.useExisting, progress: o.progress, stop: o.stop, resumeHint: 'modelprint experiment run …' };
+        const ctx: RunContext = { params, open: { device: o.device, onnxVariant: o.onnxVariant }, registry: reg, reuse: o.useExisting, progress: o.progress, stop: o.stop, resumeHint: 'modelprint experiment run …' };
         const entries: ModelEntry[] = records.map((m) => ({ id: m.name, path: m.source, meta: {}, contentHash: m.contentHash, registryId: m.id }));
         const r = await runMatrix(ctx, entries, path.join(o.outputDir, `bottomk_${metric}`));
         r.status.forEach((s, i) => {
@@ -188,7 +191,7 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
     for (const m of records) {
       o.stop.check('re-run the same command; stored fingerprints are reused with --use-existing');
       try {
-        const key = m.contentHash ?? (await contentHash(m.source));
+        const key = fingerprintKey(m.source, m.contentHash ?? (await contentHash(m.source)), o.onnxVariant);
         const existing = o.useExisting ? await o.registry.findFingerprint(key, method, configHash) : null;
         let vec: number[];
         if (existing) {
@@ -198,12 +201,12 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
         } else {
           const t = Date.now();
           o.progress.emit({ event: 'phase', model: m.name, phase: 'loading', done: 0, total: 1 });
-          const files = resolveModel(m.source, { id: m.name });
+          const files = resolveModel(m.source, { id: m.name, onnxVariant: o.onnxVariant });
           const info = readOnnx(files.onnxPath!);
           if (method === 'weight') vec = weightFingerprint(files.onnxPath!, args as { matrices?: number; values?: number }, info);
           else if (method === 'architecture') vec = architectureFingerprint(files.onnxPath!, info);
           else {
-            const lm = await CausalLM.open(m.source, { device: o.device, id: m.name });
+            const lm = await CausalLM.open(m.source, { device: o.device, id: m.name, onnxVariant: o.onnxVariant });
             try {
               vec = await inputOutputFingerprint(lm, probes, targets, cfg.method_args.input_output!.n0, info);
             } finally {

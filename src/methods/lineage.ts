@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import { ModelprintError, messageOf } from '../errors.js';
 import { CausalLM, type OpenOptions } from '../inference/session.js';
 import { isModelError, ModelError } from '../inference/errors.js';
+import type { OnnxVariantRequest } from '../inference/format.js';
+import { fingerprintKey } from '../inference/resolve.js';
 import type { Registry } from '../registry/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { contentHash, stableHash } from '../util/hash.js';
@@ -63,13 +65,18 @@ export function readPromptFile(file: string): PromptFile {
   return j as PromptFile;
 }
 
-/** Cached content hash of a model path (registry value when known). */
-export async function modelKey(e: ModelEntry): Promise<string> {
-  if (e.contentHash) return e.contentHash;
-  if (!e.path) throw new ModelError('not_found', e.id, 'model could not be found locally or in the registry', 'pass a local path, a models CSV with a path column, or register it with `modelprint models add`');
+/** The ONNX variant to open for an entry: --onnx-variant, else the one recorded with it, else auto. */
+export function variantFor(e: ModelEntry, open: OpenOptions): OnnxVariantRequest {
+  return open.onnxVariant && open.onnxVariant !== 'auto' ? open.onnxVariant : (e.onnxVariant ?? 'auto');
+}
+
+/** Cached content hash of a model path (registry value when known), made per ONNX variant by fingerprintKey. */
+export async function modelKey(e: ModelEntry, variant: OnnxVariantRequest = 'auto'): Promise<string> {
+  if (e.contentHash) return e.path ? fingerprintKey(e.path, e.contentHash, variant) : e.contentHash;
+  if (!e.path) throw e.error ?? new ModelError('not_found', e.id, 'model could not be found locally or in the registry', 'pass a local path, a models CSV with a path column, or register it with `modelprint models add`');
   if (!fs.existsSync(e.path)) throw new ModelError('not_found', e.id, `no such file or folder ${e.path}`, 'check the path');
   e.contentHash = await contentHash(e.path);
-  return e.contentHash;
+  return fingerprintKey(e.path, e.contentHash, variant);
 }
 
 /** A sketch from the registry, or computed with a model loaded by `load`. */
@@ -79,7 +86,7 @@ export async function sketchFor(
   prompts: string[],
   load: () => Promise<CausalLM>,
 ): Promise<{ sketch: Sketch; reused: boolean }> {
-  const key = await modelKey(e);
+  const key = await modelKey(e, variantFor(e, ctx.open));
   const cfg = sketchConfigHash(ctx.params.k, prompts);
   if (ctx.reuse && ctx.registry) {
     const fp = await ctx.registry.findFingerprint(key, 'bottomk', cfg);
@@ -101,7 +108,7 @@ export async function sketchFor(
 
 /** Prompts of a source model: from the registry, or generated with a model loaded by `load`. */
 export async function promptsFor(ctx: RunContext, e: ModelEntry, load: () => Promise<CausalLM>): Promise<{ prompts: string[]; reused: boolean }> {
-  const key = await modelKey(e);
+  const key = await modelKey(e, variantFor(e, ctx.open));
   const ph = promptParamsHash(ctx.params);
   if (ctx.reuse && ctx.registry) {
     const ps = await ctx.registry.findProbeSet('bottomk', ph, key);
@@ -126,8 +133,10 @@ export function lazyModel(e: ModelEntry, ctx: RunContext): { get: () => Promise<
     get: async () => {
       if (!lm) {
         ctx.progress.emit({ event: 'phase', model: e.id, phase: 'loading', done: 0, total: 0 });
-        if (!e.path) throw new ModelError('not_found', e.id, 'model could not be found locally or in the registry', 'pass a local path, a models CSV with a path column, or register it');
-        lm = await CausalLM.open(e.path, { ...ctx.open, id: e.id });
+        if (!e.path) throw e.error ?? new ModelError('not_found', e.id, 'model could not be found locally or in the registry', 'pass a local path, a models CSV with a path column, or register it');
+        lm = await CausalLM.open(e.path, { ...ctx.open, id: e.id, onnxVariant: variantFor(e, ctx.open) });
+        const f = lm.files;
+        ctx.progress.emit({ event: 'phase', model: e.id, phase: 'loading', done: 1, total: 1, onnx_file: f.onnxFile, onnx_variant: f.onnxVariant, onnx_dtype: lm.dtype });
       }
       return lm;
     },

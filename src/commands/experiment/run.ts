@@ -1,6 +1,8 @@
 import { Flags } from '@oclif/core';
 import path from 'node:path';
 import { BaseCommand } from '../../cli/base.js';
+import { onnxVariantFlag } from '../../cli/method-flags.js';
+import type { OnnxVariantRequest } from '../../inference/format.js';
 import { readExperimentConfig, runExperiment, type ExperimentResult } from '../../methods/experiment.js';
 import { makeProgress, type ProgressMode } from '../../ui/progress.js';
 import { StopSignal } from '../../util/signals.js';
@@ -20,6 +22,7 @@ export default class ExperimentRun extends BaseCommand<typeof ExperimentRun> {
     'output-dir': Flags.string({ description: 'Output folder.', default: 'experiment' }),
     device: Flags.string({ options: ['cpu', 'cuda', 'auto'], default: 'auto', description: 'Inference device.' }),
     progress: Flags.string({ options: ['auto', 'tty', 'jsonl', 'plain', 'none'], default: 'auto', description: 'Progress display.' }),
+    'onnx-variant': onnxVariantFlag,
   };
 
   async run(): Promise<ExperimentResult> {
@@ -34,6 +37,7 @@ export default class ExperimentRun extends BaseCommand<typeof ExperimentRun> {
         writeToRegistry: this.flags['write-to-registry'],
         outputDir: path.resolve(this.flags['output-dir']),
         device: this.flags.device as 'cpu' | 'cuda' | 'auto',
+        onnxVariant: this.flags['onnx-variant'] as OnnxVariantRequest,
         progress,
         stop,
       });
