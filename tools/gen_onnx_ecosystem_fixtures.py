@@ -123,9 +123,12 @@ def main() -> None:
         src = build_zoo(tmp)
         zcfg = json.loads((src / "config.json").read_text())
         fp32 = src / "onnx" / "model.onnx"
+        # Start clean, keeping the hand-written README.md.
         if out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
+            for p in out.iterdir():
+                if p.name != "README.md":
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+        out.mkdir(parents=True, exist_ok=True)
         dims = dict(
             vocab_size=zcfg["vocab_size"],
             hidden_size=zcfg["hidden_size"],
@@ -204,7 +207,7 @@ def main() -> None:
                 "onnx": onnx.__version__,
                 "onnxruntime": onnxruntime.__version__,
             },
-            "files": {str(p.relative_to(out)): sha256(p) for p in sorted(out.rglob("*")) if p.is_file()},
+            "files": {str(p.relative_to(out)): sha256(p) for p in sorted(out.rglob("*")) if p.is_file() and p.name != "README.md"},
         }
         (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
