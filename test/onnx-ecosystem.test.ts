@@ -206,6 +206,23 @@ describe('onnx/ variants', () => {
     expect(loaded(again.r.stderr)[M.variants]).toBeUndefined(); // reused from the registry
   });
 
+  it('models add records the variant; lineage by registry name opens it; matrix takes the flag', () => {
+    const reg = path.join(tmpDir('modelprint-eco-reg-'), 'reg.db');
+    const add = runCli(['models', 'add', M.variants, '--name', 'tiny-q4', '--onnx-variant', 'q4', '--registry', reg, '--json']);
+    expect(add.code, add.stderr).toBe(0);
+    expect(parseJson<{ tags: string[] }>(add).tags).toContain('onnx-variant:q4');
+    const bad = runCli(['models', 'add', M.variants, '--name', 'tiny-u8', '--onnx-variant', 'uint8', '--registry', reg, '--json']);
+    expect(bad.code).toBe(1);
+    const l = lineage(M['mistral-null-head-dim'], ['tiny-q4'], ['--registry', reg]);
+    expect(l.s.ok, l.r.stderr).toBe(1);
+    expect(loaded(l.r.stderr)['tiny-q4'].onnx_variant).toBe('q4');
+    const out = tmpDir('modelprint-eco-mx-');
+    const m = runCli(['matrix', '--models', M['mistral-null-head-dim'], M.variants, '--onnx-variant', 'bnb4', '--out-dir', out, '--registry', reg, '--json', ...FAST]);
+    expect(m.code, m.stderr).toBe(0);
+    expect(parseJson<{ failed: number }>(m).failed).toBe(0);
+    expect(loaded(m.stderr)[M.variants].onnx_variant).toBe('bnb4');
+  });
+
   it('inspect agrees with lineage, for models that run and for ones that do not', () => {
     const broken = path.join(work, 'broken');
     fs.cpSync(M['mistral-null-head-dim'], broken, { recursive: true });

@@ -92,7 +92,8 @@ export function resolveModel(ref: string, opts: { tokenizer?: string; id?: strin
     const cands = listOnnxCandidates(dir);
     onnxVariants = cands.map((c) => c.file);
     const request = opts.onnxVariant ?? 'auto';
-    const c = pickOnnxCandidate(cands, request);
+    // A folder with a single ONNX file has no choice to make: it uses that file under any request.
+    const c = cands.length === 1 ? cands[0] : pickOnnxCandidate(cands, request);
     if (!c && cands.length > 0) {
       throw new ModelError(
         'not_found',
