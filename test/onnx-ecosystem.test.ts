@@ -302,6 +302,20 @@ describe('Hub ids from the local Hugging Face cache', () => {
     expect(absent.error?.hint).toContain('HF_HUB_OFFLINE=1');
   });
 
+  it('the same checks apply to a cache repo folder given as a path (no fallback to its only snapshot)', () => {
+    const stale = fakeCache(hub, 'org/stale', { [C1]: zooBase }, { main: C2 });
+    const j = inspect(stale, [], env);
+    expect(j.error?.code).toBe('not_found');
+    expect(j.error?.message).toContain(C2);
+    const bad = fakeCache(hub, 'org/badref', { [C1]: zooBase }, { main: 'snapshots/../../x' });
+    expect(inspect(bad, [], env).error?.code).toBe('unsafe_path');
+    expect(inspect('org/badref', [], env).error?.code).toBe('unsafe_path');
+    // A repo without refs/main and a single snapshot uses it (huggingface_hub writes refs only for branches).
+    const noref = fakeCache(hub, 'org/noref', { [C1]: zooBase }, {});
+    expect(inspect('org/noref', [], env)).toMatchObject({ runs: true, revision: C1 });
+    expect(inspect(noref, [], env)).toMatchObject({ runs: true, revision: C1 });
+  });
+
   it('a snapshot file linking outside the repo folder is unsafe_path', () => {
     const evilRepo = fakeCache(hub, 'org/escape', { [C1]: zooBase }, { main: C1 });
     const link = path.join(evilRepo, 'snapshots', C1, 'onnx', 'model.onnx');
