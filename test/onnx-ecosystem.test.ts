@@ -61,12 +61,12 @@ function lineage(base: string, derived: string[], extra: string[] = [], env?: Re
 }
 
 /** phase=loading events with the ONNX file each model was opened with. */
-function loaded(stderr: string): Record<string, { onnx_file: string; onnx_variant: string; onnx_dtype: string }> {
-  const out: Record<string, { onnx_file: string; onnx_variant: string; onnx_dtype: string }> = {};
+function loaded(stderr: string): Record<string, { onnx_file: string; onnx_variant: string }> {
+  const out: Record<string, { onnx_file: string; onnx_variant: string }> = {};
   for (const line of stderr.split('\n')) {
     if (!line.startsWith('{')) continue;
-    const e = JSON.parse(line) as { event: string; phase?: string; model: string; onnx_file?: string; onnx_variant: string; onnx_dtype: string };
-    if (e.event === 'phase' && e.phase === 'loading' && e.onnx_file) out[e.model] = { onnx_file: e.onnx_file, onnx_variant: e.onnx_variant, onnx_dtype: e.onnx_dtype };
+    const e = JSON.parse(line) as { event: string; phase?: string; model: string; onnx_file?: string; onnx_variant: string };
+    if (e.event === 'phase' && e.phase === 'loading' && e.onnx_file) out[e.model] = { onnx_file: e.onnx_file, onnx_variant: e.onnx_variant };
   }
   return out;
 }
@@ -127,7 +127,7 @@ describe('fp16 exports with fp16 inputs and outputs', () => {
     expect(pairs).toHaveLength(10);
     for (const p of pairs) expect(p).toBeGreaterThanOrEqual(0.95);
     expect(Number(rows[0].avg_overlap_ratio)).toBeGreaterThanOrEqual(0.99);
-    expect(loaded(r.stderr)[M.fp16]).toEqual({ onnx_file: 'onnx/model.onnx', onnx_variant: 'fp32', onnx_dtype: 'float16' });
+    expect(loaded(r.stderr)[M.fp16]).toEqual({ onnx_file: 'onnx/model.onnx', onnx_variant: 'fp32' });
   });
 
   it('an fp16 base generates prompts through its fp16 KV cache', () => {
@@ -196,7 +196,7 @@ describe('onnx/ variants', () => {
     const q4 = lineage(base, [M.variants], ['--registry', reg, '--onnx-variant', 'q4']);
     expect(q4.r.code, q4.r.stderr).toBe(0);
     const ev = loaded(q4.r.stderr);
-    expect(ev[M.variants]).toEqual({ onnx_file: 'onnx/model_q4.onnx', onnx_variant: 'q4', onnx_dtype: 'float32' });
+    expect(ev[M.variants]).toEqual({ onnx_file: 'onnx/model_q4.onnx', onnx_variant: 'q4' });
     // The base's prompts and sets were reused; the q4 sketch was computed, not taken from the fp32 one.
     expect(ev[base]).toBeUndefined();
     expect(q4.rows[0].avg_overlap_ratio).not.toBe('1.0');

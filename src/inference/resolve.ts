@@ -153,3 +153,13 @@ export function fingerprintKey(modelPath: string, hash: string, onnxVariant: Onn
   if (files.onnxVariants.length <= 1 || !files.onnxFile) return hash;
   return stableHash({ content: hash, onnx_file: files.onnxFile });
 }
+
+/** The ONNX file and variant a model path opens with, or null when it does not resolve (opening it says why). */
+export function onnxFileOf(modelPath: string, onnxVariant: OnnxVariantRequest = 'auto'): Pick<ModelFiles, 'onnxFile' | 'onnxVariant'> | null {
+  try {
+    const f = resolveModel(modelPath, { onnxVariant });
+    return { onnxFile: f.onnxFile, onnxVariant: f.onnxVariant };
+  } catch {
+    return null;
+  }
+}

@@ -9,7 +9,7 @@ import { ModelprintError, messageOf } from '../errors.js';
 import { CausalLM, type OpenOptions } from '../inference/session.js';
 import { isModelError, ModelError } from '../inference/errors.js';
 import type { OnnxVariantRequest } from '../inference/format.js';
-import { fingerprintKey } from '../inference/resolve.js';
+import { fingerprintKey, onnxFileOf } from '../inference/resolve.js';
 import type { Registry } from '../registry/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { contentHash, stableHash } from '../util/hash.js';
@@ -132,11 +132,10 @@ export function lazyModel(e: ModelEntry, ctx: RunContext): { get: () => Promise<
   return {
     get: async () => {
       if (!lm) {
-        ctx.progress.emit({ event: 'phase', model: e.id, phase: 'loading', done: 0, total: 0 });
+        const f = e.path ? onnxFileOf(e.path, variantFor(e, ctx.open)) : null;
+        ctx.progress.emit({ event: 'phase', model: e.id, phase: 'loading', done: 0, total: 0, ...(f ? { onnx_file: f.onnxFile, onnx_variant: f.onnxVariant } : {}) });
         if (!e.path) throw e.error ?? new ModelError('not_found', e.id, 'model could not be found locally or in the registry', 'pass a local path, a models CSV with a path column, or register it');
         lm = await CausalLM.open(e.path, { ...ctx.open, id: e.id, onnxVariant: variantFor(e, ctx.open) });
-        const f = lm.files;
-        ctx.progress.emit({ event: 'phase', model: e.id, phase: 'loading', done: 1, total: 1, onnx_file: f.onnxFile, onnx_variant: f.onnxVariant, onnx_dtype: lm.dtype });
       }
       return lm;
     },
