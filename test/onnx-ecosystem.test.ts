@@ -9,6 +9,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { OnnxVariantRequest } from '../src/inference/format.js';
+import { inspectModel } from '../src/inference/inspect.js';
 import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, parseJson, runCli, tmpDir, type CliResult } from './helpers/cli.js';
 import { tinyZoo } from './helpers/zoo.js';
@@ -139,7 +141,7 @@ describe('fp16 exports with fp16 inputs and outputs', () => {
 });
 
 describe('onnx/ variants', () => {
-  it('auto follows the documented preference; --onnx-variant picks one; each is reported', () => {
+  it('auto follows the documented preference; --onnx-variant picks one; each is reported', async () => {
     const all = inspect(M.variants);
     expect(all.onnx_variant).toBe('fp32');
     expect(all.onnx_variants).toEqual([
@@ -159,11 +161,13 @@ describe('onnx/ variants', () => {
       bnb4: ['model_bnb4.onnx', 'float32'],
     };
     for (const [v, [file, dtype]] of Object.entries(expected)) {
-      const j = inspect(M.variants, ['--onnx-variant', v]);
+      // In-process (the same code the command runs) to keep the test quick; the CLI flag is checked below.
+      const j = await inspectModel(M.variants, { device: 'cpu', onnxVariant: v as OnnxVariantRequest });
       expect(j.runs, `${v}: ${JSON.stringify(j.error)}`).toBe(true);
       expect(path.basename(j.onnx_file!)).toBe(file);
       expect(j.onnx_dtype).toBe(dtype);
     }
+    expect(path.basename(inspect(M.variants, ['--onnx-variant', 'q4']).onnx_file!)).toBe('model_q4.onnx');
     const missing = inspect(M.variants, ['--onnx-variant', 'uint8']);
     expect(missing.runs).toBe(false);
     expect(missing.error?.code).toBe('not_found');
@@ -173,9 +177,9 @@ describe('onnx/ variants', () => {
     const partial = path.join(work, 'variants-partial');
     fs.cpSync(M.variants, partial, { recursive: true });
     fs.rmSync(path.join(partial, 'onnx', 'model.onnx'));
-    expect(inspect(partial).onnx_variant).toBe('fp16');
+    expect((await inspectModel(partial, { device: 'cpu' })).onnx_variant).toBe('fp16');
     fs.rmSync(path.join(partial, 'onnx', 'model_fp16.onnx'));
-    expect(path.basename(inspect(partial).onnx_file!)).toBe('decoder_model_merged_quantized.onnx');
+    expect(path.basename((await inspectModel(partial, { device: 'cpu' })).onnx_file!)).toBe('decoder_model_merged_quantized.onnx');
   });
 
   it('a folder holding only onnx/model_quantized.onnx runs (was unsupported_format)', () => {
