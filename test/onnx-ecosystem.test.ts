@@ -11,6 +11,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { OnnxVariantRequest } from '../src/inference/format.js';
 import { inspectModel } from '../src/inference/inspect.js';
+import { halfToFloat } from '../src/inference/session.js';
 import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, parseJson, runCli, tmpDir, type CliResult } from './helpers/cli.js';
 import { tinyZoo } from './helpers/zoo.js';
@@ -81,7 +82,7 @@ beforeAll(async () => {
   for (const [rel, h] of Object.entries(manifest.zoo_sha256)) expect(sha256(path.join(zooBase, rel)), `zoo ${rel} changed: run tools/gen_onnx_ecosystem_fixtures.py`).toBe(h);
   for (const [rel, h] of Object.entries(manifest.files)) expect(sha256(path.join(FIX, rel)), rel).toBe(h);
   work = tmpDir('modelprint-eco-');
-  for (const name of ['mistral-null-head-dim', 'gpt-neo-null-intermediate', 'fp16', 'variants']) {
+  for (const name of ['mistral-null-head-dim', 'gpt-neo-null-intermediate', 'fp16', 'variants', 'bf16-io']) {
     M[name] = path.join(work, name);
     fs.cpSync(path.join(FIX, name), M[name], { recursive: true });
     fs.copyFileSync(path.join(zooBase, 'tokenizer.json'), path.join(M[name], 'tokenizer.json'));
@@ -130,6 +131,22 @@ describe('fp16 exports with fp16 inputs and outputs', () => {
     for (const p of pairs) expect(p).toBeGreaterThanOrEqual(0.95);
     expect(Number(rows[0].avg_overlap_ratio)).toBeGreaterThanOrEqual(0.99);
     expect(loaded(r.stderr)[M.fp16]).toEqual({ onnx_file: 'onnx/model.onnx', onnx_variant: 'fp32' });
+  });
+
+  it('half floats are widened exactly', () => {
+    const bits = Uint16Array.from([0x3c00, 0xc000, 0x7bff, 0x0001, 0x3555, 0x7c00, 0xfc00, 0x0000]);
+    expect(Array.from(halfToFloat(bits))).toEqual([1, -2, 65504, 2 ** -24, Math.fround(0.333251953125), Infinity, -Infinity, 0]);
+    expect(halfToFloat(Uint16Array.from([0x7e00]))[0]).toBeNaN();
+  });
+
+  it('bfloat16 inputs/outputs are a coded error, the same from inspect and lineage', () => {
+    const j = inspect(M['bf16-io']);
+    expect(j.runs).toBe(false);
+    expect(j.error?.code).toBe('unexpected_io');
+    expect(j.error?.message).toContain('bfloat16');
+    const { s, rows } = lineage(M['mistral-null-head-dim'], [M['bf16-io']]);
+    expect(s.failed).toBe(1);
+    expect(rows[0].error_code).toBe('unexpected_io');
   });
 
   it('an fp16 base generates prompts through its fp16 KV cache', () => {

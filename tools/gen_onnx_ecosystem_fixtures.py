@@ -105,6 +105,36 @@ def bnb4(src: Path, dest: Path) -> None:
     q.model.save_model_to_file(str(dest), use_external_data_format=False)
 
 
+def bf16_io(dest: Path, vocab: int) -> None:
+    """A graph whose logits are bfloat16 (onnxruntime runs it; onnxruntime-node has no bfloat16
+    tensors). Its output does not depend on weights: it only has to be a valid bf16-IO decoder."""
+    from onnx import TensorProto as T
+    from onnx import helper
+
+    nodes = [
+        helper.make_node("Cast", ["input_ids"], ["f"], to=T.FLOAT),
+        helper.make_node("Unsqueeze", ["f", "ax"], ["u"]),
+        helper.make_node("Shape", ["input_ids"], ["sh"]),
+        helper.make_node("Concat", ["sh", "v"], ["tshape"], axis=0),
+        helper.make_node("Expand", ["u", "tshape"], ["e"]),
+        helper.make_node("Cast", ["e"], ["logits"], to=T.BFLOAT16),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "bf16_io",
+        [
+            helper.make_tensor_value_info("input_ids", T.INT64, ["batch_size", "sequence_length"]),
+            helper.make_tensor_value_info("attention_mask", T.INT64, ["batch_size", "total_sequence_length"]),
+        ],
+        [helper.make_tensor_value_info("logits", T.BFLOAT16, ["batch_size", "sequence_length", vocab])],
+        [helper.make_tensor("ax", T.INT64, [1], [2]), helper.make_tensor("v", T.INT64, [1], [vocab])],
+    )
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.checker.check_model(m)
+    onnx.save(m, str(dest))
+
+
 def runs(path: Path) -> bool:
     try:
         onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -194,6 +224,15 @@ def main() -> None:
         for f in sorted(v.iterdir()):
             if not runs(f):
                 f.unlink()
+
+        # 5. bfloat16 logits: a coded error (unexpected_io) from inspect and lineage alike.
+        d = out / "bf16-io"
+        save_config(mistral(), d, "head_dim")
+        copy_tokenizer_side_files(src, d)
+        (d / "onnx").mkdir()
+        bf16_io(d / "onnx" / "model.onnx", zcfg["vocab_size"])
+        if not runs(d / "onnx" / "model.onnx"):
+            sys.exit("onnxruntime cannot load the bf16-io graph")
 
         manifest = {
             "made_by": "tools/gen_onnx_ecosystem_fixtures.py",

@@ -153,6 +153,15 @@ export class CausalLM {
       });
     } catch (e) {
       const msg = messageOf(e);
+      if (/Unsupported data type: 16\b/.test(msg)) {
+        throw new ModelError(
+          'unexpected_io',
+          files.id,
+          `the graph ${files.onnxPath} has bfloat16 inputs or outputs, which onnxruntime-node cannot exchange (${msg.split('\n')[0]})`,
+          'convert the export to float16 (onnxruntime.transformers.float16, keep_io_types=False) or float32',
+          e,
+        );
+      }
       const corrupt = /protobuf|INVALID_PROTOBUF|parsing failed|truncated|Failed to load model|ModelProto/i.test(msg);
       throw new ModelError(
         corrupt ? 'corrupt_onnx' : 'load_failed',
