@@ -137,7 +137,7 @@ export function resolveHubId(ref: string, env: NodeJS.ProcessEnv = process.env):
     throw new ModelError(
       'not_found',
       ref,
-      `${h.repoId} is not in the Hugging Face cache ${cache} (HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub)`,
+      `no local path ${ref}, and ${h.repoId} is not in the Hugging Face cache ${cache} (HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub)`,
       offline
         ? 'HF_HUB_OFFLINE=1 is set: fetch it on a connected machine and copy the cache folder over (modelprint never downloads)'
         : `fetch it with \`huggingface-cli download ${h.repoId}\` (modelprint never downloads), or set HF_HUB_CACHE`,
