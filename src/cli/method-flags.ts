@@ -1,6 +1,15 @@
 import { Flags } from '@oclif/core';
 import { BottomKParamsSchema, type BottomKParams } from '../methods/params.js';
 import { ModelprintError } from '../errors.js';
+import { ONNX_VARIANT_CHOICES } from '../inference/format.js';
+
+/** --onnx-variant, for every command that opens models. */
+export const onnxVariantFlag = Flags.string({
+  description:
+    'ONNX file of a folder holding several (transformers.js onnx/ layout): auto takes the first present of fp32 (model.onnx), fp16, quantized (q8), int8, uint8, q4, q4f16, bnb4; a name takes that one (model_<name>.onnx or decoder_model_merged_<name>.onnx).',
+  options: [...ONNX_VARIANT_CHOICES],
+  default: 'auto',
+});
 
 /** Flags shared by the bottom-k pipeline commands (lineage, matrix). */
 export const bottomKFlags = {
@@ -22,6 +31,7 @@ export const bottomKFlags = {
   }),
   'sketches-out': Flags.string({ description: 'Also write the bottom-k sketches as a sketch collection (.mpsk, or .jsonl) that `modelprint similarity --sketches` reads.' }),
   progress: Flags.string({ description: 'Progress display: a live table on a TTY, JSON lines otherwise.', options: ['auto', 'tty', 'jsonl', 'plain', 'none'], default: 'auto' }),
+  'onnx-variant': onnxVariantFlag,
 };
 
 export function bottomKParamsFrom(flags: Record<string, unknown>): BottomKParams {

@@ -9,6 +9,7 @@ import type { ProgressMode } from '../ui/progress.js';
 import { withRunContext } from '../cli/run-context.js';
 import type { RegistryWrite } from '../methods/runner.js';
 import type { DeviceRequest } from '../inference/device.js';
+import type { OnnxVariantRequest } from '../inference/format.js';
 import { renderTable } from '../ui/table.js';
 
 export default class Lineage extends BaseCommand<typeof Lineage> {
@@ -35,10 +36,11 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
     const f = this.flags;
     const params = bottomKParamsFrom(f);
     const registry = await this.registry();
-    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'] };
+    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest };
     return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m) }, async (ctx) => {
       const base = await resolveOne(f.base, registry);
       if (!base.path) {
+        if (base.error) throw base.error;
         throw new ModelprintError('E_NOT_FOUND', `base model "${f.base}" is neither a local path nor a registry model`, { subject: '--base', hint: 'pass a model folder, or register it with `modelprint models add`' });
       }
       const derived = await resolveModelList(f.derived, registry);

@@ -7,6 +7,7 @@ import type { ProgressMode } from '../ui/progress.js';
 import { withRunContext } from '../cli/run-context.js';
 import type { RegistryWrite } from '../methods/runner.js';
 import type { DeviceRequest } from '../inference/device.js';
+import type { OnnxVariantRequest } from '../inference/format.js';
 import { renderTable } from '../ui/table.js';
 
 export default class Matrix extends BaseCommand<typeof Matrix> {
@@ -26,7 +27,7 @@ export default class Matrix extends BaseCommand<typeof Matrix> {
     const f = this.flags;
     const params = bottomKParamsFrom(f);
     const registry = await this.registry();
-    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'] };
+    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest };
     return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m) }, async (ctx) => {
       const models = await resolveModelList(f.models, registry);
       const r = await runMatrix(ctx, models, f['out-dir'], { sketchesOut: f['sketches-out'] });

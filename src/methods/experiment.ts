@@ -8,6 +8,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { ModelprintError, messageOf } from '../errors.js';
 import { readOnnx } from '../inference/onnx-reader.js';
+import type { OnnxVariantRequest } from '../inference/format.js';
 import { resolveModel } from '../inference/resolve.js';
 import type { Registry } from '../registry/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
@@ -103,6 +104,8 @@ export interface ExperimentOptions {
   writeToRegistry: boolean;
   outputDir: string;
   device: 'cpu' | 'cuda' | 'auto';
+  /** ONNX variant to open in folders holding several (--onnx-variant). */
+  onnxVariant?: OnnxVariantRequest;
   progress: Progress;
   stop: StopSignal;
   /** Write the bottom-k sketches (all models on all prompts, with anchors) here (.mpsk). */
@@ -123,7 +126,7 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
   const t0 = Date.now();
   const runCtx: RunContext = {
     params: BottomKParamsSchema.parse({}),
-    open: { device: o.device },
+    open: { device: o.device, onnxVariant: o.onnxVariant },
     registry: o.registry,
     reuse: o.useExisting,
     registryWrite: o.writeToRegistry ? 'write' : 'read-only',
@@ -196,7 +199,7 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
       entries,
       async (e, lm) => {
         const r = await fingerprintFor(runCtx, e, fp, async () => {
-          const files = resolveModel(e.path!, { id: e.id });
+          const files = resolveModel(e.path!, { id: e.id, onnxVariant: o.onnxVariant });
           const info = readOnnx(files.onnxPath!);
           if (method === 'weight') return weightFingerprint(files.onnxPath!, args as { matrices?: number; values?: number }, info);
           if (method === 'architecture') return architectureFingerprint(files.onnxPath!, info);

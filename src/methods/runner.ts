@@ -14,6 +14,8 @@ import fs from 'node:fs';
 import { ModelprintError, messageOf } from '../errors.js';
 import { CausalLM, type OpenOptions } from '../inference/session.js';
 import { isModelError, ModelError } from '../inference/errors.js';
+import type { OnnxVariantRequest } from '../inference/format.js';
+import { fingerprintKey, onnxFileOf } from '../inference/resolve.js';
 import type { SketchSet } from '../../native/index.js';
 import { native } from '../native/index.js';
 import type { Registry } from '../registry/types.js';
@@ -88,13 +90,26 @@ export function runRegistry(ctx: RunContext): RunRegistry {
   return r;
 }
 
-/** A model's identity for reuse: its content hash (the registry's when known). */
-export async function modelKey(e: ModelEntry): Promise<string> {
-  if (e.contentHash) return e.contentHash;
-  if (!e.path) throw new ModelError('not_found', e.id, 'model could not be found locally or in the registry', 'pass a local path, a models CSV with a path column, or register it with `modelprint models add`');
+/** The ONNX variant to open for an entry: --onnx-variant, else the one recorded with it, else auto. */
+export function variantFor(e: ModelEntry, open: OpenOptions): OnnxVariantRequest {
+  return open.onnxVariant && open.onnxVariant !== 'auto' ? open.onnxVariant : (e.onnxVariant ?? 'auto');
+}
+
+/**
+ * A model's identity for reuse: its content hash (the registry's when known), made per ONNX
+ * variant for folders holding several (fingerprintKey). Never the path as typed.
+ */
+export async function modelKey(e: ModelEntry, variant: OnnxVariantRequest = 'auto'): Promise<string> {
+  if (e.contentHash) return e.path ? fingerprintKey(e.path, e.contentHash, variant) : e.contentHash;
+  if (!e.path) throw e.error ?? new ModelError('not_found', e.id, 'model could not be found locally or in the registry', 'pass a local path, a models CSV with a path column, or register it with `modelprint models add`');
   if (!fs.existsSync(e.path)) throw new ModelError('not_found', e.id, `no such file or folder ${e.path}`, 'check the path');
   e.contentHash = await contentHash(e.path);
-  return e.contentHash;
+  return fingerprintKey(e.path, e.contentHash, variant);
+}
+
+/** The key a run stores and looks up a model's probe sets and fingerprints by. */
+export function runKey(ctx: RunContext, e: ModelEntry): Promise<string> {
+  return modelKey(e, variantFor(e, ctx.open));
 }
 
 /** Opens a model lazily, at most once. */
@@ -103,9 +118,10 @@ export function lazyModel(e: ModelEntry, ctx: RunContext): { get: () => Promise<
   return {
     get: async () => {
       if (!lm) {
-        ctx.progress.emit({ event: 'phase', model: e.id, phase: 'loading', done: 0, total: 0 });
-        if (!e.path) throw new ModelError('not_found', e.id, 'model could not be found locally or in the registry', 'pass a local path, a models CSV with a path column, or register it');
-        lm = await CausalLM.open(e.path, { ...ctx.open, id: e.id });
+        const f = e.path ? onnxFileOf(e.path, variantFor(e, ctx.open)) : null;
+        ctx.progress.emit({ event: 'phase', model: e.id, phase: 'loading', done: 0, total: 0, ...(f ? { onnx_file: f.onnxFile, onnx_variant: f.onnxVariant } : {}) });
+        if (!e.path) throw e.error ?? new ModelError('not_found', e.id, 'model could not be found locally or in the registry', 'pass a local path, a models CSV with a path column, or register it');
+        lm = await CausalLM.open(e.path, { ...ctx.open, id: e.id, onnxVariant: variantFor(e, ctx.open) });
       }
       return lm;
     },
@@ -135,7 +151,7 @@ export interface Fingerprinter<F> {
  * computed by `compute` and stored (if the run may write).
  */
 export async function fingerprintFor<F>(ctx: RunContext, e: ModelEntry, fp: Fingerprinter<F>, compute: (key: string) => Promise<F>): Promise<{ value: F; reused: boolean }> {
-  const key = await modelKey(e);
+  const key = await runKey(ctx, e);
   const reg = runRegistry(ctx);
   const stored = await reg.reads?.findFingerprint(key, fp.method, fp.configHash);
   if (stored) {
@@ -218,7 +234,7 @@ export async function forEachModel<T>(
 
 /** Prompts of a source model: from the registry, or generated with a model loaded by `load`. */
 export async function promptsFor(ctx: RunContext, e: ModelEntry, load: () => Promise<CausalLM>): Promise<{ prompts: string[]; reused: boolean }> {
-  const key = await modelKey(e);
+  const key = await runKey(ctx, e);
   const ph = promptParamsHash(ctx.params);
   const reg = runRegistry(ctx);
   const ps = await reg.reads?.findProbeSet('bottomk', ph, key);
