@@ -35,6 +35,12 @@ impl fmt::Display for BottomKError {
 
 impl std::error::Error for BottomKError {}
 
+impl From<BottomKError> for crate::Error {
+    fn from(e: BottomKError) -> Self {
+        crate::Error::input(e.to_string())
+    }
+}
+
 #[inline]
 fn key_cmp(values: &[f32], a: u32, b: u32) -> Ordering {
     // Finite values only (checked before), so partial_cmp never fails.

@@ -34,6 +34,8 @@ use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 use super::{
     as_bytes, write_atomic, SketchCollection, SketchError, SketchErrorKind, SketchMeta, Storage,
 };
+use crate::error::Error;
+use crate::limits;
 
 pub const MAGIC: &[u8; 8] = b"MPSKETCH";
 pub const FOOTER_MAGIC: &[u8; 8] = b"MPSKEND\0";
@@ -115,8 +117,13 @@ fn rd_u64(b: &[u8], at: usize) -> u64 {
 }
 
 /// Opens a `.mpsk` file by memory-mapping it; checks the checksum, the structure and every
-/// set. The ids are not copied.
-pub fn read_binary(path: &Path) -> Result<SketchCollection, SketchError> {
+/// set. The ids are not copied. Every count in the header is checked against the file's
+/// size and the caps of [`crate::limits`] before anything is allocated.
+pub fn read_binary(path: &Path) -> Result<SketchCollection, Error> {
+    read_binary_located(path).map_err(Error::from)
+}
+
+fn read_binary_located(path: &Path) -> Result<SketchCollection, SketchError> {
     let at = |e: SketchError| e.in_file(path);
     let file = File::open(path).map_err(|e| at(e.into()))?;
     let found = file.metadata().map_err(|e| at(e.into()))?.len();
@@ -188,14 +195,32 @@ pub fn read_binary(path: &Path) -> Result<SketchCollection, SketchError> {
     let ids_count = rd_u64(b, 104);
     let names_len = rd_u64(b, 112);
     let bad = |what: &str| at(SketchError::invalid(format!("corrupt header: {what}")));
+    limits::check_vocab("header field vocab_size", meta.vocab_size as u64)
+        .map_err(|e| at(e.into()))?;
+    limits::check_prompts("header field prompts", p).map_err(|e| at(e.into()))?;
+    // Every count must fit in the file before any arithmetic or allocation uses it: a model
+    // takes 8 bytes of name offsets, a set 4 bytes of length, an id 4 bytes.
+    if n > found / 8 {
+        return Err(bad(&format!("models count {n} is more than the file can hold")));
+    }
+    if ids_count > found / 4 {
+        return Err(bad(&format!(
+            "ids count {ids_count} is more than the file can hold"
+        )));
+    }
+    if p.saturating_mul(n) > found / 4 {
+        return Err(bad(&format!(
+            "{n} models × {p} prompts is more than the file can hold"
+        )));
+    }
+    if names_len > found {
+        return Err(bad("names length is more than the file can hold"));
+    }
     // The layout is fully determined by (n, P, name bytes, ids count): recompute and compare,
     // which also bounds every section inside the file.
     let name_bytes = names_len
         .checked_sub(8 * (n + 1))
         .ok_or_else(|| bad("names length"))?;
-    if n > found / 4 || ids_count > found / 4 || p.saturating_mul(n) > found / 4 {
-        return Err(bad("counts larger than the file"));
-    }
     let expect = Layout::compute(n, p, name_bytes, ids_count);
     if expect.names_offset != names_offset
         || expect.flags_offset != flags_offset
@@ -237,7 +262,7 @@ pub fn read_binary(path: &Path) -> Result<SketchCollection, SketchError> {
 }
 
 /// Writes `c` as a `.mpsk` file, atomically (temp file + rename).
-pub fn write_binary(c: &SketchCollection, path: &Path) -> Result<(), SketchError> {
+pub fn write_binary(c: &SketchCollection, path: &Path) -> Result<(), Error> {
     let n = c.len() as u64;
     let p = c.prompts() as u64;
     let name_bytes: u64 = c.models().iter().map(|m| m.len() as u64).sum();
@@ -297,7 +322,7 @@ pub fn write_binary(c: &SketchCollection, path: &Path) -> Result<(), SketchError
         hw.inner.write_all(&digest.to_le_bytes())?;
         Ok(())
     })
-    .map_err(|e| SketchError::from(e).in_file(path))
+    .map_err(|e| Error::io(path, &e))
 }
 
 struct HashingWriter<'a, W: Write> {
