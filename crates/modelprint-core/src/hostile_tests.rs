@@ -208,7 +208,7 @@ fn part_with_many_models_and_no_tiles_fails_without_allocating() {
     let part = read_part(&f).unwrap();
     assert_eq!(part.n, n as usize);
     let e = merge_parts(&[part]).unwrap_err();
-    assert_input(&e, &f, &["holds 0 scores", "100000 × 100000"]);
+    assert_input(&e, &f, &["hold 0 scores", "100000 × 100000"]);
 
     // n beyond what the file can hold is refused by the reader itself.
     let mut b2 = b.clone();

@@ -14,6 +14,15 @@ fn to_napi<E: Into<modelprint_core::Error>>(env: &Env) -> impl Fn(E) -> Error + 
     move |e| error::js_error(env, &e.into())
 }
 
+/// Every `code` the addon's errors can carry (modelprint_core::ErrorCode), e.g. "E_INPUT".
+#[napi]
+pub fn error_codes() -> Vec<String> {
+    modelprint_core::ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_string())
+        .collect()
+}
+
 /// The `k` ids with the lowest values of a logits row, ascending by (value, id).
 #[napi]
 pub fn bottom_k(env: Env, values: Float32Array, k: u32) -> Result<Uint32Array> {
