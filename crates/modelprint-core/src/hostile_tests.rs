@@ -178,7 +178,10 @@ fn part_with_huge_shard_count_fails_without_allocating() {
     let part = read_part(&f).unwrap();
     let e = merge_parts(&[part]).unwrap_err();
     assert_eq!(e.code, ErrorCode::Input);
-    assert!(e.message.contains("missing shard part(s): 1/4294967295"), "{e}");
+    assert!(
+        e.message.contains("missing shard part(s): 1/4294967295"),
+        "{e}"
+    );
     assert!(e.message.contains("1 of 4294967295 given"), "{e}");
 }
 

@@ -12,8 +12,8 @@ pub mod similarity;
 pub mod sketch;
 
 pub use bottomk::{bottom_k, bottom_k_rows, BottomKError};
-pub use overlap::{intersection_count_sorted, jaccard_sorted, overlap_ratio_sorted};
 pub use error::{Error, ErrorCode};
+pub use overlap::{intersection_count_sorted, jaccard_sorted, overlap_ratio_sorted};
 pub use sketch::{SketchCollection, SketchError, SketchMeta};
 
 #[cfg(test)]

@@ -35,8 +35,8 @@ pub fn bottom_k(env: Env, values: Float32Array, k: u32) -> Result<Uint32Array> {
 /// (each row contributes `min(k, width)` ids).
 #[napi]
 pub fn bottom_k_rows(env: Env, data: Float32Array, width: u32, k: u32) -> Result<Uint32Array> {
-    let rows = modelprint_core::bottom_k_rows(&data, width as usize, k as usize)
-        .map_err(to_napi(&env))?;
+    let rows =
+        modelprint_core::bottom_k_rows(&data, width as usize, k as usize).map_err(to_napi(&env))?;
     Ok(Uint32Array::new(rows.concat()))
 }
 
@@ -49,8 +49,8 @@ pub fn bottom_k_rows_sorted(
     width: u32,
     k: u32,
 ) -> Result<Uint32Array> {
-    let mut rows = modelprint_core::bottom_k_rows(&data, width as usize, k as usize)
-        .map_err(to_napi(&env))?;
+    let mut rows =
+        modelprint_core::bottom_k_rows(&data, width as usize, k as usize).map_err(to_napi(&env))?;
     for r in rows.iter_mut() {
         r.sort_unstable();
     }

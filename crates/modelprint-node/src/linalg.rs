@@ -26,7 +26,8 @@ pub fn eigenvalues(env: Env, data: Float64Array, n: u32) -> Result<Float64Array>
 
 /// input_output fingerprint (METHODS §3) from V and U, each row-major `d × n`.
 #[napi]
-pub fn io_fingerprint(env: Env, 
+pub fn io_fingerprint(
+    env: Env,
     v: Float64Array,
     u: Float64Array,
     d: u32,
@@ -40,7 +41,8 @@ pub fn io_fingerprint(env: Env,
 
 /// The `s` largest singular values of a row-major `rows × cols` matrix, descending.
 #[napi]
-pub fn top_singular_values(env: Env, 
+pub fn top_singular_values(
+    env: Env,
     data: Float32Array,
     rows: u32,
     cols: u32,

@@ -11,12 +11,12 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 
-use crate::error::Error;
 use super::gpu_layout::{
     build_layout, run_batched, Layout, TileExecutor, ENTRY, KERNEL_SRC, THREADS,
 };
 use super::stripes::Stripe;
 use super::{DeviceUsed, EmitFn, Engine, Job, Metric, SimilarityError};
+use crate::error::Error;
 
 pub struct CudaEngine {
     _ctx: Arc<CudaContext>,

@@ -603,7 +603,11 @@ pub(crate) fn top_n_with(
     let n = s.len();
     let job = symmetric_job(s, metric);
     let cap = top.min(n.saturating_sub(1));
-    limits::check_alloc("the top-N lists", (n as u64).saturating_mul(cap as u64 + 1), 8)?;
+    limits::check_alloc(
+        "the top-N lists",
+        (n as u64).saturating_mul(cap as u64 + 1),
+        8,
+    )?;
     let mut lists = vec![TopList::new(cap); n];
     engine.run(&job, &plan_full(n), &mut |st, u, l| {
         let w = st.c1 - st.c0;

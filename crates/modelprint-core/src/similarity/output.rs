@@ -7,8 +7,8 @@ use std::path::Path;
 
 use rayon::prelude::*;
 
-use crate::error::Error;
 use super::{Matrix, Neighbours, SimilarityError};
+use crate::error::Error;
 use crate::sketch::write_atomic;
 
 fn io_err(path: &Path, e: std::io::Error) -> SimilarityError {

@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
-use crate::error::Error;
 use super::stripes::{shard_tiles, ShardSpec, Stripe, BLOCK};
 use super::{fixup, Matrix, Metric, SimilarityError};
+use crate::error::Error;
 use crate::sketch::{write_atomic, SketchCollection};
 
 const MAGIC: &[u8; 8] = b"MPSHARD\0";
@@ -204,8 +204,9 @@ impl Reader<'_> {
     }
     fn take(&mut self, k: usize) -> Result<&[u8], SimilarityError> {
         if k > self.remaining() {
-            return Err(Error::input("part file is truncated")
-                .subject(self.path.display().to_string()));
+            return Err(
+                Error::input("part file is truncated").subject(self.path.display().to_string())
+            );
         }
         let s = &self.b[self.at..self.at + k];
         self.at += k;
@@ -411,7 +412,11 @@ pub fn merge_parts(parts: &[ShardPart]) -> Result<(Vec<String>, Matrix), Similar
             "the parts hold {held} scores but a {n} × {n} matrix needs {} (a part is incomplete or corrupt)",
             n as u128 * n as u128
         ));
-        return Err(if parts.len() == 1 { e.subject(name(first)) } else { e });
+        return Err(if parts.len() == 1 {
+            e.subject(name(first))
+        } else {
+            e
+        });
     }
     let mut data = crate::limits::zeroed2::<f32>("the merged n × n matrix", n, n)?;
     for p in parts {

@@ -1,7 +1,7 @@
 //! Work decomposition: stripes (≤ 512 columns × a row range) and shards of the upper triangle.
 
-use crate::error::Error;
 use super::SimilarityError;
+use crate::error::Error;
 
 /// Column block width (one 512-bit mask per token in the CPU kernel) and shard tile size.
 pub const BLOCK: usize = 512;

@@ -201,7 +201,9 @@ fn read_binary_located(path: &Path) -> Result<SketchCollection, SketchError> {
     // Every count must fit in the file before any arithmetic or allocation uses it: a model
     // takes 8 bytes of name offsets, a set 4 bytes of length, an id 4 bytes.
     if n > found / 8 {
-        return Err(bad(&format!("models count {n} is more than the file can hold")));
+        return Err(bad(&format!(
+            "models count {n} is more than the file can hold"
+        )));
     }
     if ids_count > found / 4 {
         return Err(bad(&format!(

@@ -77,10 +77,7 @@ pub fn read_jsonl(path: &Path, opts: &JsonlOptions) -> Result<SketchCollection, 
     read_jsonl_located(path, opts).map_err(Error::from)
 }
 
-fn read_jsonl_located(
-    path: &Path,
-    opts: &JsonlOptions,
-) -> Result<SketchCollection, SketchError> {
+fn read_jsonl_located(path: &Path, opts: &JsonlOptions) -> Result<SketchCollection, SketchError> {
     let at = |e: SketchError| e.in_file(path);
     let text = std::fs::read_to_string(path).map_err(|e| at(e.into()))?;
     let lines: Vec<(usize, &str)> = text
@@ -146,8 +143,7 @@ fn read_jsonl_located(
     };
     if let Some(h) = header.as_ref() {
         if let Some(v) = h.vocab_size {
-            limits::check_vocab("header field vocab_size", v as u64)
-                .map_err(limit)?;
+            limits::check_vocab("header field vocab_size", v as u64).map_err(limit)?;
         }
     }
     limits::check_prompts("prompts", prompts as u64).map_err(limit)?;
@@ -221,8 +217,9 @@ fn read_jsonl_located(
     }
     let k = pick("k", hdr.and_then(|h| h.k), opts.k, max_len as u32)?;
     let prompt_hash = match hdr.and_then(|h| h.prompt_hash.as_deref()) {
-        Some(hex) => SketchMeta::parse_prompt_hash(hex)
-            .map_err(|e| at(SketchError::invalid(e.message)))?,
+        Some(hex) => {
+            SketchMeta::parse_prompt_hash(hex).map_err(|e| at(SketchError::invalid(e.message)))?
+        }
         None => opts.prompt_hash.unwrap_or([0; 32]),
     };
     let meta = SketchMeta {
@@ -232,19 +229,20 @@ fn read_jsonl_located(
         prompt_hash,
     };
     let names = models.clone();
-    let mut c = SketchCollection::from_parts_located(meta, models, ids, lengths, failed).map_err(|e| {
-        // Point at the line of the offending model.
-        let line = e
-            .model
-            .as_ref()
-            .and_then(|m| names.iter().position(|x| x == m))
-            .map(|i| body[i].0);
-        let e = match line {
-            Some(no) if e.line.is_none() => e.line(no),
-            _ => e,
-        };
-        at(e)
-    })?;
+    let mut c =
+        SketchCollection::from_parts_located(meta, models, ids, lengths, failed).map_err(|e| {
+            // Point at the line of the offending model.
+            let line = e
+                .model
+                .as_ref()
+                .and_then(|m| names.iter().position(|x| x == m))
+                .map(|i| body[i].0);
+            let e = match line {
+                Some(no) if e.line.is_none() => e.line(no),
+                _ => e,
+            };
+            at(e)
+        })?;
     c.source = Some(path.to_path_buf());
     Ok(c)
 }

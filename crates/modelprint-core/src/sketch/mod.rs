@@ -53,10 +53,10 @@ impl SketchMeta {
         }
         if hex.len() != 64 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
             let shown: String = hex.chars().take(80).collect();
-            return Err(Error::input(format!(
-                "prompt hash must be 64 hex digits, got {shown:?}"
-            ))
-            .subject("prompt_hash"));
+            return Err(
+                Error::input(format!("prompt hash must be 64 hex digits, got {shown:?}"))
+                    .subject("prompt_hash"),
+            );
         }
         for (i, o) in out.iter_mut().enumerate() {
             *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex checked");
@@ -109,7 +109,7 @@ pub enum SketchErrorKind {
     /// A JSON line that does not parse.
     Json(String),
     /// A size above a cap of [`crate::limits`] (or another coded error).
-    Limit(Error),
+    Limit(Box<Error>),
 }
 
 /// A sketch error with its location: the file, the model (and JSONL line), the prompt index.
@@ -249,7 +249,7 @@ impl From<SketchError> for Error {
 
 impl From<Error> for SketchError {
     fn from(e: Error) -> Self {
-        SketchError::new(SketchErrorKind::Limit(e))
+        SketchError::new(SketchErrorKind::Limit(Box::new(e)))
     }
 }
 
