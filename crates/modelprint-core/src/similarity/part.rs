@@ -337,6 +337,12 @@ fn name(p: &ShardPart) -> String {
 /// Assembles the full matrix from the parts of every shard (each exactly once, all from the
 /// same sketches, metric and shard count). Returns the model ids and the matrix.
 pub fn merge_parts(parts: &[ShardPart]) -> Result<(Vec<String>, Matrix), SimilarityError> {
+    merge_checked(parts).map_err(|e| {
+        e.hint("give one part of every shard, all computed with `modelprint similarity --shard i/n` from the same sketches and metric")
+    })
+}
+
+fn merge_checked(parts: &[ShardPart]) -> Result<(Vec<String>, Matrix), SimilarityError> {
     let first = parts
         .first()
         .ok_or_else(|| Error::usage("no part files to merge"))?;

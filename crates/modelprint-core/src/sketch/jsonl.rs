@@ -208,11 +208,11 @@ fn read_jsonl_located(path: &Path, opts: &JsonlOptions) -> Result<SketchCollecti
     )?;
     if hdr.and_then(|h| h.vocab_size).is_none() && opts.vocab_size.is_none() {
         if let Some(m) = max_id {
-            limits::check_vocab(
-                &format!("vocab_size (inferred as the largest id {m} + 1 =)"),
-                m as u64 + 1,
-            )
-            .map_err(|e| at(e.into()))?;
+            limits::check_vocab("vocab_size", m as u64 + 1).map_err(|mut e| {
+                e.message
+                    .push_str(&format!(" (inferred as the largest id, {m}, + 1)"));
+                at(e.into())
+            })?;
         }
     }
     let k = pick("k", hdr.and_then(|h| h.k), opts.k, max_len as u32)?;
