@@ -10,14 +10,14 @@ import { ModelprintError, messageOf } from '../errors.js';
 import { CausalLM } from '../inference/session.js';
 import { readOnnx } from '../inference/onnx-reader.js';
 import { resolveModel } from '../inference/resolve.js';
-import type { Registry, FingerprintRecord } from '../registry/types.js';
+import type { Registry } from '../registry/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { contentHash, stableHash } from '../util/hash.js';
 import type { Progress } from '../ui/progress.js';
 import type { StopSignal } from '../util/signals.js';
 import { BottomKParamsSchema } from './params.js';
-import { runMatrix, matrixCsv } from './matrix.js';
-import type { RunContext } from './lineage.js';
+import { runMatrix, writeMatrix } from './matrix.js';
+import { runRegistry, type RunContext } from './runner.js';
 import type { ModelEntry } from './models-input.js';
 import { architectureFingerprint, inputOutputFingerprint, readTokenStrings, vectorSimilarity, weightFingerprint, type VectorMetric } from './vector.js';
 
@@ -106,6 +106,9 @@ export interface ExperimentOptions {
   device: 'cpu' | 'cuda' | 'auto';
   progress: Progress;
   stop: StopSignal;
+  /** Write the bottom-k sketches (all models on all prompts, with anchors) here (.mpsk). */
+  sketchesOut?: string;
+  warn?: (msg: string) => void;
 }
 
 function floatPayload(v: number[]): Buffer {
@@ -117,21 +120,20 @@ function fromPayload(b: Buffer): number[] {
   return Array.from(new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
 }
 
-/** A registry view that reads but never writes (runs without --write-to-registry). */
-function readOnlyView(r: Registry): Registry {
-  return new Proxy(r, {
-    get(target, prop, recv) {
-      if (prop === 'putFingerprint') return async (f: Parameters<Registry['putFingerprint']>[0]): Promise<FingerprintRecord> => ({ ...f, id: -1, createdAt: new Date().toISOString() });
-      if (prop === 'putProbeSet') return async (p: Parameters<Registry['putProbeSet']>[0]) => ({ ...p, id: -1, createdAt: new Date().toISOString() });
-      if (prop === 'recordError') return async () => undefined;
-      return Reflect.get(target, prop, recv) as unknown;
-    },
-  });
-}
-
 export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions): Promise<ExperimentResult> {
   const t0 = Date.now();
-  const reg = o.writeToRegistry ? o.registry : readOnlyView(o.registry);
+  const runCtx: RunContext = {
+    params: BottomKParamsSchema.parse({}),
+    open: { device: o.device },
+    registry: o.registry,
+    reuse: o.useExisting,
+    registryWrite: o.writeToRegistry ? 'write' : 'read-only',
+    progress: o.progress,
+    stop: o.stop,
+    resumeHint: 'modelprint experiment run …',
+    warn: o.warn,
+  };
+  const reg = runRegistry(runCtx);
   const records = [];
   for (const [i, ref] of cfg.models.entries()) {
     const m = await o.registry.getModel(String(ref));
@@ -158,15 +160,16 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
       const metrics = cfg.metrics.filter((x): x is (typeof SET_METRICS)[number] => (SET_METRICS as readonly string[]).includes(x));
       for (const metric of metrics.length ? metrics : ['overlap' as const]) {
         const params = BottomKParamsSchema.parse({ ...args, metric });
-        const ctx: RunContext = { params, open: { device: o.device }, registry: reg, reuse: o.useExisting, progress: o.progress, stop: o.stop, resumeHint: 'modelprint experiment run …' };
+        const ctx: RunContext = { ...runCtx, params };
         const entries: ModelEntry[] = records.map((m) => ({ id: m.name, path: m.source, meta: {}, contentHash: m.contentHash, registryId: m.id }));
-        const r = await runMatrix(ctx, entries, path.join(o.outputDir, `bottomk_${metric}`));
+        const first = metric === (metrics[0] ?? 'overlap');
+        const r = await runMatrix(ctx, entries, path.join(o.outputDir, `bottomk_${metric}`), { sketchesOut: first ? o.sketchesOut : undefined });
         r.status.forEach((s, i) => {
           if (!s.ok) failed.push({ model: names[i], method, code: s.code ?? 'failed', message: s.message ?? '' });
           else if (metric === (metrics[0] ?? 'overlap')) {
             if (s.reused_prompts && s.reused_sketch) reused[method]++;
             else computed[method]++;
-            fingerprints[method][names[i]] = { prompts: r.ranges[i] ? r.ranges[i]![1] - r.ranges[i]![0] : 0, sets: r.sketches[i]?.sets.length ?? 0, k: params.k };
+            fingerprints[method][names[i]] = { prompts: r.ranges[i] ? r.ranges[i]![1] - r.ranges[i]![0] : 0, sets: r.sketches.prompts, k: params.k };
           }
         });
         matrices[method][metric] = { models: names, matrix: Array.from({ length: n }, (_, i) => Array.from(r.matrix.subarray(i * n, (i + 1) * n), (v) => Number(v.toFixed(6)))) };
@@ -210,7 +213,7 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
               await lm.release();
             }
           }
-          await reg.putFingerprint({ modelKey: key, modelId: m.id, method, configHash, payload: floatPayload(vec) });
+          await reg.write('a fingerprint', (r) => r.putFingerprint({ modelKey: key, modelId: m.id, method, configHash, payload: floatPayload(vec) }));
           computed[method]++;
           o.progress.emit({ event: 'model_done', model: m.name, score: null, reused: false, seconds: (Date.now() - t) / 1000 });
         }
@@ -236,7 +239,7 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
   for (const [method, byMetric] of Object.entries(matrices)) {
     for (const [metric, { matrix, models }] of Object.entries(byMetric)) {
       const f = path.join(o.outputDir, `similarity_${method}_${metric}.csv`);
-      writeFileAtomic(f, matrixCsv(models, Float32Array.from(matrix.flat())));
+      writeMatrix(f, models, models, Float32Array.from(matrix.flat()));
       files.csv.push(f);
     }
   }

@@ -7,7 +7,10 @@ import { ModelprintError } from '../errors.js';
 import { ModelError } from '../inference/errors.js';
 import type { CausalLM } from '../inference/session.js';
 import { native } from '../native/index.js';
-import { failureOf, lazyModel, promptsFor, readPromptFile, type LineageSummary, type RunContext } from './lineage.js';
+import { checkParamsSidecar, readPromptFile, type LineageSummary } from './lineage.js';
+import { failureOf, isFatal, lazyModel, modelKey, promptsFor, recordFailure, type RunContext } from './runner.js';
+import { promptParamsHash } from './params.js';
+import { stableHash } from '../util/hash.js';
 import type { ModelEntry } from './models-input.js';
 import { ResultCsv, TEXT_COLUMNS, formatScore } from './results.js';
 
@@ -65,11 +68,21 @@ export async function runTextMethod(
   const t0 = Date.now();
   const csv = new ResultCsv(out, TEXT_COLUMNS, 'derived_model_name');
   csv.extendHeader([...new Set(derived.flatMap((d) => Object.keys(d.meta)))]);
+  const p = ctx.params;
+  checkParamsSidecar(
+    out,
+    { method: 'text', base: base.id, base_key: await modelKey(base).catch(() => base.id), k: p.k, prompts: promptParamsHash(p), prompts_in: opts.promptsIn ? stableHash(readPromptFile(opts.promptsIn).prompts) : null, new_tokens: TEXT_NEW_TOKENS, k_prefix: K_PREFIX },
+    csv.done.size > 0,
+  );
   const isDone = (d: ModelEntry) => csv.isDone(d.id, 'avg_score', opts.retryFailed);
   const todo = derived.filter((d) => !isDone(d));
   const summary: LineageSummary = { base: base.id, out, rows: derived.length, ok: 0, failed: 0, skipped: derived.length - todo.length, reused: 0, seconds: 0, failures: [], prompts: 0 };
   ctx.progress.emit({ event: 'start', run: `text lineage vs ${base.id}`, models: derived.length, total_prompts: ctx.params.numPrompts * derived.length });
-  if (todo.length === 0) return { ...summary, seconds: (Date.now() - t0) / 1000 };
+  if (todo.length === 0) {
+    summary.seconds = (Date.now() - t0) / 1000;
+    ctx.progress.emit({ event: 'done', ok: 0, failed: 0, skipped: summary.skipped, seconds: summary.seconds });
+    return summary;
+  }
 
   const bm = lazyModel(base, ctx);
   let prompts: string[];
@@ -118,8 +131,9 @@ export async function runTextMethod(
       summary.ok++;
       ctx.progress.emit({ event: 'model_done', model: d.id, score: mean((m) => m.score), reused: false, seconds: (Date.now() - t) / 1000 });
     } catch (e) {
-      if (e instanceof ModelprintError && (e.code === 'E_INTERRUPTED' || e.code === 'E_DEVICE')) throw e;
+      if (isFatal(e)) throw e;
       const f = failureOf(e);
+      await recordFailure(ctx, d.id, f);
       Object.assign(row, { num_pairs: 0, avg_pal_k: '-1.0', avg_lev_sim: '-1.0', avg_lcs_ratio: '-1.0', avg_score: '-1.0', pair_metrics_json: '[]', error_code: f.code, error_message: f.message });
       csv.append(row);
       summary.failed++;

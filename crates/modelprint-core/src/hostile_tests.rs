@@ -65,6 +65,14 @@ fn valid_mpsk(d: &TempDir, seed: u64) -> Vec<u8> {
     std::fs::read(&p).unwrap()
 }
 
+/// A valid version-2 file (with anchor ranges), as bytes (the registry's form).
+fn valid_mpsk_v2(seed: u64) -> Vec<u8> {
+    let c = random_collection(seed, 4, 4, 300, 20, 0)
+        .with_anchors(vec![[0, 2], [1, 3], [2, 4], [0, 4]])
+        .unwrap();
+    crate::sketch::to_bytes(&c)
+}
+
 fn cpu() -> Options {
     Options {
         device: Device::Cpu,
@@ -311,17 +319,19 @@ proptest! {
     }
 
     #[test]
-    fn fuzz_mpsk_mutated(seed in any::<u64>(), muts in mutations(8), field in 0usize..12, value in extreme(), seal in any::<bool>(), cut in any::<Option<usize>>()) {
+    fn fuzz_mpsk_mutated(seed in any::<u64>(), muts in mutations(8), field in 0usize..13, value in extreme(), seal in any::<bool>(), cut in any::<Option<usize>>(), v2 in any::<bool>()) {
         let d = TempDir::new("fz-mpsk-mut");
-        let mut b = valid_mpsk(&d, seed);
+        let mut b = if v2 { valid_mpsk_v2(seed) } else { valid_mpsk(&d, seed) };
         apply(&mut b, &muts);
         // One header field (u32 fields at 16..28, u64 fields at 32 and 72..128) set extreme.
-        let fields = [16usize, 20, 24, 32, 72, 80, 88, 96, 104, 112, 120, 12];
+        let fields = [16usize, 20, 24, 32, 72, 80, 88, 96, 104, 112, 120, 12, 8];
         let at = fields[field];
         if at < 32 { put_u32(&mut b, at, value as u32) } else { put_u64(&mut b, at, value) }
         if let Some(c) = cut { let l = b.len(); b.truncate(c % (l + 1)); }
         if seal { reseal(&mut b); }
         check_opened(SketchCollection::open(&d.write("m.mpsk", &b)));
+        // The registry's path: the same bytes from memory.
+        check_opened(crate::sketch::from_bytes(&b));
     }
 
     #[test]

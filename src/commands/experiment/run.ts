@@ -18,6 +18,7 @@ export default class ExperimentRun extends BaseCommand<typeof ExperimentRun> {
     'use-existing': Flags.boolean({ description: 'Use fingerprints already in the registry instead of recomputing them.' }),
     'write-to-registry': Flags.boolean({ description: 'Store new fingerprints in the registry.' }),
     'output-dir': Flags.string({ description: 'Output folder.', default: 'experiment' }),
+    'sketches-out': Flags.string({ description: 'Also write the bottom-k sketches (.mpsk) that `modelprint similarity --sketches` reads.' }),
     device: Flags.string({ options: ['cpu', 'cuda', 'auto'], default: 'auto', description: 'Inference device.' }),
     progress: Flags.string({ options: ['auto', 'tty', 'jsonl', 'plain', 'none'], default: 'auto', description: 'Progress display.' }),
   };
@@ -36,6 +37,8 @@ export default class ExperimentRun extends BaseCommand<typeof ExperimentRun> {
         device: this.flags.device as 'cpu' | 'cuda' | 'auto',
         progress,
         stop,
+        sketchesOut: this.flags['sketches-out'],
+        warn: (m) => this.logger.warn(m),
       });
       progress.close();
       this.out(renderTable(['method', 'computed', 'reused'], Object.keys(r.computed).map((m) => [m, r.computed[m], r.reused[m]])));
