@@ -62,7 +62,7 @@ describe('hostile sketch and part files (issue 16)', () => {
     fs.writeFileSync(fine, '{"model":"a","sets":[[1,40000]]}\n{"model":"b","sets":[[1,2]]}\n');
     const ok = runLimited(['similarity', '--sketches', fine, '--out', path.join(out, 'm.csv'), '--json']);
     expect(ok.code, ok.stderr).toBe(0);
-    expect(fs.readFileSync(path.join(out, 'm.csv'), 'utf8')).toBe('model,a,b\na,1.000000,0.500000\nb,0.500000,1.000000\n');
+    expect(fs.readFileSync(path.join(out, 'm.csv'), 'utf8')).toBe(',a,b\na,1.000000,0.500000\nb,0.500000,1.000000\n');
   });
 
   it('a JSONL header with four billion prompts for failed models is an E_INPUT error', () => {
@@ -84,7 +84,7 @@ describe('hostile sketch and part files (issue 16)', () => {
     // Its twin with vocab_size 1000 is read and scored.
     const ok = runLimited(['similarity', '--sketches', fixture('vocab-ok.mpsk'), '--out', path.join(out, 'm.csv'), '--json']);
     expect(ok.code, ok.stderr).toBe(0);
-    expect(fs.readFileSync(path.join(out, 'm.csv'), 'utf8')).toBe('model,a,b\na,1.000000,0.666667\nb,0.666667,1.000000\n');
+    expect(fs.readFileSync(path.join(out, 'm.csv'), 'utf8')).toBe(',a,b\na,1.000000,0.666667\nb,0.666667,1.000000\n');
     fs.rmSync(path.join(out, 'm.csv'));
 
     // MODELPRINT_MAX_VOCAB moves the cap.
@@ -110,7 +110,7 @@ describe('hostile sketch and part files (issue 16)', () => {
     // A complete part of the same format merges.
     const ok = runLimited(['similarity', 'merge', fixture('part-ok.mppart'), '--out', path.join(out, 'm.csv'), '--json']);
     expect(ok.code, ok.stderr).toBe(0);
-    expect(fs.readFileSync(path.join(out, 'm.csv'), 'utf8')).toBe('model,a,b\na,1.000000,0.500000\nb,0.250000,1.000000\n');
+    expect(fs.readFileSync(path.join(out, 'm.csv'), 'utf8')).toBe(',a,b\na,1.000000,0.500000\nb,0.250000,1.000000\n');
   });
 
   it('MODELPRINT_MAX_MEMORY caps the matrix a sketch file asks for', () => {
