@@ -110,8 +110,8 @@ export async function runTextMethod(
       const metrics: Array<{ pal_k: number; lev_sim: number; lcs_ratio: number; score: number }> = [];
       for (let i = 0; i < prompts.length; i++) {
         const text = normalizeText(await constrainedGenerate(model, prompts[i], sets[i], TEXT_NEW_TOKENS));
-        const [pal, lev, lcs, score] = native.textMetrics(baseTexts[i], text, K_PREFIX);
-        metrics.push({ pal_k: pal, lev_sim: lev, lcs_ratio: lcs, score });
+        const tm = native.textMetrics(baseTexts[i], text, K_PREFIX);
+        metrics.push({ pal_k: tm.palK, lev_sim: tm.levSim, lcs_ratio: tm.lcsRatio, score: tm.score });
         ctx.progress.emit({ event: 'phase', model: d.id, phase: 'scoring', done: i + 1, total: prompts.length });
       }
       const mean = (f: (m: (typeof metrics)[number]) => number) => metrics.reduce((a, m) => a + f(m), 0) / metrics.length;

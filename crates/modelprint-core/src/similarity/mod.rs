@@ -37,6 +37,8 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use crate::error::Error;
+use crate::limits;
 use crate::sketch::SketchCollection;
 pub use part::{merge_parts, read_part, write_part, ShardPart};
 use stripes::{plan_full, plan_rect, plan_shard, Stripe};
@@ -79,7 +81,7 @@ impl std::str::FromStr for Metric {
         match s.to_ascii_lowercase().as_str() {
             "overlap" => Ok(Metric::Overlap),
             "jaccard" => Ok(Metric::Jaccard),
-            _ => Err(SimilarityError::Usage(format!(
+            _ => Err(Error::usage(format!(
                 "unknown metric {s:?} (overlap or jaccard)"
             ))),
         }
@@ -103,7 +105,7 @@ impl std::str::FromStr for Device {
             "cpu" => Ok(Device::Cpu),
             "cuda" | "gpu" => Ok(Device::Cuda),
             "auto" => Ok(Device::Auto),
-            _ => Err(SimilarityError::Usage(format!(
+            _ => Err(Error::usage(format!(
                 "unknown device {s:?} (cpu, cuda or auto)"
             ))),
         }
@@ -132,7 +134,7 @@ impl std::str::FromStr for CpuKernel {
             "sliced" => Ok(CpuKernel::Sliced),
             "bitset" => Ok(CpuKernel::Bitset),
             "merge" => Ok(CpuKernel::Merge),
-            _ => Err(SimilarityError::Usage(format!("unknown CPU kernel {s:?}"))),
+            _ => Err(Error::usage(format!("unknown CPU kernel {s:?}"))),
         }
     }
 }
@@ -193,51 +195,8 @@ impl fmt::Display for DeviceUsed {
     }
 }
 
-#[derive(Debug)]
-pub enum SimilarityError {
-    /// Bad arguments (unknown metric, shard 5/4, …).
-    Usage(String),
-    /// Inputs that cannot be compared (different prompt counts, bad part files, …).
-    Input(String),
-    /// The requested device is unavailable or failed.
-    Device(String),
-    Io(String),
-    Sketch(crate::sketch::SketchError),
-}
-
-impl SimilarityError {
-    /// Stable error code for the CLI (E_USAGE, E_INPUT, E_DEVICE, E_IO).
-    pub fn code(&self) -> &'static str {
-        match self {
-            SimilarityError::Usage(_) => "E_USAGE",
-            SimilarityError::Input(_) => "E_INPUT",
-            SimilarityError::Device(_) => "E_DEVICE",
-            SimilarityError::Io(_) => "E_IO",
-            SimilarityError::Sketch(e) if e.is_io() => "E_IO",
-            SimilarityError::Sketch(_) => "E_INPUT",
-        }
-    }
-}
-
-impl fmt::Display for SimilarityError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SimilarityError::Usage(m)
-            | SimilarityError::Input(m)
-            | SimilarityError::Device(m)
-            | SimilarityError::Io(m) => write!(f, "{m}"),
-            SimilarityError::Sketch(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for SimilarityError {}
-
-impl From<crate::sketch::SketchError> for SimilarityError {
-    fn from(e: crate::sketch::SketchError) -> Self {
-        SimilarityError::Sketch(e)
-    }
-}
+/// Errors of the similarity engine: the crate's one coded [`Error`] type.
+pub type SimilarityError = Error;
 
 /// Score of one prompt from its intersection count `c` and the set sizes (`la` the anchor's).
 /// Every engine derives scores through this function (or bit-identical IEEE arithmetic).
@@ -480,7 +439,7 @@ fn uniform_lengths(c: &SketchCollection) -> bool {
 
 fn check_compatible(a: &SketchCollection, b: &SketchCollection) -> Result<(), SimilarityError> {
     if a.prompts() != b.prompts() {
-        return Err(SimilarityError::Input(format!(
+        return Err(Error::input(format!(
             "the collections have {} and {} prompts; sketches must come from the same prompts",
             a.prompts(),
             b.prompts()
@@ -491,7 +450,7 @@ fn check_compatible(a: &SketchCollection, b: &SketchCollection) -> Result<(), Si
         && b.meta().prompt_hash != zero
         && a.meta().prompt_hash != b.meta().prompt_hash
     {
-        return Err(SimilarityError::Input(format!(
+        return Err(Error::input(format!(
             "the collections were made from different prompt sets (prompt hash {} vs {})",
             a.meta().prompt_hash_hex(),
             b.meta().prompt_hash_hex()
@@ -504,12 +463,12 @@ fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, SimilarityEr
     let mut b = rayon::ThreadPoolBuilder::new();
     if let Some(t) = threads {
         if t == 0 {
-            return Err(SimilarityError::Usage("threads must be at least 1".into()));
+            return Err(Error::usage("threads must be at least 1"));
         }
         b = b.num_threads(t);
     }
     b.build()
-        .map_err(|e| SimilarityError::Io(format!("cannot start CPU threads: {e}")))
+        .map_err(|e| Error::internal(format!("cannot start CPU threads: {e}")))
 }
 
 /// Picks and starts the engine for `opts.device`.
@@ -525,7 +484,7 @@ where
         let t0 = Instant::now();
         let mut engine: Box<dyn Engine> = match opts.device {
             Device::Cpu => Box::new(cpu::CpuEngine::new(opts.cpu_kernel)),
-            Device::Cuda => cuda_engine().map_err(SimilarityError::Device)?,
+            Device::Cuda => cuda_engine().map_err(Error::device)?,
             Device::Auto => match cuda_engine() {
                 Ok(e) => e,
                 Err(_) => Box::new(cpu::CpuEngine::new(opts.cpu_kernel)),
@@ -587,7 +546,7 @@ pub(crate) fn full_with(
 ) -> Result<Matrix, SimilarityError> {
     let n = s.len();
     let job = symmetric_job(s, metric);
-    let mut data = vec![0f32; n * n];
+    let mut data = limits::zeroed2::<f32>("the n × n similarity matrix", n, n)?;
     if s.anchors().is_some() {
         // The §1.5 protocol: row i over model i's own prompts, against every model.
         let rows = s.anchored_rows();
@@ -677,7 +636,7 @@ pub(crate) fn rect_with(
         symmetric: false,
         lower: false,
     };
-    let mut data = vec![0f32; nq * nr];
+    let mut data = limits::zeroed2::<f32>("the queries × references matrix", nq, nr)?;
     run_job(engine, &job, &plan_rect(nq, nr), &mut |st, u, _| {
         let w = st.c1 - st.c0;
         data[st.r0 * nr..st.r1 * nr]
@@ -778,7 +737,13 @@ pub(crate) fn top_n_with(
         return Ok(reference::top_n_of(&m, top, true, &failed, &failed));
     }
     let job = symmetric_job(s, metric);
-    let mut lists = vec![TopList::new(top.min(n.saturating_sub(1))); n];
+    let cap = top.min(n.saturating_sub(1));
+    limits::check_alloc(
+        "the top-N lists",
+        (n as u64).saturating_mul(cap as u64 + 1),
+        8,
+    )?;
+    let mut lists = vec![TopList::new(cap); n];
     run_job(engine, &job, &plan_full(n), &mut |st, u, l| {
         let w = st.c1 - st.c0;
         lists[st.r0..st.r1]
@@ -843,7 +808,13 @@ pub(crate) fn rect_top_n_with(
         symmetric: false,
         lower: false,
     };
-    let mut lists = vec![TopList::new(top.min(refs.len())); queries.len()];
+    let cap = top.min(refs.len());
+    limits::check_alloc(
+        "the top-N lists",
+        (queries.len() as u64).saturating_mul(cap as u64 + 1),
+        8,
+    )?;
+    let mut lists = vec![TopList::new(cap); queries.len()];
     run_job(
         engine,
         &job,
@@ -887,8 +858,8 @@ pub(crate) fn shard_with(
     engine: &mut dyn Engine,
 ) -> Result<ShardPart, SimilarityError> {
     if s.anchors().is_some() {
-        return Err(SimilarityError::Usage(
-            "this sketch file has anchor ranges (written by `matrix`); sharding is for collections without them: compute it whole".into(),
+        return Err(Error::usage(
+            "this sketch file has anchor ranges (written by `matrix`); sharding is for collections without them: compute it whole",
         ));
     }
     let plan = plan_shard(s.len(), spec)?;

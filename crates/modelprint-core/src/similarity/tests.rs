@@ -317,7 +317,7 @@ fn edge_cases() {
         &mut CpuEngine::new(CpuKernel::Auto),
     )
     .unwrap_err();
-    assert_eq!(err.code(), "E_INPUT");
+    assert_eq!(err.code.as_str(), "E_INPUT");
     assert!(err.to_string().contains("2 and 3 prompts"), "{err}");
 }
 
@@ -356,7 +356,7 @@ fn public_api_reports_the_device() {
             },
         )
         .unwrap_err();
-        assert_eq!(err.code(), "E_DEVICE");
+        assert_eq!(err.code.as_str(), "E_DEVICE");
         assert!(!reason.is_empty());
     }
     assert!(full_matrix(

@@ -38,6 +38,8 @@ use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 use super::{
     as_bytes, write_atomic, SketchCollection, SketchError, SketchErrorKind, SketchMeta, Storage,
 };
+use crate::error::Error;
+use crate::limits;
 
 pub const MAGIC: &[u8; 8] = b"MPSKETCH";
 pub const FOOTER_MAGIC: &[u8; 8] = b"MPSKEND\0";
@@ -128,8 +130,13 @@ fn rd_u64(b: &[u8], at: usize) -> u64 {
 }
 
 /// Opens a `.mpsk` file by memory-mapping it; checks the checksum, the structure and every
-/// set. The ids are not copied.
-pub fn read_binary(path: &Path) -> Result<SketchCollection, SketchError> {
+/// set. The ids are not copied. Every count in the header is checked against the file's
+/// size and the caps of [`crate::limits`] before anything is allocated.
+pub fn read_binary(path: &Path) -> Result<SketchCollection, Error> {
+    read_binary_located(path).map_err(Error::from)
+}
+
+fn read_binary_located(path: &Path) -> Result<SketchCollection, SketchError> {
     let at = |e: SketchError| e.in_file(path);
     let file = File::open(path).map_err(|e| at(e.into()))?;
     let found = file.metadata().map_err(|e| at(e.into()))?.len();
@@ -214,14 +221,34 @@ fn parse_map(map: Mmap, path: Option<&Path>) -> Result<SketchCollection, SketchE
     let ids_count = rd_u64(b, 104);
     let names_len = rd_u64(b, 112);
     let bad = |what: &str| at(SketchError::invalid(format!("corrupt header: {what}")));
+    limits::check_vocab("header field vocab_size", meta.vocab_size as u64)
+        .map_err(|e| at(e.into()))?;
+    limits::check_prompts("header field prompts", p).map_err(|e| at(e.into()))?;
+    // Every count must fit in the file before any arithmetic or allocation uses it: a model
+    // takes 8 bytes of name offsets, a set 4 bytes of length, an id 4 bytes.
+    if n > found / 8 {
+        return Err(bad(&format!(
+            "models count {n} is more than the file can hold"
+        )));
+    }
+    if ids_count > found / 4 {
+        return Err(bad(&format!(
+            "ids count {ids_count} is more than the file can hold"
+        )));
+    }
+    if p.saturating_mul(n) > found / 4 {
+        return Err(bad(&format!(
+            "{n} models × {p} prompts is more than the file can hold"
+        )));
+    }
+    if names_len > found {
+        return Err(bad("names length is more than the file can hold"));
+    }
     // The layout is fully determined by (n, P, name bytes, ids count): recompute and compare,
     // which also bounds every section inside the file.
     let name_bytes = names_len
         .checked_sub(8 * (n + 1))
         .ok_or_else(|| bad("names length"))?;
-    if n > found / 4 || ids_count > found / 4 || p.saturating_mul(n) > found / 4 {
-        return Err(bad("counts larger than the file"));
-    }
     let expect = Layout::compute(n, p, name_bytes, ids_count, version == VERSION_ANCHORS);
     if expect.names_offset != names_offset
         || expect.flags_offset != flags_offset
@@ -267,7 +294,7 @@ fn parse_map(map: Mmap, path: Option<&Path>) -> Result<SketchCollection, SketchE
     });
     let c = SketchCollection::assemble(meta, models, storage, path.map(Path::to_path_buf))?;
     match anchors {
-        Some(a) => c.with_anchors(a),
+        Some(a) => c.with_anchors_located(a),
         None => Ok(c),
     }
 }
@@ -279,8 +306,13 @@ pub fn to_bytes(c: &SketchCollection) -> Vec<u8> {
     out
 }
 
-/// A collection from `.mpsk` bytes (copied into memory; checked like a file).
-pub fn from_bytes(bytes: &[u8]) -> Result<SketchCollection, SketchError> {
+/// A collection from `.mpsk` bytes (copied into memory; checked like a file, with the same
+/// size checks and caps).
+pub fn from_bytes(bytes: &[u8]) -> Result<SketchCollection, Error> {
+    from_bytes_located(bytes).map_err(Error::from)
+}
+
+fn from_bytes_located(bytes: &[u8]) -> Result<SketchCollection, SketchError> {
     let mut map = memmap2::MmapMut::map_anon(bytes.len().max(1))?;
     map[..bytes.len()].copy_from_slice(bytes);
     let map = map.make_read_only()?;
@@ -295,8 +327,8 @@ pub fn from_bytes(bytes: &[u8]) -> Result<SketchCollection, SketchError> {
 }
 
 /// Writes `c` as a `.mpsk` file, atomically (temp file + rename).
-pub fn write_binary(c: &SketchCollection, path: &Path) -> Result<(), SketchError> {
-    write_atomic(path, |w| encode(c, w)).map_err(|e| SketchError::from(e).in_file(path))
+pub fn write_binary(c: &SketchCollection, path: &Path) -> Result<(), Error> {
+    write_atomic(path, |w| encode(c, w)).map_err(|e| Error::io(path, &e))
 }
 
 fn encode<W: Write>(c: &SketchCollection, w: &mut W) -> std::io::Result<()> {
