@@ -13,6 +13,8 @@ export type ModelErrorCode =
   | 'unsupported_safetensors'
   | 'unsupported_bitsandbytes'
   | 'unsupported_format'
+  | 'unsupported_architecture'
+  | 'corrupt_safetensors'
   | 'missing_tokenizer'
   | 'tokenizer_mismatch'
   | 'corrupt_onnx'
@@ -30,6 +32,8 @@ const CLI_CODE: Record<ModelErrorCode, ErrorCode> = {
   unsupported_safetensors: 'E_MODEL_FORMAT',
   unsupported_bitsandbytes: 'E_MODEL_FORMAT',
   unsupported_format: 'E_MODEL_FORMAT',
+  unsupported_architecture: 'E_MODEL_FORMAT',
+  corrupt_safetensors: 'E_MODEL_LOAD',
   missing_tokenizer: 'E_TOKENIZER',
   tokenizer_mismatch: 'E_TOKENIZER',
   corrupt_onnx: 'E_MODEL_LOAD',

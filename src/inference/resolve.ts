@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { detectFormat, findOnnxFile, type ModelFormat } from './format.js';
 import { ModelError, type ModelErrorCode } from './errors.js';
+import { prepareSafetensors } from '../formats/hf-checkpoint.js';
 
 /** Where a model's files are. */
 export interface ModelFiles {
@@ -69,6 +70,12 @@ export function resolveModel(ref: string, opts: { tokenizer?: string; id?: strin
   }
   const id = opts.id ?? hubIdFromCachePath(abs) ?? ref;
   const format = onnxPath ? 'onnx' : detectFormat(st.isFile() ? abs : dir);
+  if (!onnxPath && format === 'safetensors') {
+    // A transformers checkpoint: the graph is built from config.json (src/formats).
+    const prepared = prepareSafetensors(dir, id);
+    const tokenizerPath = [opts.tokenizer ? path.resolve(opts.tokenizer) : null, path.join(dir, 'tokenizer.json')].find((p): p is string => !!p && fs.existsSync(p) && fs.statSync(p).isFile()) ?? null;
+    return { id, dir, format: 'safetensors', onnxPath: prepared.onnxPath, tokenizerPath };
+  }
   if (!onnxPath) {
     const [code, msg, hint] = FORMAT_ERRORS[format] ?? FORMAT_ERRORS.unknown!;
     throw new ModelError(code, id, msg, hint);
