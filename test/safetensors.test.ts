@@ -56,7 +56,7 @@ async function expectCode(ref_: string, code: string, text?: RegExp): Promise<Mo
 describe('safetensors checkpoints match transformers', () => {
   const names = Object.keys(ref.models);
   it('covers every architecture and format', () => {
-    for (const a of ['llama', 'qwen2', 'mistral', 'qwen3', 'gemma', 'gemma2', 'gemma3_text', 'phi3', 'gpt2', 'gpt_neox', 'llama-f16', 'llama-bf16', 'qwen2-sharded']) {
+    for (const a of ['llama', 'qwen2', 'mistral', 'qwen3', 'gemma', 'gemma2', 'gemma3_text', 'phi3', 'gpt2', 'gpt_neox', 'llama-f16', 'llama-bf16', 'qwen2-sharded', 'llama-lora', 'gpt2-lora']) {
       expect(names).toContain(a);
     }
     expect(fs.existsSync(path.join(FIX, 'qwen2-sharded', 'model.safetensors.index.json'))).toBe(true);
@@ -66,7 +66,6 @@ describe('safetensors checkpoints match transformers', () => {
     it(`${name}: last-position logits and bottom-k sets`, async () => {
       const m = ref.models[name];
       const dir = path.join(FIX, name);
-      const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { model_type: string };
       const lm = await CausalLM.open(dir, { device: 'cpu' });
       expect(lm.files.format).toBe('safetensors');
       expect(lm.hasPast).toBe(true);
@@ -82,7 +81,7 @@ describe('safetensors checkpoints match transformers', () => {
         expect(range).toBeGreaterThan(1);
         let diff = 0;
         for (let i = 0; i < V; i++) diff = Math.max(diff, Math.abs(logits[i] - r[i]));
-        expect(diff, `${name} (${cfg.model_type}) prompt ${p}: max |diff| ${diff} vs range ${range}`).toBeLessThanOrEqual(TOLERANCE[m.dtype] * range);
+        expect(diff, `${name} prompt ${p}: max |diff| ${diff} vs range ${range}`).toBeLessThanOrEqual(TOLERANCE[m.dtype] * range);
         const a = bottomK(logits, k);
         const b = bottomK(r, k);
         const agree = [...a].filter((x) => b.has(x)).length / k;
@@ -98,6 +97,63 @@ describe('safetensors checkpoints match transformers', () => {
       const h = ref.models[v].logits[0];
       expect(Math.max(...h.map((x, i) => Math.abs(x - f32[i])))).toBeGreaterThan(0);
     }
+  });
+});
+
+describe('PEFT LoRA adapters', () => {
+  const copyAdapter = (name: string, base: string): string => {
+    const d = path.join(work, name);
+    fs.cpSync(path.join(FIX, 'llama-lora'), d, { recursive: true });
+    const f = path.join(d, 'adapter_config.json');
+    fs.writeFileSync(f, JSON.stringify({ ...JSON.parse(fs.readFileSync(f, 'utf8')), base_model_name_or_path: base }));
+    return d;
+  };
+  const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+    let d = 0;
+    for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+    return d;
+  };
+
+  it('the adapters change the logits of their base (the LoRA path is not a no-op)', () => {
+    expect(maxDiff(ref.models['llama-lora'].logits[0], ref.models.llama.logits[0])).toBeGreaterThan(0.5);
+    expect(maxDiff(ref.models['gpt2-lora'].logits[0], ref.models.gpt2.logits[0])).toBeGreaterThan(0.5);
+  });
+
+  it('a base that is not available is a coded error naming it; the Hugging Face cache and --adapter-base find it', async () => {
+    const d = copyAdapter('lora-missing', 'someorg/tiny-llama');
+    const hub = path.join(work, 'hub');
+    const old = process.env.HF_HUB_CACHE;
+    process.env.HF_HUB_CACHE = hub;
+    try {
+      const e = await expectCode(d, 'missing_base_model', /"someorg\/tiny-llama"/);
+      expect(e.hint).toContain('huggingface-cli download someorg/tiny-llama');
+      // in the hub cache layout
+      const repo = path.join(hub, 'models--someorg--tiny-llama');
+      fs.cpSync(path.join(FIX, 'llama'), path.join(repo, 'snapshots', 'rev1'), { recursive: true });
+      fs.mkdirSync(path.join(repo, 'refs'), { recursive: true });
+      fs.writeFileSync(path.join(repo, 'refs', 'main'), 'rev1');
+      const viaCache = await CausalLM.open(d, { device: 'cpu' });
+      const r1 = await viaCache.lastLogits([ref.prompt_ids[1]]);
+      await viaCache.release();
+      expect(maxDiff(r1.logits, ref.models['llama-lora'].logits[1])).toBeLessThan(1e-3 * 10);
+    } finally {
+      if (old === undefined) delete process.env.HF_HUB_CACHE;
+      else process.env.HF_HUB_CACHE = old;
+    }
+    const explicit = copyAdapter('lora-explicit', 'someorg/elsewhere');
+    const lm = await CausalLM.open(explicit, { device: 'cpu', adapterBase: path.join(FIX, 'llama') });
+    const r2 = await lm.lastLogits([ref.prompt_ids[2]]);
+    await lm.release();
+    expect(maxDiff(r2.logits, ref.models['llama-lora'].logits[2])).toBeLessThan(1e-3 * 10);
+  });
+
+  it('refuses adapters it cannot apply exactly', async () => {
+    const dora = copyAdapter('lora-dora', '../llama');
+    const f = path.join(dora, 'adapter_config.json');
+    fs.writeFileSync(f, JSON.stringify({ ...JSON.parse(fs.readFileSync(f, 'utf8')), base_model_name_or_path: path.join(FIX, 'llama'), use_dora: true }));
+    await expectCode(dora, 'unsupported_safetensors', /DoRA/);
+    const wrongBase = copyAdapter('lora-wrong-base', path.join(FIX, 'gpt2'));
+    await expectCode(wrongBase, 'load_failed', /has no counterpart|no tensor/);
   });
 });
 
@@ -218,13 +274,13 @@ describe('hostile and unsupported checkpoints', () => {
 describe('lineage through the CLI on safetensors checkpoints', () => {
   it('scores a derivative and the half-precision copies above an unrelated model', () => {
     const out = path.join(work, 'lineage.csv');
-    const derived = ['llama-derived', 'llama-bf16', 'qwen2', 'gpt2'].map((n) => path.join(FIX, n));
+    const derived = ['llama-derived', 'llama-bf16', 'qwen2', 'gpt2', 'llama-lora'].map((n) => path.join(FIX, n));
     const r = runCli(
       ['lineage', '--base', path.join(FIX, 'llama'), '--derived', ...derived, '--out', out, '--registry', path.join(work, 'reg.db'), '--json', '--num-prompts', '3', '--k', '128', '--prefix-len', '4', '--total-len', '16', '--progress', 'none'],
       { env: { MODELPRINT_CACHE_DIR: cache } },
     );
     expect(r.code, r.stderr).toBe(0);
-    expect(parseJson<{ ok: number; failed: number }>(r)).toMatchObject({ ok: 4, failed: 0 });
+    expect(parseJson<{ ok: number; failed: number }>(r)).toMatchObject({ ok: 5, failed: 0 });
     const rows = readCsvFile(out).rows;
     const score = (n: string) => Number(rows.find((x) => x.derived_model_name === path.join(FIX, n))?.avg_overlap_ratio);
     expect(score('llama-bf16')).toBeGreaterThan(0.95);

@@ -137,6 +137,30 @@ def write_fixtures(out, corpus_files):
         ref["models"][name] = {"dtype": str(dtype).replace("torch.", ""), "logits": reference(d, prompt_ids)}
         print(f"{name}: {sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))} bytes", file=sys.stderr)
 
+    def save_lora(name, base_name, lora_kw):
+        """A PEFT LoRA adapter saved by peft, its base named by a relative path."""
+        from peft import LoraConfig, get_peft_model
+        base = AutoModelForCausalLM.from_pretrained(os.path.join(out, base_name), torch_dtype=torch.float32, attn_implementation="eager")
+        torch.manual_seed(SEED + 2)
+        pm = get_peft_model(base, LoraConfig(init_lora_weights=False, lora_dropout=0.0, **lora_kw))
+        with torch.no_grad():
+            for n, p in pm.named_parameters():
+                if "modules_to_save" in n:
+                    p.add_(0.1 * torch.randn_like(p))
+        pm.eval()
+        d = os.path.join(out, name)
+        shutil.rmtree(d, ignore_errors=True)
+        pm.save_pretrained(d)
+        with open(os.path.join(d, "adapter_config.json")) as f:
+            ac = json.load(f)
+        ac["base_model_name_or_path"] = "../" + base_name
+        with open(os.path.join(d, "adapter_config.json"), "w") as f:
+            json.dump(ac, f, indent=2)
+        with torch.no_grad():
+            logits = [[float(x) for x in pm(input_ids=torch.tensor([ids])).logits[0, -1]] for ids in prompt_ids]
+        ref["models"][name] = {"dtype": "float32", "adapter": True, "logits": logits}
+        print(f"{name}: {sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))} bytes", file=sys.stderr)
+
     for name, (mt, ov) in ARCHS.items():
         model = make_model(mt, ov)
         save(name, model, torch.float32)
@@ -151,6 +175,11 @@ def write_fixtures(out, corpus_files):
             save("llama-derived", model, torch.float32)
         if name == "qwen2":
             save("qwen2-sharded", model, torch.float32, max_shard_size="200KB")
+        if name == "llama":
+            save_lora("llama-lora", "llama", dict(r=4, lora_alpha=8, use_rslora=True, modules_to_save=["lm_head"],
+                                                  target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+        if name == "gpt2":
+            save_lora("gpt2-lora", "gpt2", dict(r=4, lora_alpha=16, fan_in_fan_out=True, target_modules=["c_attn", "c_proj", "c_fc"]))
     shutil.rmtree(tok_dir)
     with open(os.path.join(out, "reference.json"), "w") as f:
         json.dump(ref, f)
@@ -195,8 +224,9 @@ def main():
     ap.add_argument("--bench", action="store_true", help="write the Qwen2.5-0.5B-shaped bf16 benchmark checkpoints")
     ap.add_argument("--derived", type=int, default=3)
     args = ap.parse_args()
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    corpus = [os.path.join(root, f) for f in ("README.md", "METHODS.md", "BENCHMARKS.md") if os.path.exists(os.path.join(root, f))]
+    # A corpus that does not change with the project: the source of two stdlib modules.
+    import argparse as _a, json as _j
+    corpus = [_a.__file__, _j.__file__]
     if args.bench:
         write_bench(args.out, corpus, args.derived)
     else:

@@ -185,11 +185,19 @@ export function decoderSpec(cfg: Raw, model: string): DecoderSpec {
 
 const DTYPE_ID = { F32: DataType.FLOAT, F16: DataType.FLOAT16, BF16: DataType.BFLOAT16 } as const;
 
+/** LoRA pairs by module name (e.g. model.layers.0.self_attn.q_proj): y += scale · (x Aᵀ) Bᵀ. */
+export interface LoraSpec {
+  modules: Map<string, { a: string; b: string }>;
+  scale: number;
+  /** Modules whose pair was used; every pair must be. */
+  used: Set<string>;
+}
+
 /**
  * Builds the graph. `location(file)` names each safetensors file relative to the model
  * file (external data).
  */
-export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw, model: string, location: (file: string) => string): GraphBuilder {
+export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw, model: string, location: (file: string) => string, lora?: LoraSpec): GraphBuilder {
   const { arch, V, E, L, H, KV, D, eps } = spec;
   const rep = H / KV;
   const g = new GraphBuilder(`modelprint-${arch}`);
@@ -230,11 +238,24 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
   const headsShape = (n: number) => g.op('Concat', [bs, g.int64([n, D])], { axis: 0 });
 
   // x is kept 2-D, [batch·seq, features]: every projection is one Gemm on the weight as stored.
+  /** Adds the LoRA path of `module` (if the adapter has one) to its output y. */
+  const withLora = (x: string, y: string, module: string, out: number, inn: number): string => {
+    const pair = lora?.modules.get(module);
+    if (!pair) return y;
+    lora!.used.add(module);
+    const ta = ckpt.tensors.get(pair.a);
+    const r = ta?.shape[0] ?? 0;
+    const down = g.op('Gemm', [x, weight(pair.a, [r, inn])], { transB: 1 });
+    const upd = g.op('Gemm', [down, weight(pair.b, [out, r])], { transB: 1 });
+    return g.op('Add', [y, g.op('Mul', [upd, g.float([lora!.scale], [])])]);
+  };
   const linear = (x: string, wname: string, out: number, inn: number, bname?: string): string => {
     const b = bname ? optBias(bname, out) : null;
-    return g.op('Gemm', b ? [x, weight(wname, [out, inn]), b] : [x, weight(wname, [out, inn])], { transB: 1 });
+    const y = g.op('Gemm', b ? [x, weight(wname, [out, inn]), b] : [x, weight(wname, [out, inn])], { transB: 1 });
+    return withLora(x, y, wname.replace(/\.weight$/, ''), out, inn);
   };
-  const conv1d = (x: string, p: string, inn: number, out: number): string => g.op('Gemm', [x, weight(`${p}.weight`, [inn, out]), weight(`${p}.bias`, [out])]);
+  const conv1d = (x: string, p: string, inn: number, out: number): string =>
+    withLora(x, g.op('Gemm', [x, weight(`${p}.weight`, [inn, out]), weight(`${p}.bias`, [out])]), p, out, inn);
   const rmsNorm = (x: string, wname: string, n: number, plusOne: boolean): string => {
     let w = weight(wname, [n]);
     if (plusOne) w = g.op('Add', [w, g.float([1], [])]);

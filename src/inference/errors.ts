@@ -15,6 +15,7 @@ export type ModelErrorCode =
   | 'unsupported_format'
   | 'unsupported_architecture'
   | 'corrupt_safetensors'
+  | 'missing_base_model'
   | 'missing_tokenizer'
   | 'tokenizer_mismatch'
   | 'corrupt_onnx'
@@ -34,6 +35,7 @@ const CLI_CODE: Record<ModelErrorCode, ErrorCode> = {
   unsupported_format: 'E_MODEL_FORMAT',
   unsupported_architecture: 'E_MODEL_FORMAT',
   corrupt_safetensors: 'E_MODEL_LOAD',
+  missing_base_model: 'E_NOT_FOUND',
   missing_tokenizer: 'E_TOKENIZER',
   tokenizer_mismatch: 'E_TOKENIZER',
   corrupt_onnx: 'E_MODEL_LOAD',

@@ -53,7 +53,7 @@ const FORMAT_ERRORS: Partial<Record<ModelFormat, [ModelErrorCode, string, string
  * a hub cache repo folder, or an .onnx file (tokenizer next to it, in its parent, or
  * given explicitly). Throws a ModelError that says precisely what it cannot run.
  */
-export function resolveModel(ref: string, opts: { tokenizer?: string; id?: string } = {}): ModelFiles {
+export function resolveModel(ref: string, opts: { tokenizer?: string; id?: string; adapterBase?: string } = {}): ModelFiles {
   const abs = path.resolve(ref);
   if (!fs.existsSync(abs)) {
     throw new ModelError('not_found', opts.id ?? ref, `no such file or folder ${abs}`, 'check the path (models are read from local disk or a Hugging Face cache)');
@@ -72,9 +72,14 @@ export function resolveModel(ref: string, opts: { tokenizer?: string; id?: strin
   const format = onnxPath ? 'onnx' : detectFormat(st.isFile() ? abs : dir);
   if (!onnxPath && format === 'safetensors') {
     // A transformers checkpoint: the graph is built from config.json (src/formats).
-    const prepared = prepareSafetensors(dir, id);
-    const tokenizerPath = [opts.tokenizer ? path.resolve(opts.tokenizer) : null, path.join(dir, 'tokenizer.json')].find((p): p is string => !!p && fs.existsSync(p) && fs.statSync(p).isFile()) ?? null;
-    return { id, dir, format: 'safetensors', onnxPath: prepared.onnxPath, tokenizerPath };
+    const prepared = prepareSafetensors(dir, id, { adapterBase: opts.adapterBase });
+    const tokenizerPath =
+      [opts.tokenizer ? path.resolve(opts.tokenizer) : null, path.join(dir, 'tokenizer.json'), path.join(prepared.weightsDir, 'tokenizer.json')].find(
+        (p): p is string => !!p && fs.existsSync(p) && fs.statSync(p).isFile(),
+      ) ?? null;
+    // A LoRA adapter without its own tokenizer reads config and tokenizer from its base.
+    const filesDir = tokenizerPath && path.dirname(tokenizerPath) === prepared.weightsDir ? prepared.weightsDir : dir;
+    return { id, dir: filesDir, format: 'safetensors', onnxPath: prepared.onnxPath, tokenizerPath };
   }
   if (!onnxPath) {
     const [code, msg, hint] = FORMAT_ERRORS[format] ?? FORMAT_ERRORS.unknown!;

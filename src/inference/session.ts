@@ -14,6 +14,8 @@ export interface OpenOptions {
   id?: string;
   /** Max prompts per forward pass. */
   batchSize?: number;
+  /** Base checkpoint folder of PEFT LoRA adapters (else adapter_config.json's base_model_name_or_path). */
+  adapterBase?: string;
 }
 
 const KNOWN_INPUTS = new Set(['input_ids', 'attention_mask', 'position_ids', 'token_type_ids', 'use_cache_branch']);
@@ -93,7 +95,7 @@ export class CausalLM {
   /** Opens a model folder / hub snapshot / ONNX file; every failure is a ModelError with its code. */
   static async open(ref: string, opts: OpenOptions = {}): Promise<CausalLM> {
     const device = resolveDevice(opts.device ?? 'auto');
-    const files = resolveModel(ref, { tokenizer: opts.tokenizer, id: opts.id });
+    const files = resolveModel(ref, { tokenizer: opts.tokenizer, id: opts.id, adapterBase: opts.adapterBase });
     let config: ModelConfig | null;
     try {
       config = readModelConfig(files.dir);
