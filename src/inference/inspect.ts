@@ -71,7 +71,7 @@ export async function inspectModel(target: string, opts: { device?: DeviceReques
     try {
       if (lm.logitsWidth === null) await lm.lastLogits([[0]]);
       Object.assign(r, {
-        format: 'onnx',
+        format: lm.files.format,
         layers: r.layers ?? lm.numLayers,
         kv_heads: r.kv_heads ?? lm.kvHeads,
         head_dim: r.head_dim ?? lm.headDim,
