@@ -13,12 +13,16 @@ import resource
 import time
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+import os
+
+from tokenizers import Tokenizer
+from transformers import AutoModelForCausalLM
 
 
 def load(path):
     t = time.perf_counter()
-    tok = AutoTokenizer.from_pretrained(path)
+    # The checkpoint's tokenizer.json through the tokenizers library (what AutoTokenizer wraps).
+    tok = Tokenizer.from_file(os.path.join(path, "tokenizer.json"))
     # The published pipeline computes in float32 on the CPU.
     model = AutoModelForCausalLM.from_pretrained(path, torch_dtype=torch.float32)
     model.eval()
@@ -26,8 +30,8 @@ def load(path):
 
 
 def allowed(tok, width):
-    special = set(tok.all_special_ids)
-    return [i for i in range(min(len(tok), width)) if i not in special]
+    special = {i for i, t in tok.get_added_tokens_decoder().items() if t.special}
+    return [i for i in range(min(tok.get_vocab_size(), width)) if i not in special]
 
 
 @torch.no_grad()
@@ -53,6 +57,7 @@ def prompts_from(tok, model, n, prefix_len, total_len, sample_k, seed):
             past = res.past_key_values
             logits = res.logits[0, -1]
         out.append(tok.decode(ids, skip_special_tokens=True))
+        assert len(tok.encode(out[-1]).ids) > 1, "prompt text does not round-trip through the tokenizer"
     return out
 
 
@@ -60,7 +65,7 @@ def prompts_from(tok, model, n, prefix_len, total_len, sample_k, seed):
 def sketch(tok, model, prompts, k):
     sets = []
     for p in prompts:
-        ids = tok(p, return_tensors="pt").input_ids
+        ids = torch.tensor([tok.encode(p).ids])
         logits = model(input_ids=ids).logits[0, -1]
         if not torch.isfinite(logits).all():
             raise RuntimeError("non-finite logits")

@@ -190,12 +190,13 @@ def write_bench(out, corpus_files, derived):
     os.makedirs(out, exist_ok=True)
     tok_dir = os.path.join(out, "_tokenizer")
     # A word-level tokenizer as wide as Qwen2.5's vocabulary, so bottom-k runs over 151,936 logits.
+    # (Metaspace: decoding puts the spaces back, so decode → encode round-trips.)
     words = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3}
     for i in range(4, 151936):
-        words[f"w{i:x}"] = i
+        words[f"\u2581w{i:x}"] = i
     tok = Tokenizer(models.WordLevel(words, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    tok.decoder = decoders.WordPiece(prefix="##")
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
     PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>", unk_token="<unk>").save_pretrained(tok_dir)
     cfg = dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
                num_key_value_heads=2, max_position_embeddings=32768, rope_theta=1000000.0, rms_norm_eps=1e-6,
