@@ -170,6 +170,44 @@ describe('graphs, cache and KV cache', () => {
     expect(fs.statSync(path.join(path.dirname(first.onnxPath), link)).ino).toBe(fs.statSync(path.join(dir, 'model.safetensors')).ino);
   });
 
+  it('runs a Hugging Face cache snapshot whose files are symlinks to blobs, and falls back to a graph next to the blobs across file systems', async () => {
+    const repo = path.join(work, 'hub2', 'models--org--qwen2-sharded');
+    const snap = path.join(repo, 'snapshots', 'r1');
+    fs.mkdirSync(path.join(repo, 'blobs'), { recursive: true });
+    fs.mkdirSync(snap, { recursive: true });
+    fs.mkdirSync(path.join(repo, 'refs'), { recursive: true });
+    fs.writeFileSync(path.join(repo, 'refs', 'main'), 'r1');
+    for (const f of fs.readdirSync(path.join(FIX, 'qwen2-sharded'))) {
+      const blob = path.join(repo, 'blobs', `sha-${f}`);
+      fs.copyFileSync(path.join(FIX, 'qwen2-sharded', f), blob);
+      fs.symlinkSync(path.join('..', '..', 'blobs', `sha-${f}`), path.join(snap, f));
+    }
+    const check = async () => {
+      const lm = await CausalLM.open(repo, { device: 'cpu' });
+      expect(lm.id).toBe('org/qwen2-sharded');
+      const r = await lm.lastLogits([ref.prompt_ids[0]]);
+      await lm.release();
+      const want = ref.models['qwen2-sharded'].logits[0];
+      const range = Math.max(...want) - Math.min(...want);
+      expect(Math.max(...want.map((x, i) => Math.abs(x - r.logits[i])))).toBeLessThan(1e-3 * range);
+      return lm.files.onnxPath!;
+    };
+    expect((await check()).startsWith(cache)).toBe(true);
+    // A cache folder on another file system (tmpfs) cannot hold hard links to the weights.
+    if (fs.existsSync('/dev/shm') && fs.statSync('/dev/shm').dev !== fs.statSync(repo).dev) {
+      const shm = fs.mkdtempSync('/dev/shm/modelprint-test-');
+      process.env.MODELPRINT_CACHE_DIR = shm;
+      try {
+        const onnx = await check();
+        expect(path.dirname(onnx)).toBe(path.join(repo, 'blobs'));
+        expect(path.basename(onnx)).toMatch(/^\.modelprint-[0-9a-f]+\.onnx$/);
+      } finally {
+        process.env.MODELPRINT_CACHE_DIR = cache;
+        fs.rmSync(shm, { recursive: true, force: true });
+      }
+    }
+  });
+
   for (const name of ['gemma3_text', 'gpt2', 'mistral']) {
     it(`${name}: cached decoding equals full recomputation; a left-padded batch equals single prompts`, async () => {
       const lm = await CausalLM.open(path.join(FIX, name), { device: 'cpu', batchSize: 4 });
