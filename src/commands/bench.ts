@@ -9,14 +9,18 @@ export default class Bench extends BaseCommand<typeof Bench> {
   static override hidden = false;
   static override examples = ['<%= config.bin %> bench', '<%= config.bin %> bench --only inference --only quality'];
   static override flags = {
-    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'safetensors'], multiple: true }),
+    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage', 'safetensors'], multiple: true }),
     file: Flags.string({ description: 'Markdown file to update.', default: 'BENCHMARKS.md' }),
   };
 
   async run(): Promise<{ file: string; sections: string[] }> {
     const only = this.flags.only;
-    const sections = only ?? ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'safetensors'];
+    const sections = only ?? ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage', 'safetensors'];
     if (sections.some((x) => ['inference', 'pipeline', 'quality', 'vector'].includes(x))) await runPipelineBenches(this.flags.file, sections);
+    if (sections.includes('lineage')) {
+      const { runLineageBench } = await import('../bench/lineage.js');
+      await runLineageBench(this.flags.file);
+    }
     if (sections.includes('similarity')) {
       const { benchSimilarity } = await import('../bench/similarity.js');
       await benchSimilarity();
