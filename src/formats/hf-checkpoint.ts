@@ -13,6 +13,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { messageOf } from '../errors.js';
 import { ModelError } from '../inference/errors.js';
+import { hubCacheDir, parseHubId, resolveHubId } from '../inference/hub.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { buildDecoderGraph, decoderSpec, type LoraSpec } from './hf-decoder.js';
 import { openCheckpoint, readSafetensorsHeader, type TensorEntry } from './safetensors.js';
@@ -36,13 +37,6 @@ export interface PreparedCheckpoint {
   cached: boolean;
 }
 
-/** `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`. */
-export function hubCacheDir(): string {
-  if (process.env.HF_HUB_CACHE) return path.resolve(process.env.HF_HUB_CACHE);
-  if (process.env.HF_HOME) return path.join(path.resolve(process.env.HF_HOME), 'hub');
-  return path.join(os.homedir(), '.cache', 'huggingface', 'hub');
-}
-
 /**
  * The base of a LoRA adapter: `explicit` (--adapter-base), else `base_model_name_or_path`
  * as a folder (absolute or relative to the adapter), else that repo id's snapshot in the
@@ -57,11 +51,13 @@ export function findAdapterBase(adapterDir: string, baseRef: string | null, id: 
   if (!baseRef) throw new ModelError('missing_base_model', id, 'adapter_config.json names no base_model_name_or_path', 'pass the base checkpoint with --adapter-base');
   const local = path.resolve(adapterDir, baseRef);
   if (fs.existsSync(path.join(local, 'config.json'))) return local;
-  const repo = path.join(hubCacheDir(), `models--${baseRef.split('/').join('--')}`);
-  const ref = path.join(repo, 'refs', 'main');
-  if (/^[\w.-]+\/[\w.-]+$/.test(baseRef) && fs.existsSync(ref)) {
-    const snap = path.join(repo, 'snapshots', fs.readFileSync(ref, 'utf8').trim());
-    if (fs.existsSync(path.join(snap, 'config.json'))) return snap;
+  if (parseHubId(baseRef)) {
+    try {
+      const snap = resolveHubId(baseRef).snapshotDir;
+      if (fs.existsSync(path.join(snap, 'config.json'))) return snap;
+    } catch (e) {
+      if (!(e instanceof ModelError && e.modelCode === 'not_found')) throw e;
+    }
   }
   throw new ModelError(
     'missing_base_model',
