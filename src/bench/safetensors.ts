@@ -78,6 +78,8 @@ export async function benchSafetensors(work: string, log: (msg: string) => void)
   const torchWall = (performance.now() - t) / 1000;
   if (pr.status !== 0) throw new Error(`tools/bench_torch_lineage.py failed: ${pr.stderr.slice(-2000)}`);
   const torch = JSON.parse(pr.stdout) as { engine: string; wall_s: number; load_s: Record<string, number>; peak_rss_bytes: number };
+  // The cache holds hard links to the checkpoints: drop it so deleting them frees the space.
+  fs.rmSync(cache, { recursive: true, force: true });
   const torchLoads = Object.values(torch.load_s);
   const torchLoad = torchLoads.reduce((a, b) => a + b, 0) / torchLoads.length;
 
