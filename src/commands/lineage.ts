@@ -29,6 +29,7 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
     method: Flags.string({ description: 'bottomk (§1) or text (§2, bottom-k constrained generation).', options: ['bottomk', 'text'], default: 'bottomk' }),
     'retry-failed': Flags.boolean({ description: 'On resume, run models that failed before again.' }),
     tokenizer: Flags.string({ description: 'tokenizer.json to use for the base when it is a bare .onnx file.' }),
+    'adapter-base': Flags.string({ description: 'Base checkpoint folder for PEFT LoRA adapters (default: their base_model_name_or_path, as a folder or in the Hugging Face cache).' }),
     ...bottomKFlags,
   };
 
@@ -36,7 +37,7 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
     const f = this.flags;
     const params = bottomKParamsFrom(f);
     const registry = await this.registry();
-    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest };
+    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest, adapterBase: f['adapter-base'] };
     return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m) }, async (ctx) => {
       const base = await resolveOne(f.base, registry);
       if (!base.path) {

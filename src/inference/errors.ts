@@ -14,6 +14,9 @@ export type ModelErrorCode =
   | 'unsupported_safetensors'
   | 'unsupported_bitsandbytes'
   | 'unsupported_format'
+  | 'unsupported_architecture'
+  | 'corrupt_safetensors'
+  | 'missing_base_model'
   | 'missing_tokenizer'
   | 'tokenizer_mismatch'
   | 'corrupt_onnx'
@@ -32,6 +35,9 @@ const CLI_CODE: Record<ModelErrorCode, ErrorCode> = {
   unsupported_safetensors: 'E_MODEL_FORMAT',
   unsupported_bitsandbytes: 'E_MODEL_FORMAT',
   unsupported_format: 'E_MODEL_FORMAT',
+  unsupported_architecture: 'E_MODEL_FORMAT',
+  corrupt_safetensors: 'E_MODEL_LOAD',
+  missing_base_model: 'E_NOT_FOUND',
   missing_tokenizer: 'E_TOKENIZER',
   tokenizer_mismatch: 'E_TOKENIZER',
   corrupt_onnx: 'E_MODEL_LOAD',

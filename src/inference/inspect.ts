@@ -135,7 +135,7 @@ export async function inspectModel(
     try {
       await smokeTest(lm);
       Object.assign(r, {
-        format: 'onnx',
+        format: lm.files.format,
         // The graph is what runs: its KV-cache shape wins over the config where both exist.
         layers: lm.hasPast ? lm.numLayers : r.layers,
         kv_heads: lm.hasPast ? lm.kvHeads : r.kv_heads,

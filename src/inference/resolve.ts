@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { detectFormat, listOnnxCandidates, pickOnnxCandidate, variantOfFile, type ModelFormat, type OnnxVariantName, type OnnxVariantRequest } from './format.js';
 import { ModelError, type ModelErrorCode } from './errors.js';
+import { prepareSafetensors } from '../formats/hf-checkpoint.js';
 import { stableHash } from '../util/hash.js';
 import { assertInsideRepo, cacheRepoOf, parseHubId, resolveHubId, snapshotOf, type HubSnapshot } from './hub.js';
 
@@ -72,7 +73,7 @@ const FORMAT_ERRORS: Partial<Record<ModelFormat, [ModelErrorCode, string, string
  * is the first of the preference list (format.ts ONNX_VARIANTS) unless one is requested.
  * Throws a ModelError that says precisely what it cannot run.
  */
-export function resolveModel(ref: string, opts: { tokenizer?: string; id?: string; onnxVariant?: OnnxVariantRequest } = {}): ModelFiles {
+export function resolveModel(ref: string, opts: { tokenizer?: string; id?: string; onnxVariant?: OnnxVariantRequest; adapterBase?: string } = {}): ModelFiles {
   const { abs, hub, id } = locateModel(ref, opts.id);
   let dir = abs;
   let onnxPath: string | null = null;
@@ -109,6 +110,27 @@ export function resolveModel(ref: string, opts: { tokenizer?: string; id?: strin
     }
   }
   const format = onnxPath ? 'onnx' : detectFormat(st.isFile() ? abs : dir);
+  if (!onnxPath && format === 'safetensors') {
+    // A transformers checkpoint or PEFT LoRA adapter: the graph is built from config.json (src/formats).
+    const prepared = prepareSafetensors(dir, id, { adapterBase: opts.adapterBase });
+    const tokenizerPath =
+      [opts.tokenizer ? path.resolve(opts.tokenizer) : null, path.join(dir, 'tokenizer.json'), path.join(prepared.weightsDir, 'tokenizer.json')].find(
+        (p): p is string => !!p && fs.existsSync(p) && fs.statSync(p).isFile(),
+      ) ?? null;
+    // A LoRA adapter without its own tokenizer reads config and tokenizer from its base.
+    const filesDir = tokenizerPath && path.dirname(tokenizerPath) === prepared.weightsDir ? prepared.weightsDir : dir;
+    return {
+      id,
+      dir: filesDir,
+      format: 'safetensors',
+      onnxPath: prepared.onnxPath,
+      tokenizerPath,
+      onnxVariant: null,
+      onnxFile: null,
+      onnxVariants: [],
+      hub: hub ? { repoId: hub.repoId, revision: hub.revision, ref: hub.ref } : null,
+    };
+  }
   if (!onnxPath) {
     const [code, msg, hint] = FORMAT_ERRORS[format] ?? FORMAT_ERRORS.unknown!;
     throw new ModelError(code, id, msg, hint);

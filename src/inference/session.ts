@@ -17,6 +17,8 @@ export interface OpenOptions {
   batchSize?: number;
   /** Which ONNX variant of a folder to open (format.ts ONNX_VARIANTS); auto = the preference list. */
   onnxVariant?: OnnxVariantRequest;
+  /** Base checkpoint folder of PEFT LoRA adapters (else adapter_config.json's base_model_name_or_path). */
+  adapterBase?: string;
 }
 
 type FloatType = 'float32' | 'float16';
@@ -134,7 +136,7 @@ export class CausalLM {
   /** Opens a model folder / hub snapshot / ONNX file; every failure is a ModelError with its code. */
   static async open(ref: string, opts: OpenOptions = {}): Promise<CausalLM> {
     const device = resolveDevice(opts.device ?? 'auto');
-    const files = resolveModel(ref, { tokenizer: opts.tokenizer, id: opts.id, onnxVariant: opts.onnxVariant });
+    const files = resolveModel(ref, { tokenizer: opts.tokenizer, id: opts.id, onnxVariant: opts.onnxVariant, adapterBase: opts.adapterBase });
     let config: ModelConfig | null;
     try {
       config = readModelConfig(files.dir);
