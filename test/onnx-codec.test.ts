@@ -59,7 +59,7 @@ describe('the ONNX codec (protobufjs over the official onnx.proto)', () => {
     const graph = m.graph!;
     const dims = graph.input![0].type!.tensorType!.shape!.dim!;
     expect(dims.map((d) => d.dimParam || int64(d.dimValue))).toEqual(['batch', 3]);
-    const attr = Object.fromEntries(attrNode.attribute!.map((x) => [x.name, x]));
+    const attr: Record<string, onnx.IAttributeProto> = Object.fromEntries(attrNode.attribute!.map((x) => [x.name, x]));
     expect(Buffer.from(attr.note.s!).toString()).toBe('text');
     expect(attr.tags.strings!.map((b) => Buffer.from(b).toString())).toEqual(['a', 'b']);
     expect([attr.eps.f, attr.eps.type]).toEqual([0.5, AttributeType.FLOAT]);
