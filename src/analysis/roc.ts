@@ -8,6 +8,8 @@
  * not split a real tie; `digits: null` compares the raw doubles.
  */
 
+import { roundTo } from '../util/format.js';
+
 export interface RocRow {
   threshold: number;
   tp: number;
@@ -52,7 +54,7 @@ export interface RocReport {
 
 export function canonical(x: number, digits: number | null): number {
   if (digits === null) return x;
-  return Number(x.toFixed(digits));
+  return roundTo(x, digits);
 }
 
 /** Positive and negative counts per distinct (canonical) score, scores descending. */

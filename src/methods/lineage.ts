@@ -16,7 +16,8 @@ import type { StopSignal } from '../util/signals.js';
 import { computeSketch, decodeSketch, encodeSketch, generatePrompts, scoreSketches, type Sketch } from './bottomk.js';
 import type { ModelEntry } from './models-input.js';
 import { promptParamsHash, sketchConfigHash, type BottomKParams } from './params.js';
-import { LINEAGE_COLUMNS, ResultCsv, formatScore, scoresJson } from './results.js';
+import { LINEAGE_COLUMNS, ResultCsv } from './results.js';
+import { formatScore, scoresJson } from '../util/format.js';
 
 export interface PromptFile {
   version: 1;

@@ -9,7 +9,8 @@ import type { CausalLM } from '../inference/session.js';
 import { native } from '../native/index.js';
 import { failureOf, lazyModel, promptsFor, readPromptFile, type LineageSummary, type RunContext } from './lineage.js';
 import type { ModelEntry } from './models-input.js';
-import { ResultCsv, TEXT_COLUMNS, formatScore } from './results.js';
+import { ResultCsv, TEXT_COLUMNS } from './results.js';
+import { formatScore, roundTo } from '../util/format.js';
 
 export const TEXT_NEW_TOKENS = 64;
 export const K_PREFIX = 30;
@@ -103,14 +104,13 @@ export async function runTextMethod(
         ctx.progress.emit({ event: 'phase', model: d.id, phase: 'scoring', done: i + 1, total: prompts.length });
       }
       const mean = (f: (m: (typeof metrics)[number]) => number) => metrics.reduce((a, m) => a + f(m), 0) / metrics.length;
-      const round = (x: number) => Number(x.toFixed(4));
       Object.assign(row, {
         num_pairs: metrics.length,
         avg_pal_k: formatScore(mean((m) => m.pal_k)),
         avg_lev_sim: formatScore(mean((m) => m.lev_sim)),
         avg_lcs_ratio: formatScore(mean((m) => m.lcs_ratio)),
         avg_score: formatScore(mean((m) => m.score)),
-        pair_metrics_json: JSON.stringify(metrics.map((m) => ({ pal_k: m.pal_k, lev_sim: round(m.lev_sim), lcs_ratio: round(m.lcs_ratio), score: round(m.score) }))),
+        pair_metrics_json: JSON.stringify(metrics.map((m) => ({ pal_k: m.pal_k, lev_sim: roundTo(m.lev_sim, 4), lcs_ratio: roundTo(m.lcs_ratio, 4), score: roundTo(m.score, 4) }))),
         error_code: '',
         error_message: '',
       });
