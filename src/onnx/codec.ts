@@ -3,19 +3,27 @@
  * src/vendor/onnx). The schema is loaded from its generated JSON descriptor on first use
  * (Root.fromJSON: no .proto parsing, no large generated module at startup); the message
  * types come from pbts (src/vendor/onnx/onnx.d.ts, type-only). Regenerate both with
- * `npm run gen:onnx`.
+ * `npm run gen:onnx`. Why not pbjs static code: its generated JS cannot live in this
+ * TypeScript-only build (tsc would neither type-check nor copy it) and is ~10k lines;
+ * reflection costs one Root.fromJSON (milliseconds) and protobufjs compiles the same
+ * encoders/decoders on first use.
  */
-import protobuf from 'protobufjs';
+import { createRequire } from 'node:module';
 import type Long from 'long';
+import type * as Protobuf from 'protobufjs';
 import { descriptor } from '../vendor/onnx/descriptor.js';
 import type { onnx } from '../vendor/onnx/onnx.js';
 
 export type { onnx };
 
-let root: protobuf.Root | null = null;
+let root: Protobuf.Root | null = null;
 
-function messageType(name: string): protobuf.Type {
-  root ??= protobuf.Root.fromJSON(descriptor as protobuf.INamespace);
+/** protobufjs and the schema are loaded on first use, so commands that never touch ONNX files do not pay for them. */
+function messageType(name: string): Protobuf.Type {
+  if (!root) {
+    const protobuf = createRequire(import.meta.url)('protobufjs') as typeof Protobuf;
+    root = protobuf.Root.fromJSON(descriptor as Protobuf.INamespace);
+  }
   return root.lookupType(`onnx.${name}`);
 }
 
