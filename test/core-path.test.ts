@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCsvFile } from '../src/util/csv.js';
 import { readNpyFloat32 } from '../src/util/npy.js';
-import { formatScore } from '../src/methods/results.js';
+import { formatScore } from '../src/util/format.js';
 import { native } from '../src/native/index.js';
 import { parseJson, runCli, tmpDir } from './helpers/cli.js';
 import { ADMIN_PASSWORD, ADMIN_USER, READER_PASSWORD, READER_USER, startPostgres, type PgServer } from './helpers/pg.js';

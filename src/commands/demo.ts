@@ -9,11 +9,12 @@ import { runMatrix } from '../methods/matrix.js';
 import { BottomKParamsSchema } from '../methods/params.js';
 import { lineageQuality, labelsFromEntries } from '../methods/quality.js';
 import { promptScores } from '../methods/bottomk.js';
-import { LINEAGE_COLUMNS, csvLine, formatScore, scoresJson } from '../methods/results.js';
+import { LINEAGE_COLUMNS, csvLine } from '../methods/results.js';
 import type { ProgressMode } from '../ui/progress.js';
 import { withRunContext } from '../cli/run-context.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { renderTable, fmt } from '../ui/table.js';
+import { renderTable } from '../ui/table.js';
+import { fmt, formatScore, scoresJson } from '../util/format.js';
 import { writeMatrixDashboard } from '../report/index.js';
 
 export default class Demo extends BaseCommand<typeof Demo> {

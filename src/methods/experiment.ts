@@ -12,6 +12,7 @@ import type { OnnxVariantRequest } from '../inference/format.js';
 import { resolveModel } from '../inference/resolve.js';
 import type { Registry } from '../registry/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { roundTo } from '../util/format.js';
 import { stableHash } from '../util/hash.js';
 import type { Progress } from '../ui/progress.js';
 import type { StopSignal } from '../util/signals.js';
@@ -173,7 +174,7 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
             fingerprints[method][names[i]] = { prompts: r.ranges[i] ? r.ranges[i]![1] - r.ranges[i]![0] : 0, sets: r.sketches.prompts, k: params.k };
           }
         });
-        matrices[method][metric] = { models: names, matrix: Array.from({ length: n }, (_, i) => Array.from(r.matrix.subarray(i * n, (i + 1) * n), (v) => Number(v.toFixed(6)))) };
+        matrices[method][metric] = { models: names, matrix: Array.from({ length: n }, (_, i) => Array.from(r.matrix.subarray(i * n, (i + 1) * n), (v) => roundTo(v, 6))) };
       }
       continue;
     }
@@ -215,7 +216,7 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
       },
     );
     for (const metric of cfg.metrics.filter((x): x is VectorMetric => (VECTOR_METRICS as readonly string[]).includes(x))) {
-      const matrix = vectors.map((a, i) => vectors.map((b, j) => (!a || !b ? -1 : i === j ? 1 : Number(vectorSimilarity(a, b, metric).toFixed(6)))));
+      const matrix = vectors.map((a, i) => vectors.map((b, j) => (!a || !b ? -1 : i === j ? 1 : roundTo(vectorSimilarity(a, b, metric), 6))));
       matrices[method][metric] = { models: names, matrix };
     }
   }

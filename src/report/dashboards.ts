@@ -7,11 +7,11 @@ import type { SummaryReport } from '../analysis/summary.js';
 import { distribution } from '../analysis/bins.js';
 import { DIFF_COLOUR, SAME_COLOUR, categorical } from './colour.js';
 import type { DashboardSpec, HeatmapData, Item, Section } from './html.js';
-import { boxPlotSvg, cdfSvg, dendrogramSvg, forestSvg, histogramSvg, num, quartileBarsSvg, rocSvg, scatterLogSvg } from './svg.js';
+import { boxPlotSvg, cdfSvg, dendrogramSvg, forestSvg, histogramSvg, quartileBarsSvg, rocSvg, scatterLogSvg } from './svg.js';
+import { num, pct } from '../util/format.js';
 
 /** Dashboard specs for each analysis (rendered by renderDashboard, written by writeDashboard). */
 
-const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${(x * 100).toFixed(1)}%`);
 const f4 = (x: number | null | undefined) => num(x, 4);
 const f6 = (x: number | null | undefined) => num(x, 6);
 

@@ -1,6 +1,7 @@
 import { MISSING_RGB, categorical, rgbHex, viridis } from './colour.js';
 import { encodePng } from './png.js';
 import { mean, quantileSorted, sorted } from '../analysis/stats.js';
+import { num } from '../util/format.js';
 
 /**
  * Small, dependency-free SVG charts. Each function returns a standalone SVG document
@@ -13,15 +14,6 @@ export function esc(s: string): string {
 }
 
 const FONT = 'font-family="Helvetica, Arial, sans-serif"';
-
-/** Number for labels and tooltips: up to `digits` significant decimals, no trailing zeros. */
-export function num(x: number | null | undefined, digits = 4): string {
-  if (x === null || x === undefined || !Number.isFinite(x)) return '-';
-  if (Math.abs(x) >= 1e5) return x.toExponential(2);
-  if (Number.isInteger(x)) return String(x);
-  const s = x.toFixed(digits);
-  return s.includes('.') ? s.replace(/0+$/, '').replace(/\.$/, '') : s;
-}
 
 /** min / max without spreading (safe for arrays of any length). */
 function minOf(xs: Iterable<number>, init = Infinity): number {

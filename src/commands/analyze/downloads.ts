@@ -12,7 +12,8 @@ import {
   loadScores,
 } from '../../analysis/input.js';
 import { downloadsDashboard, writeDashboard } from '../../report/index.js';
-import { fmt, renderTable } from '../../ui/table.js';
+import { renderTable } from '../../ui/table.js';
+import { fmt, pct } from '../../util/format.js';
 
 type Result = Omit<DownloadsReport, 'same' | 'diff'> & {
   same?: SideReport;
@@ -151,9 +152,6 @@ export default class AnalyzeDownloads extends BaseCommand<typeof AnalyzeDownload
   }
 }
 
-function pct(x: number | null): string {
-  return x === null ? '-' : `${(x * 100).toFixed(1)}%`;
-}
 
 function pval(p: number | null): string {
   if (p === null) return '-';

@@ -4,7 +4,8 @@ import { ModelprintError } from '../../errors.js';
 import { type FamilyReport, type PairGroup, analyzeFamilies } from '../../analysis/families.js';
 import { loadMatrix, loadModelInfo } from '../../analysis/input.js';
 import { familiesDashboard, familyTextFiles, writeDashboard } from '../../report/index.js';
-import { fmt, renderTable } from '../../ui/table.js';
+import { renderTable } from '../../ui/table.js';
+import { fmt } from '../../util/format.js';
 
 type Result = FamilyReport & { output?: { dir: string; files: string[] } };
 

@@ -4,7 +4,8 @@ import { ModelprintError } from '../../errors.js';
 import { DEFAULT_MODEL_COLUMN, DEFAULT_SCORE_COLUMN, loadScores } from '../../analysis/input.js';
 import { type RocReport, roc } from '../../analysis/roc.js';
 import { rocDashboard, writeDashboard } from '../../report/index.js';
-import { fmt, renderTable } from '../../ui/table.js';
+import { renderTable } from '../../ui/table.js';
+import { fmt } from '../../util/format.js';
 
 type Result = RocReport & {
   same_file: string;

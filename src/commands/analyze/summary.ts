@@ -4,7 +4,8 @@ import { DEFAULT_SCORE_BINS, parseEdges } from '../../analysis/bins.js';
 import { DEFAULT_MODEL_COLUMN, DEFAULT_SCORE_COLUMN, loadScores } from '../../analysis/input.js';
 import { type SummaryReport, summarize } from '../../analysis/summary.js';
 import { summaryDashboard, writeDashboard } from '../../report/index.js';
-import { fmt, renderTable } from '../../ui/table.js';
+import { renderTable } from '../../ui/table.js';
+import { fmt, pct } from '../../util/format.js';
 
 export default class AnalyzeSummary extends BaseCommand<typeof AnalyzeSummary> {
   static override summary = 'Summarise the scores of a base-vs-derived CSV.';
@@ -61,6 +62,3 @@ export default class AnalyzeSummary extends BaseCommand<typeof AnalyzeSummary> {
   }
 }
 
-function pct(x: number | null): string {
-  return x === null ? '-' : `${(x * 100).toFixed(1)}%`;
-}
