@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BaseCommand } from '../cli/base.js';
+import { BaseCommand, registryFlag } from '../cli/base.js';
 import { ensureZoo } from '../zoo/index.js';
 import { openRegistry } from '../registry/index.js';
 import { resolveModelList } from '../methods/models-input.js';
@@ -21,6 +21,7 @@ export default class Demo extends BaseCommand<typeof Demo> {
   static override description = `Creates the model zoo (if absent) under the output folder, runs the pairwise bottom-k matrix over all zoo models, prints a family table and each model's nearest relative, and writes CSV/JSON outputs and an HTML dashboard. No network, no GPU. This is what \`npm start\` runs.`;
   static override examples = ['<%= config.bin %> demo', '<%= config.bin %> demo --out-dir /tmp/demo --num-prompts 3 --json'];
   static override flags = {
+    ...registryFlag,
     'out-dir': Flags.string({ description: 'Output folder (the zoo and the registry go inside too).', default: 'modelprint-demo' }),
     size: Flags.string({ description: 'Zoo size.', options: ['tiny', 'default'], default: 'default' }),
     seed: Flags.integer({ description: 'Zoo and prompt seed.', default: 42 }),
@@ -38,7 +39,7 @@ export default class Demo extends BaseCommand<typeof Demo> {
     this.logger.info(`zoo: ${zooDir} (${f.size}, seed ${f.seed})`);
     await ensureZoo(zooDir, { size: f.size as 'tiny' | 'default', seed: f.seed });
     const tZoo = (Date.now() - t0) / 1000;
-    const registry = await openRegistry(this.flags.registry ?? path.join(out, 'registry.db'));
+    const registry = await openRegistry(this.registrySpec() ?? path.join(out, 'registry.db'));
     const params = BottomKParamsSchema.parse({ k: f.k, numPrompts: f['num-prompts'], seed: f.seed });
     try {
       return await withRunContext({ params, open: { device: 'auto' }, registry, reuse: true, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet) }, async (ctx) => {

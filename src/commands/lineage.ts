@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../cli/base.js';
+import { BaseCommand, registryFlag } from '../cli/base.js';
 import { bottomKFlags, bottomKParamsFrom } from '../cli/method-flags.js';
 import { ModelprintError } from '../errors.js';
 import { runBaseVsDerived, type LineageSummary } from '../methods/lineage.js';
@@ -19,6 +19,7 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
     '<%= config.bin %> lineage --base ./zoo/alpha-base --derived ./zoo/models.csv --method text --out text.csv',
   ];
   static override flags = {
+    ...registryFlag,
     base: Flags.string({ description: 'Base model: local folder, hub cache snapshot, .onnx file or registry id/name.', required: true }),
     derived: Flags.string({ description: 'Derived models: folders, registry ids, or a models CSV (model_id, optional path).', required: true, multiple: true }),
     out: Flags.string({ description: 'Result CSV (appended per model; resumable).', default: 'lineage_results.csv' }),

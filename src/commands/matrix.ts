@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../cli/base.js';
+import { BaseCommand, registryFlag } from '../cli/base.js';
 import { bottomKFlags, bottomKParamsFrom } from '../cli/method-flags.js';
 import { runMatrix } from '../methods/matrix.js';
 import { resolveModelList } from '../methods/models-input.js';
@@ -16,6 +16,7 @@ export default class Matrix extends BaseCommand<typeof Matrix> {
     '<%= config.bin %> matrix --models ./zoo/alpha-base ./zoo/beta-base ./zoo/alpha-int8 --num-prompts 5 --out-dir m --json',
   ];
   static override flags = {
+    ...registryFlag,
     models: Flags.string({ description: 'Models: folders, registry ids, or a models CSV (model_id, optional path).', required: true, multiple: true }),
     'out-dir': Flags.string({ description: 'Output folder.', default: 'matrix' }),
     ...bottomKFlags,

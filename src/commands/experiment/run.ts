@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import path from 'node:path';
-import { BaseCommand } from '../../cli/base.js';
+import { BaseCommand, registryFlag } from '../../cli/base.js';
 import { readExperimentConfig, runExperiment, type ExperimentResult } from '../../methods/experiment.js';
 import { makeProgress, type ProgressMode } from '../../ui/progress.js';
 import { StopSignal } from '../../util/signals.js';
@@ -14,6 +14,7 @@ export default class ExperimentRun extends BaseCommand<typeof ExperimentRun> {
     '<%= config.bin %> experiment run --config exp.json --registry postgres://me@db/modelprint --use-existing --write-to-registry',
   ];
   static override flags = {
+    ...registryFlag,
     config: Flags.string({ description: 'Experiment config (JSON).', required: true }),
     'use-existing': Flags.boolean({ description: 'Use fingerprints already in the registry instead of recomputing them.' }),
     'write-to-registry': Flags.boolean({ description: 'Store new fingerprints in the registry.' }),

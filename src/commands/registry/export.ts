@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../cli/base.js';
+import { BaseCommand, registryFlag } from '../../cli/base.js';
 import { exportRegistry, type ExportResult } from '../../registry/transfer.js';
 
 export default class RegistryExport extends BaseCommand<typeof RegistryExport> {
@@ -11,6 +11,7 @@ export default class RegistryExport extends BaseCommand<typeof RegistryExport> {
     '<%= config.bin %> registry export --registry postgres://me@db/modelprint --out shared.jsonl --json',
   ];
   static override flags = {
+    ...registryFlag,
     out: Flags.string({ char: 'o', description: 'File to write (JSON lines).', required: true }),
   };
 
