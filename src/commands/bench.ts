@@ -8,18 +8,18 @@ export default class Bench extends BaseCommand<typeof Bench> {
   static override examples = ['<%= config.bin %> bench', '<%= config.bin %> bench --only inference --only quality'];
   static override flags = {
     only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity'], multiple: true }),
-    file: Flags.string({ description: 'Markdown file to update.', default: 'BENCHMARKS.md' }),
+    output: Flags.string({ char: 'o', description: 'Markdown file to update.', default: 'BENCHMARKS.md', aliases: ['file'], deprecateAliases: true }),
   };
 
   async run(): Promise<{ file: string; sections: string[] }> {
     const only = this.flags.only;
     const sections = only ?? ['inference', 'pipeline', 'quality', 'vector', 'similarity'];
-    await runPipelineBenches(this.flags.file, sections);
+    await runPipelineBenches(this.flags.output, sections);
     if (sections.includes('similarity')) {
       const { benchSimilarity } = await import('../bench/similarity.js');
       await benchSimilarity();
     }
-    this.logger.info(`updated ${this.flags.file}`);
-    return { file: this.flags.file, sections };
+    this.logger.info(`updated ${this.flags.output}`);
+    return { file: this.flags.output, sections };
   }
 }

@@ -19,10 +19,10 @@ import { writeMatrixDashboard } from '../report/index.js';
 export default class Demo extends BaseCommand<typeof Demo> {
   static override summary = 'The whole pipeline on the embedded zoo: build it, fingerprint every model, recover lineage.';
   static override description = `Creates the model zoo (if absent) under the output folder, runs the pairwise bottom-k matrix over all zoo models, prints a family table and each model's nearest relative, and writes CSV/JSON outputs and an HTML dashboard. No network, no GPU. This is what \`npm start\` runs.`;
-  static override examples = ['<%= config.bin %> demo', '<%= config.bin %> demo --out-dir /tmp/demo --num-prompts 3 --json'];
+  static override examples = ['<%= config.bin %> demo', '<%= config.bin %> demo --output-dir /tmp/demo --num-prompts 3 --json'];
   static override flags = {
     ...registryFlag,
-    'out-dir': Flags.string({ description: 'Output folder (the zoo and the registry go inside too).', default: 'modelprint-demo' }),
+    'output-dir': Flags.string({ char: 'o', description: 'Output folder (the zoo and the registry go inside too).', default: 'modelprint-demo', aliases: ['out-dir'], deprecateAliases: true }),
     size: Flags.string({ description: 'Zoo size.', options: ['tiny', 'default'], default: 'default' }),
     seed: Flags.integer({ description: 'Zoo and prompt seed.', default: 42 }),
     'num-prompts': Flags.integer({ description: 'Probe prompts per model (3 keeps the demo under 3 minutes on 2 cores).', default: 3, min: 1 }),
@@ -33,7 +33,7 @@ export default class Demo extends BaseCommand<typeof Demo> {
   async run(): Promise<Record<string, unknown>> {
     const f = this.flags;
     const t0 = Date.now();
-    const out = path.resolve(f['out-dir']);
+    const out = path.resolve(f['output-dir']);
     fs.mkdirSync(out, { recursive: true });
     const zooDir = path.join(out, 'zoo');
     this.logger.info(`zoo: ${zooDir} (${f.size}, seed ${f.seed})`);

@@ -219,12 +219,13 @@ export function downloadsDashboard(report: DownloadsReport): DashboardSpec {
     },
     {
       title: 'Anomalies',
-      note: 'downloads < 10 with overlap > 0.9 (likely re-uploads or test copies); downloads > 100 with overlap < 0.1 (likely mislabelled base).',
+      note:
+        'downloads < 10 with overlap > 0.9 (likely re-uploads or test copies); declared derivatives whose overlap is within the different-family range (≤ its 95th percentile, or < 0.1 without a different-family file): possibly a mislabelled base. Each row names its evidence.',
       items: [
         {
           kind: 'table',
-          head: ['side', 'model', 'downloads', 'overlap', 'kind'],
-          rows: ss.flatMap(({ name, side }) => side.anomalies.map((a) => [name, a.model, a.downloads, f6(a.overlap), a.kind])),
+          head: ['side', 'model', 'downloads', 'overlap', 'kind', 'evidence'],
+          rows: ss.flatMap(({ name, side }) => side.anomalies.map((a) => [name, a.model, a.downloads, f6(a.overlap), a.kind, a.evidence])),
         },
       ],
     },
