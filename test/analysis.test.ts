@@ -76,7 +76,7 @@ describe('csv', () => {
       const err = e as ModelprintError;
       expect(err.code).toBe('E_INPUT');
       expect(err.message).toContain('matrix.csv');
-      expect(err.message).toContain('derived_model_name');
+      expect(err.message).toMatch(/derived_model_name|avg_overlap_ratio/);
       expect(err.hint).toBeTruthy();
     }
     const dir = tmpDir();
