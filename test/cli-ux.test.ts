@@ -38,13 +38,17 @@ describe('oclif conventions', () => {
 
   it('writes a shell completion script', () => {
     const cache = tmpDir();
-    const r = runCli(['autocomplete', 'script', 'bash'], { env: { XDG_CACHE_HOME: cache, HOME: cache } });
+    const env = { XDG_CACHE_HOME: cache, HOME: cache };
+    const refresh = runCli(['autocomplete', '--refresh-cache'], { env });
+    expect(refresh.code, refresh.stderr).toBe(0);
+    const r = runCli(['autocomplete', 'script', 'bash'], { env });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('MODELPRINT_AC_BASH_SETUP_PATH');
-    const setup = fs.readFileSync(path.join(cache, 'modelprint', 'autocomplete', 'bash_setup'), 'utf8');
-    expect(setup).toContain('_modelprint_autocomplete');
-    const commands = fs.readFileSync(path.join(cache, 'modelprint', 'autocomplete', 'commands'), 'utf8');
-    expect(commands).toContain('analyze:roc');
+    const dir = path.join(cache, 'modelprint', 'autocomplete');
+    const all = fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => fs.readFileSync(path.join(e.parentPath, e.name), 'utf8')).join('\n');
+    expect(all).toContain('analyze');
+    expect(all).toContain('neighbours');
+    expect(all).toContain('--output-dir');
   });
 
   it('usage hints name the real command', () => {

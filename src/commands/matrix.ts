@@ -21,6 +21,7 @@ export default class Matrix extends BaseCommand<typeof Matrix> {
     ...registryFlag,
     models: Flags.string({ description: 'Models: folders, registry ids, or a models CSV (model_id, optional path).', required: true, multiple: true }),
     'output-dir': Flags.string({ char: 'o', description: 'Output folder (the matrix files and dashboard.html).', default: 'matrix', aliases: ['out-dir'], deprecateAliases: true }),
+    'color-range': Flags.string({ description: 'Heatmap colour scale: the metric range (0–1; distances: their data range) or the data min–max.', options: ['metric', 'data'], default: 'metric' }),
     dashboard: Flags.boolean({ description: 'Write dashboard.html (heatmap; with families, the family analysis) next to the matrix.', default: true, allowNo: true }),
     ...bottomKFlags,
   };
@@ -40,7 +41,7 @@ export default class Matrix extends BaseCommand<typeof Matrix> {
       if (f.dashboard) {
         try {
           const info = models.map((m) => ({ model_id: m.id, family: m.meta.family ?? null, model_type: m.meta.model_type ?? null, display_name: m.id }));
-          dashboard = writeMatrixDashboard(f['output-dir'], { models: r.models, matrix: r.matrix, info, title: `bottom-k ${params.metric} matrix of ${r.models.length} models`, label: params.metric }).html;
+          dashboard = writeMatrixDashboard(f['output-dir'], { models: r.models, matrix: r.matrix, info, title: `bottom-k ${params.metric} matrix of ${r.models.length} models`, label: params.metric, source: r.files.csv, display: { colourRange: f['color-range'] as 'metric' | 'data' } }).html;
         } catch (e) {
           this.logger.warn(`dashboard not written: ${messageOf(e)}`);
         }

@@ -51,3 +51,36 @@ export const DIFF_COLOUR = '#E69F00';
 export function categorical(i: number): string {
   return CATEGORICAL[((i % CATEGORICAL.length) + CATEGORICAL.length) % CATEGORICAL.length];
 }
+
+/** HSL (degrees, 0–1, 0–1) to RGB. */
+function hsl(h: number, s: number, l: number): [number, number, number] {
+  const k = (n: number) => (n + h / 30) % 12;
+  const a = s * Math.min(l, 1 - l);
+  const f = (n: number) => l - a * Math.max(-1, Math.min(k(n) - 3, Math.min(9 - k(n), 1)));
+  return [Math.round(255 * f(0)), Math.round(255 * f(8)), Math.round(255 * f(4))];
+}
+
+/**
+ * `count` family colours that stay distinguishable: the 12 categorical colours up to a
+ * dozen; beyond, hues spread by the golden angle over three lightness bands (so
+ * neighbouring indices differ in hue and lightness), none repeated. Tooltips and tables name
+ * the family anyway; the colours only have to tell neighbours apart.
+ */
+export function familyColours(count: number): string[] {
+  if (count <= CATEGORICAL.length) return CATEGORICAL.slice(0, count);
+  const out: string[] = [];
+  const bands: [number, number][] = [
+    [0.72, 0.42],
+    [0.62, 0.62],
+    [0.9, 0.3],
+  ];
+  for (let i = 0; i < count; i++) {
+    const [s, l] = bands[i % bands.length];
+    out.push(rgbHex(hsl((i * 137.508) % 360, s, l)));
+  }
+  return out;
+}
+
+/** The colour scale's range: the metric's (0–1, where the values fit) or the data's. */
+export type ColourRange = 'metric' | 'data';
+export const COLOUR_RANGES: readonly ColourRange[] = ['metric', 'data'];

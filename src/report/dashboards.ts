@@ -6,15 +6,24 @@ import type { SummaryReport } from '../analysis/summary.js';
 import { distribution } from '../analysis/bins.js';
 import { DIFF_COLOUR, SAME_COLOUR, categorical } from './colour.js';
 import type { DashboardSpec, HeatmapData, Item, Section } from './html.js';
-import { boxPlotSvg, cdfSvg, histogramSvg, num, quartileBarsSvg, rocSvg, scatterLogSvg } from './svg.js';
+import { boxPlotSvg, cdfSvg, histogramSvg, num, quartileBarsSvg, rocSvg, scatterLogSvg, valueHistogramSvg } from './svg.js';
+import type { ColourRange } from './colour.js';
 
 /** Dashboard specs for each analysis (rendered by renderDashboard, written by writeDashboard). */
+
+/** Display options shared by the dashboards. */
+export interface DashboardOptions {
+  /** Histograms with a log10 count axis. */
+  logHistogram?: boolean;
+  /** Heatmap colour scale: the metric's range (0–1, default) or the data's. */
+  colourRange?: ColourRange;
+}
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${(x * 100).toFixed(1)}%`);
 const f4 = (x: number | null | undefined) => num(x, 4);
 const f6 = (x: number | null | undefined) => num(x, 6);
 
-export function summaryDashboard(report: SummaryReport, scores: number[], file: string): DashboardSpec {
+export function summaryDashboard(report: SummaryReport, scores: number[], file: string, opts: DashboardOptions = {}): DashboardSpec {
   const d = report.distribution;
   return {
     title: 'Score summary',
@@ -45,12 +54,12 @@ export function summaryDashboard(report: SummaryReport, scores: number[], file: 
           {
             kind: 'chart',
             id: 'score_histogram',
-            svg: histogramSvg({
+            svg: valueHistogramSvg({
               id: 'score_histogram',
-              title: 'Scores by bin',
+              title: 'Score histogram',
               xLabel: 'score',
-              categories: d.bins.map((b) => b.label),
-              series: [{ name: 'models', colour: SAME_COLOUR, counts: d.bins.map((b) => b.count) }],
+              log: opts.logHistogram,
+              series: [{ name: 'models', colour: SAME_COLOUR, values: scores }],
             }),
           },
           { kind: 'chart', id: 'score_cdf', svg: cdfSvg({ id: 'score_cdf', title: 'Cumulative distribution', xLabel: 'score', series: [{ name: 'models', colour: SAME_COLOUR, values: scores }] }) },
@@ -80,7 +89,7 @@ function sides(report: DownloadsReport): { name: string; side: SideReport; colou
   return out;
 }
 
-export function downloadsDashboard(report: DownloadsReport): DashboardSpec {
+export function downloadsDashboard(report: DownloadsReport, opts: DashboardOptions = {}): DashboardSpec {
   const ss = sides(report);
   const groupLabels = ss[0]?.side.groups.map((g) => g.label) ?? [];
   const entries: [string, string][] = [];
@@ -160,13 +169,13 @@ export function downloadsDashboard(report: DownloadsReport): DashboardSpec {
         {
           kind: 'chart',
           id: 'overlap_histogram',
-          svg: histogramSvg({
+          svg: valueHistogramSvg({
             id: 'overlap_histogram',
-            title: 'Overlap distribution (share of valid rows)',
+            title: opts.logHistogram ? 'Overlap histogram (log counts)' : 'Overlap histogram (share of valid rows)',
             xLabel: 'bottom-k overlap',
             share: true,
-            categories: ss[0]?.side.distribution.bins.map((b) => b.label) ?? [],
-            series: ss.map(({ name, side, colour }) => ({ name, colour, counts: side.distribution.bins.map((b) => b.count) })),
+            log: opts.logHistogram,
+            series: ss.map(({ name, side, colour }) => ({ name, colour, values: side.table.map((t) => t.overlap) })),
           }),
         },
         {
@@ -243,7 +252,7 @@ export function downloadsDashboard(report: DownloadsReport): DashboardSpec {
   return { title: 'Downloads analysis', subtitle: ss.map((s) => `${s.name}: ${s.side.file}`).join(' · '), sections };
 }
 
-export function rocDashboard(report: RocReport, same: number[], diff: number[], files: { same: string; diff: string }): DashboardSpec {
+export function rocDashboard(report: RocReport, same: number[], diff: number[], files: { same: string; diff: string }, opts: DashboardOptions = {}): DashboardSpec {
   const edges = [0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0];
   const ds = distribution(same, edges);
   const dd = distribution(diff, edges);
@@ -305,15 +314,15 @@ export function rocDashboard(report: RocReport, same: number[], diff: number[], 
           {
             kind: 'chart',
             id: 'score_histogram',
-            svg: histogramSvg({
+            svg: valueHistogramSvg({
               id: 'score_histogram',
-              title: 'Score distribution (share)',
+              title: opts.logHistogram ? 'Score histogram (log counts)' : 'Score histogram (share of each side)',
               xLabel: 'score',
               share: true,
-              categories: ds.bins.map((b) => b.label),
+              log: opts.logHistogram,
               series: [
-                { name: 'same family', colour: SAME_COLOUR, counts: ds.bins.map((b) => b.count) },
-                { name: 'different family', colour: DIFF_COLOUR, counts: dd.bins.map((b) => b.count) },
+                { name: 'same family', colour: SAME_COLOUR, values: same },
+                { name: 'different family', colour: DIFF_COLOUR, values: diff },
               ],
             }),
           },
@@ -360,12 +369,13 @@ function groupItems(prefix: string, title: string, groups: PairGroup[], yLabel: 
   ];
 }
 
-export function heatmapData(title: string, matrix: SimilarityMatrix, info?: readonly ModelInfo[]): HeatmapData {
+export function heatmapData(title: string, matrix: SimilarityMatrix, info?: readonly ModelInfo[], colourRange: ColourRange = 'metric'): HeatmapData {
   const byId = new Map((info ?? []).map((m) => [m.model_id, m]));
   return {
     title,
     models: matrix.models,
     values: matrix.values,
+    colour_range: colourRange,
     info: info
       ? matrix.models.map((m) => {
           const x = byId.get(m);
@@ -375,7 +385,7 @@ export function heatmapData(title: string, matrix: SimilarityMatrix, info?: read
   };
 }
 
-export function familiesDashboard(report: FamilyReport | null, matrix: SimilarityMatrix, info: readonly ModelInfo[] | undefined, label = 'score'): DashboardSpec {
+export function familiesDashboard(report: FamilyReport | null, matrix: SimilarityMatrix, info: readonly ModelInfo[] | undefined, label = 'score', opts: DashboardOptions = {}): DashboardSpec {
   const n = matrix.models.length;
   const off: number[] = [];
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j && Number.isFinite(matrix.values[i][j]) && matrix.values[i][j] >= 0) off.push(matrix.values[i][j]);
@@ -400,7 +410,7 @@ export function familiesDashboard(report: FamilyReport | null, matrix: Similarit
             ...(src.method ? ([['method / metric', `${src.method} / ${src.metric}`]] as [string, string][]) : []),
           ],
         },
-        { kind: 'heatmap', id: 'heatmap', data: heatmapData(src.method ? `${src.method} / ${src.metric}` : 'similarity', matrix, info) },
+        { kind: 'heatmap', id: 'heatmap', data: heatmapData(src.method ? `${src.method} / ${src.metric}` : 'similarity', matrix, info, opts.colourRange) },
       ],
     },
   ];
@@ -422,14 +432,13 @@ export function familiesDashboard(report: FamilyReport | null, matrix: Similarit
       },
     );
   } else {
-    const d = distribution(off, [0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0]);
     sections.push({
       title: 'Values',
       items: [
         {
           kind: 'chart',
           id: 'values_histogram',
-          svg: histogramSvg({ id: 'values_histogram', title: 'Off-diagonal values', xLabel: label, categories: d.bins.map((b) => b.label), series: [{ name: 'pairs', colour: SAME_COLOUR, counts: d.bins.map((b) => b.count) }] }),
+          svg: valueHistogramSvg({ id: 'values_histogram', title: 'Off-diagonal values', xLabel: label, log: opts.logHistogram, series: [{ name: 'pairs', colour: SAME_COLOUR, values: off }] }),
         },
       ],
     });

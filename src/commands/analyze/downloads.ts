@@ -51,6 +51,7 @@ export default class AnalyzeDownloads extends BaseCommand<typeof AnalyzeDownload
     'hub-metadata': Flags.string({ description: 'Hub metadata CSV (model_id, downloads, …) to join downloads from.' }),
     low: Flags.integer({ description: 'Low downloads: ≤ this (zeros and unknown included); also the "balanced" filter.', default: 10, min: 0 }),
     high: Flags.integer({ description: 'High downloads: > this; also the "conservative" filter.', default: 100, min: 0 }),
+    'log-histogram': Flags.boolean({ description: 'Dashboard histograms with a log count axis.' }),
     'output-dir': Flags.string({ char: 'o', description: 'Write dashboard.html, SVG charts and report.json here.' }),
   };
 
@@ -81,7 +82,7 @@ export default class AnalyzeDownloads extends BaseCommand<typeof AnalyzeDownload
     this.print(report);
     const result: Result = { ...report };
     if (f['output-dir']) {
-      const w = writeDashboard(f['output-dir'], downloadsDashboard(report), report);
+      const w = writeDashboard(f['output-dir'], downloadsDashboard(report, { logHistogram: f['log-histogram'] }), report);
       result.output = { dir: w.dir, files: w.files };
       this.logger.info(`wrote ${w.html}`);
     }

@@ -45,6 +45,7 @@ export default class AnalyzeRoc extends BaseCommand<typeof AnalyzeRoc> {
     thresholds: Flags.boolean({ description: 'Also print the full threshold table.' }),
     'target-tpr': Flags.string({ description: 'Target true positive rate (0–1).', default: '0.95' }),
     'tie-decimals': Flags.integer({ description: 'Round scores to this many decimals before comparing (default: compare as stored).', min: 0, max: 15 }),
+    'log-histogram': Flags.boolean({ description: 'Dashboard histograms with a log count axis.' }),
     'output-dir': Flags.string({ char: 'o', description: 'Write dashboard.html, SVG charts and report.json here.' }),
   };
 
@@ -118,7 +119,7 @@ export default class AnalyzeRoc extends BaseCommand<typeof AnalyzeRoc> {
     }
     else this.logger.info(`${report.table.length} thresholds: print them with --thresholds (also in --json${f['output-dir'] ? ' and report.json' : ''})`);
     if (f['output-dir']) {
-      const w = writeDashboard(f['output-dir'], rocDashboard(report, same, diff, { same: sameFile, diff: diffFile }), result);
+      const w = writeDashboard(f['output-dir'], rocDashboard(report, same, diff, { same: sameFile, diff: diffFile }, { logHistogram: f['log-histogram'] }), result);
       result.output = { dir: w.dir, files: w.files };
       this.logger.info(`wrote ${w.html}`);
     }

@@ -25,6 +25,7 @@ export default class AnalyzeSummary extends BaseCommand<typeof AnalyzeSummary> {
     'score-column': Flags.string({ description: `Column with the score. [default: the first of ${KNOWN_SCORE_COLUMNS.join(', ')}]` }),
     'model-column': Flags.string({ description: `Column with the model id. [default: the first of ${KNOWN_MODEL_COLUMNS.join(', ')}]` }),
     top: Flags.integer({ description: 'How many lowest / highest models to list.', default: 5, min: 0 }),
+    'log-histogram': Flags.boolean({ description: 'Dashboard histograms with a log count axis.' }),
     'output-dir': Flags.string({ char: 'o', description: 'Write dashboard.html, SVG charts and report.json here.' }),
   };
 
@@ -59,7 +60,7 @@ export default class AnalyzeSummary extends BaseCommand<typeof AnalyzeSummary> {
     }
     if (f['output-dir']) {
       const scores = rows.filter((r) => r.valid).map((r) => r.score as number);
-      const w = writeDashboard(f['output-dir'], summaryDashboard(report, scores, f.input), { file: f.input, score_column: scoreColumn, ...report });
+      const w = writeDashboard(f['output-dir'], summaryDashboard(report, scores, f.input, { logHistogram: f['log-histogram'] }), { file: f.input, score_column: scoreColumn, ...report });
       result.output = { dir: w.dir, files: w.files };
       this.logger.info(`wrote ${w.html}`);
     }
