@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { stripVTControlCharacters } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { InkSink } from '../src/ui/live-table.js';
 import { PlainSink, type ProgressEvent } from '../src/ui/progress.js';
@@ -12,7 +13,7 @@ class FakeTerminal extends EventEmitter {
     super();
   }
   write(s: string): boolean {
-    this.frames.push(s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, ''));
+    this.frames.push(stripVTControlCharacters(s));
     return true;
   }
 }

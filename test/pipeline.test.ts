@@ -204,6 +204,10 @@ describe('matrix (pairwise protocol)', () => {
     expect(loads.size).toBe(pick.length + 1);
     for (const [, c] of loads) expect(c).toBeLessThanOrEqual(2);
 
+    // The dashboard is written next to the matrix.
+    const out = parseJson<{ files: { dashboard: string } }>(r);
+    expect(out.files.dashboard).toBe(path.join(outDir, 'dashboard.html'));
+    expect(fs.readFileSync(out.files.dashboard, 'utf8')).toContain('bottom-k overlap matrix');
     const n = pick.length + 1;
     const lines = fs.readFileSync(path.join(outDir, 'overlap_matrix.csv'), 'utf8').trim().split('\n');
     expect(lines).toHaveLength(n + 1);

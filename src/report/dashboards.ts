@@ -3,7 +3,6 @@ import { type FamilyReport, type PairGroup, topPairs } from '../analysis/familie
 import type { ModelInfo, SimilarityMatrix } from '../analysis/input.js';
 import type { RocReport } from '../analysis/roc.js';
 import type { SummaryReport } from '../analysis/summary.js';
-import { distribution } from '../analysis/bins.js';
 import { DIFF_COLOUR, SAME_COLOUR, categorical } from './colour.js';
 import type { DashboardSpec, HeatmapData, Item, Section } from './html.js';
 import { boxPlotSvg, cdfSvg, histogramSvg, num, quartileBarsSvg, rocSvg, scatterLogSvg, valueHistogramSvg } from './svg.js';
@@ -253,9 +252,6 @@ export function downloadsDashboard(report: DownloadsReport, opts: DashboardOptio
 }
 
 export function rocDashboard(report: RocReport, same: number[], diff: number[], files: { same: string; diff: string }, opts: DashboardOptions = {}): DashboardSpec {
-  const edges = [0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0];
-  const ds = distribution(same, edges);
-  const dd = distribution(diff, edges);
   return {
     title: 'ROC: same vs different family',
     subtitle: `same: ${files.same} · different: ${files.diff}`,
