@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseJson, runCli, tmpDir, ROOT } from './helpers/cli.js';
 import { familiesFromBaseModel, loadModelInfo } from '../src/analysis/input.js';
+import { csvLine, readCsvFile } from '../src/util/csv.js';
 
 const fx = (f: string) => path.join(ROOT, 'test', 'fixtures', 'analysis', f);
 const ANCHOR = '/work/shared/data/anchor';
@@ -17,12 +18,13 @@ function cli<T>(args: string[]): T {
 describe('analyses that chain', () => {
   it('analyze roc --input --label-column gives what --same/--diff give on the same rows', () => {
     const dir = tmpDir();
-    const lines = (f: string) => fs.readFileSync(fx(f), 'utf8').trim().split('\n');
-    const same = lines('roc_same.csv');
-    const diff = lines('roc_diff.csv');
-    expect(same[0]).toBe(diff[0]);
+    // The fixtures have CRLF line ends and quoted fields: go through the CSV reader and writer.
+    const same = readCsvFile(fx('roc_same.csv'), 'csv');
+    const diff = readCsvFile(fx('roc_diff.csv'), 'csv');
+    expect(same.header).toEqual(diff.header);
     const one = path.join(dir, 'all.csv');
-    fs.writeFileSync(one, [`${same[0]},same_family`, ...same.slice(1).map((l) => `${l},true`), ...diff.slice(1).map((l) => `${l},no`)].join('\n') + '\n');
+    const row = (r: Record<string, string>, label: string) => csvLine([...same.header.map((h) => r[h]), label]);
+    fs.writeFileSync(one, csvLine([...same.header, 'same_family']) + same.rows.map((r) => row(r, 'true')).join('') + diff.rows.map((r) => row(r, 'no')).join(''));
     type Roc = { auc: number; best_threshold: number; same_count: number; diff_count: number; table: unknown[]; label_column: string | null };
     const split = cli<Roc>(['analyze', 'roc', '--same', fx('roc_same.csv'), '--diff', fx('roc_diff.csv')]);
     const labelled = cli<Roc>(['analyze', 'roc', '--input', one, '--label-column', 'same_family']);
@@ -34,7 +36,7 @@ describe('analyses that chain', () => {
     expect(plain.stderr).toContain('print them with --thresholds');
     expect(runCli(['analyze', 'roc', '--input', one, '--label-column', 'same_family', '--thresholds']).stdout).toContain('threshold');
     // A bad label names its line.
-    fs.appendFileSync(one, `${same[1]},maybe\n`);
+    fs.appendFileSync(one, row(same.rows[0], 'maybe'));
     const bad = runCli(['analyze', 'roc', '--input', one, '--label-column', 'same_family', '--json']);
     expect(bad.code).toBe(1);
     expect(parseJson<{ error: { code: string; message: string } }>(bad).error.message).toMatch(/line \d+, column "same_family": "maybe" is neither true nor false/);
@@ -163,8 +165,9 @@ describe('analyses that chain', () => {
     // A declared derivative inside the unrelated range is flagged, naming the percentile and file.
     const dir = tmpDir();
     const same = path.join(dir, 'same.csv');
-    const src = fs.readFileSync(fx('downloads_same.csv'), 'utf8').trim().split('\n');
-    fs.writeFileSync(same, [...src, src[1].replace(/^([^,]*),([^,]*),/, '$1,fam/lookalike,').replace(/,0\.\d+,2000,/, ',0.0010,2000,')].join('\n') + '\n');
+    const src = readCsvFile(fx('downloads_same.csv'), 'csv');
+    const lookalike: Record<string, string> = { ...src.rows[0], derived_model_name: 'fam/lookalike', avg_overlap_ratio: '0.0010' };
+    fs.writeFileSync(same, csvLine(src.header) + [...src.rows, lookalike].map((r) => csvLine(src.header.map((h) => r[h]))).join(''));
     const flagged = cli<D>(['analyze', 'downloads', '--same', same, '--diff', fx('downloads_diff.csv')]);
     const f = flagged.same.anomalies.find((a) => a.model === 'fam/lookalike');
     expect(f?.kind).toBe('declared_derivative_low_overlap');
