@@ -160,7 +160,7 @@ describe('modelprint similarity (native engine)', () => {
     const r = runCli(['similarity', '--sketches', jsonl, '--output', out, '--device', 'cpu', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const s = parseJson<Record<string, unknown>>(r);
-    expect(s).toMatchObject({ mode: 'matrix', n: 40, prompts: P, metric: 'overlap', deviceKind: 'cpu', out, failed: models.filter(isFailed).length });
+    expect(s).toMatchObject({ mode: 'matrix', n: 40, prompts: P, metric: 'overlap', device_kind: 'cpu', out, failed: models.filter(isFailed).length });
     expect(typeof s.seconds).toBe('number');
     const rows = parseCsv(fs.readFileSync(out, 'utf8'));
     const ids = models.map((m) => m.model);
@@ -306,10 +306,10 @@ describe('modelprint similarity (native engine)', () => {
       expect(ce.message).toBe(reason);
       // auto falls back to the CPU.
       const auto = runCli(['similarity', '--sketches', jsonl, '--device', 'auto', '--output', path.join(dir, 'a.csv'), '--json']);
-      expect(parseJson<{ deviceKind: string }>(auto).deviceKind).toBe('cpu');
+      expect(parseJson<{ device_kind: string }>(auto).device_kind).toBe('cpu');
     } else {
       expect(cuda.code, cuda.stderr).toBe(0);
-      expect(parseJson<{ deviceKind: string }>(cuda).deviceKind).toBe('cuda');
+      expect(parseJson<{ device_kind: string }>(cuda).device_kind).toBe('cuda');
     }
     // No temp files left behind by atomic writes.
     expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);

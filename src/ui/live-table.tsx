@@ -170,7 +170,7 @@ export function LiveTable({ s, columns, now }: { s: LiveState; columns: number; 
   if (r) {
     const el = (now - r.started) / 1000;
     const frac = r.total > 0 ? r.done / r.total : 0;
-    const left = frac > 0 && frac < 1 ? secs((el / frac) * (1 - frac)) : '-';
+    const left = el > 0 && frac > 0 && frac < 1 ? secs((el / frac) * (1 - frac)) : '-';
     line = [
       fit(r.model, L.model),
       fit(r.phase, 8),
