@@ -18,7 +18,7 @@ export default class ExperimentRun extends BaseCommand<typeof ExperimentRun> {
     config: Flags.string({ description: 'Experiment config (JSON).', required: true }),
     'use-existing': Flags.boolean({ description: 'Use fingerprints already in the registry instead of recomputing them.' }),
     'write-to-registry': Flags.boolean({ description: 'Store new fingerprints in the registry.' }),
-    'output-dir': Flags.string({ char: 'o', description: 'Output folder.', default: 'experiment', aliases: ['out-dir'], deprecateAliases: true }),
+    'output-dir': Flags.string({ char: 'o', description: 'Output folder.', default: 'experiment' }),
     device: Flags.string({ options: ['cpu', 'cuda', 'auto'], default: 'auto', description: 'Inference device.' }),
     progress: Flags.string({ options: ['auto', 'tty', 'jsonl', 'plain', 'none'], default: 'auto', description: 'Progress display.' }),
   };
