@@ -213,13 +213,14 @@ export function LiveTable({ s, columns, now }: { s: LiveState; columns: number; 
 }
 
 /** The results of the finished batch: models with a score (best first) and failures. */
-export function resultsTable(s: LiveState): string | null {
+export function resultsTable(s: LiveState, columns = 80): string | null {
   const rows = [...s.rows.values()].filter((r) => r.counted);
   if (!rows.some((r) => typeof r.score === 'number')) return null;
   rows.sort((a, b) => (b.score ?? -Infinity) - (a.score ?? -Infinity) || a.seq - b.seq);
   return renderTable(
     ['model', 'score', 'status', 'seconds'],
-    rows.map((r) => [r.model, typeof r.score === 'number' ? r.score.toFixed(4) : '-', r.phase === 'failed' ? r.code ?? 'failed' : r.reused ? 'reused' : 'ok', r.seconds === undefined ? '-' : r.seconds.toFixed(1)]),
+    // Long model ids (paths) are cut from the left so the table fits the terminal.
+    rows.map((r) => [r.model.length > columns - 40 ? `…${r.model.slice(-(Math.max(12, columns - 40) - 1))}` : r.model, typeof r.score === 'number' ? r.score.toFixed(4) : '-', r.phase === 'failed' ? r.code ?? 'failed' : r.reused ? 'reused' : 'ok', r.seconds === undefined ? '-' : r.seconds.toFixed(1)]),
   );
 }
 
@@ -271,8 +272,8 @@ export class InkSink implements ProgressSink {
     this.redraw();
     this.closed = true;
     this.app.unmount();
-    const table = resultsTable(this.s);
+    const table = resultsTable(this.s, this.out.columns || 80);
     // A blank line keeps what the command prints next apart from the table.
-    this.out.write(`${table ? `${table}\n` : ''}\n`);
+    this.out.write(`\n${table ? `${table}\n` : ''}`);
   }
 }
