@@ -12,6 +12,19 @@ export declare class SketchSet {
    */
   static fromArrays(models: Array<string>, ids: Uint32Array, lengths: Uint32Array, init: SketchSetInit): SketchSet
   /**
+   * A collection from the bytes of a `.mpsk` file (how the registry stores sketches),
+   * checked like a file.
+   */
+  static fromBytes(bytes: Buffer): SketchSet
+  /** The `.mpsk` bytes of the collection. */
+  toBytes(): Buffer
+  /** All ids, model-major and prompt-minor (a copy). */
+  get ids(): Uint32Array
+  /** `lengths[m * prompts + p]` = size of set (m, p); 0 = a missing prompt. */
+  get lengths(): Uint32Array
+  /** Anchor ranges (2 values per model), or null when every row scores every prompt. */
+  get anchors(): Uint32Array | null
+  /**
    * Opens a `.jsonl` / `.json` / `.ndjson` (JSON lines) or a binary `.mpsk` file (mapped,
    * not copied). `vocabSize` / `k` apply to JSON lines without a header line.
    */
@@ -120,6 +133,12 @@ export declare function overlapRatio(a: Uint32Array, b: Uint32Array): number
 /** Moore–Penrose pseudo-inverse of a row-major `rows × cols` matrix (result `cols × rows`). */
 export declare function pinv(data: Float64Array, rows: number, cols: number): Float64Array
 
+/**
+ * Per-prompt scores of model `b` of `other` against model `a` of this set (the anchor):
+ * NaN where either set is missing. Their mean is what the engine reports for the pair.
+ */
+export declare function promptScores(anchor: SketchSet, a: number, other: SketchSet, b: number, metric?: string | undefined | null): Float64Array
+
 /** A written shard part. */
 export interface ShardResult {
   shardIndex: number
@@ -192,6 +211,11 @@ export interface SketchSetInit {
   promptHash?: string
   /** Models without a sketch (their sets must be empty); default none. */
   failed?: Array<boolean>
+  /**
+   * The §1.5 matrix protocol: per model `[start, end)` of the prompts its row is scored
+   * over (2 values per model); default: every model scores over every prompt.
+   */
+  anchors?: Uint32Array
 }
 
 /** §2 text metrics of two normalised texts: [pal_k, lev_sim, lcs_ratio, score]. */
@@ -199,3 +223,9 @@ export declare function textMetrics(a: string, b: string, kPrefix: number): Arra
 
 /** The `s` largest singular values of a row-major `rows × cols` matrix, descending. */
 export declare function topSingularValues(data: Float32Array, rows: number, cols: number, s: number): Float64Array
+
+/**
+ * Writes a matrix as `.csv` (pandas layout, six decimals) or `.npy` (float32), atomically:
+ * the one writer of matrix files.
+ */
+export declare function writeMatrixFile(path: string, rows: Array<string>, cols: Array<string>, scores: Float32Array): void

@@ -7,14 +7,18 @@ export default class Bench extends BaseCommand<typeof Bench> {
   static override hidden = false;
   static override examples = ['<%= config.bin %> bench', '<%= config.bin %> bench --only inference --only quality'];
   static override flags = {
-    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity'], multiple: true }),
+    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage'], multiple: true }),
     output: Flags.string({ char: 'o', description: 'Markdown file to update.', default: 'BENCHMARKS.md', aliases: ['file'], deprecateAliases: true }),
   };
 
   async run(): Promise<{ file: string; sections: string[] }> {
     const only = this.flags.only;
-    const sections = only ?? ['inference', 'pipeline', 'quality', 'vector', 'similarity'];
+    const sections = only ?? ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage'];
     await runPipelineBenches(this.flags.output, sections);
+    if (sections.includes('lineage')) {
+      const { runLineageBench } = await import('../bench/lineage.js');
+      await runLineageBench(this.flags.output);
+    }
     if (sections.includes('similarity')) {
       const { benchSimilarity } = await import('../bench/similarity.js');
       await benchSimilarity();

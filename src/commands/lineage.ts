@@ -7,7 +7,9 @@ import { resolveModelList, resolveOne } from '../methods/models-input.js';
 import { runTextMethod } from '../methods/text.js';
 import type { ProgressMode } from '../ui/progress.js';
 import { withRunContext } from '../cli/run-context.js';
+import type { RegistryWrite } from '../methods/runner.js';
 import type { DeviceRequest } from '../inference/device.js';
+import type { OnnxVariantRequest } from '../inference/format.js';
 import { renderTable } from '../ui/table.js';
 
 export default class Lineage extends BaseCommand<typeof Lineage> {
@@ -35,15 +37,17 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
     const f = this.flags;
     const params = bottomKParamsFrom(f);
     const registry = await this.registry();
-    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'] };
-    return withRunContext({ params, open, registry, reuse: f.reuse, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet) }, async (ctx) => {
+    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest };
+    return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m) }, async (ctx) => {
       const base = await resolveOne(f.base, registry);
       if (!base.path) {
+        if (base.error) throw base.error;
         throw new ModelprintError('E_NOT_FOUND', `base model "${f.base}" is neither a local path nor a registry model`, { subject: '--base', hint: 'pass a model folder, or register it with `modelprint models add`' });
       }
       const derived = await resolveModelList(f.derived, registry);
       if (derived.length === 0) throw new ModelprintError('E_INPUT', 'no derived models given', { subject: '--derived', hint: 'pass folders or a models CSV' });
-      const io = { promptsIn: f['prompts-in'], promptsOut: f['prompts-out'], retryFailed: f['retry-failed'] };
+      const io = { promptsIn: f['prompts-in'], promptsOut: f['prompts-out'], retryFailed: f['retry-failed'], sketchesOut: f['sketches-out'] };
+      if (f.method === 'text' && f['sketches-out']) throw new ModelprintError('E_USAGE', '--sketches-out writes bottom-k sketches; the text method has none', { subject: '--sketches-out', hint: 'drop --sketches-out, or use --method bottomk' });
       const summary = f.method === 'text' ? await runTextMethod(ctx, base, derived, f.output, io) : await runBaseVsDerived(ctx, base, derived, f.output, io);
       ctx.progress.close();
       if (summary.failures.length > 0) {

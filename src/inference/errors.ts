@@ -7,6 +7,7 @@ import { ModelprintError, type ErrorCode } from '../errors.js';
  */
 export type ModelErrorCode =
   | 'not_found'
+  | 'unsafe_path'
   | 'gated'
   | 'unsupported_gguf'
   | 'unsupported_mlx'
@@ -24,6 +25,7 @@ export type ModelErrorCode =
 
 const CLI_CODE: Record<ModelErrorCode, ErrorCode> = {
   not_found: 'E_NOT_FOUND',
+  unsafe_path: 'E_INPUT',
   gated: 'E_PERMISSION',
   unsupported_gguf: 'E_MODEL_FORMAT',
   unsupported_mlx: 'E_MODEL_FORMAT',

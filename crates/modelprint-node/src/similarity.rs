@@ -53,6 +53,9 @@ pub struct SketchSetInit {
     pub prompt_hash: Option<String>,
     /// Models without a sketch (their sets must be empty); default none.
     pub failed: Option<Vec<bool>>,
+    /// The §1.5 matrix protocol: per model `[start, end)` of the prompts its row is scored
+    /// over (2 values per model); default: every model scores over every prompt.
+    pub anchors: Option<Uint32Array>,
 }
 
 #[napi]
@@ -79,15 +82,63 @@ impl SketchSet {
             prompts: init.prompts,
             prompt_hash,
         };
-        SketchCollection::from_parts(
+        let n = models.len();
+        let mut c = SketchCollection::from_parts(
             meta,
             models,
             ids.to_vec(),
             lengths.to_vec(),
             init.failed.unwrap_or_default(),
         )
-        .map(|c| SketchSet { inner: Arc::new(c) })
-        .map_err(sketch_err)
+        .map_err(sketch_err)?;
+        if let Some(a) = init.anchors {
+            if a.len() != 2 * n {
+                return Err(coded(
+                    "E_USAGE",
+                    format!(
+                        "anchors needs 2 values per model ({} for {n} models)",
+                        a.len()
+                    ),
+                ));
+            }
+            c = c
+                .with_anchors(a.chunks(2).map(|r| [r[0], r[1]]).collect())
+                .map_err(sketch_err)?;
+        }
+        Ok(SketchSet { inner: Arc::new(c) })
+    }
+
+    /// A collection from the bytes of a `.mpsk` file (how the registry stores sketches),
+    /// checked like a file.
+    #[napi(factory)]
+    pub fn from_bytes(bytes: Buffer) -> Result<Self> {
+        modelprint_core::sketch::from_bytes(&bytes)
+            .map(|c| SketchSet { inner: Arc::new(c) })
+            .map_err(sketch_err)
+    }
+
+    /// The `.mpsk` bytes of the collection.
+    #[napi]
+    pub fn to_bytes(&self) -> Buffer {
+        modelprint_core::sketch::to_bytes(&self.inner).into()
+    }
+
+    /// All ids, model-major and prompt-minor (a copy).
+    #[napi(getter)]
+    pub fn ids(&self) -> Uint32Array {
+        Uint32Array::new(self.inner.ids().to_vec())
+    }
+    /// `lengths[m * prompts + p]` = size of set (m, p); 0 = a missing prompt.
+    #[napi(getter)]
+    pub fn lengths(&self) -> Uint32Array {
+        Uint32Array::new(self.inner.lengths().to_vec())
+    }
+    /// Anchor ranges (2 values per model), or null when every row scores every prompt.
+    #[napi(getter)]
+    pub fn anchors(&self) -> Option<Uint32Array> {
+        self.inner
+            .anchors()
+            .map(|a| Uint32Array::new(a.iter().flat_map(|r| [r[0], r[1]]).collect()))
     }
 
     /// Opens a `.jsonl` / `.json` / `.ndjson` (JSON lines) or a binary `.mpsk` file (mapped,
@@ -345,6 +396,50 @@ pub fn similarity_matrix(
     options: Option<SimilarityOptions>,
 ) -> Result<AsyncTask<MatrixTask>> {
     matrix_task(MatrixJob::Full(sketches.inner.clone()), options)
+}
+
+/// Per-prompt scores of model `b` of `other` against model `a` of this set (the anchor):
+/// NaN where either set is missing. Their mean is what the engine reports for the pair.
+#[napi]
+pub fn prompt_scores(
+    anchor: &SketchSet,
+    a: u32,
+    other: &SketchSet,
+    b: u32,
+    metric: Option<String>,
+) -> Result<Float64Array> {
+    let metric = metric
+        .as_deref()
+        .unwrap_or("overlap")
+        .parse::<Metric>()
+        .map_err(sim_err)?;
+    let (x, y) = (&anchor.inner, &other.inner);
+    if a as usize >= x.len() || b as usize >= y.len() || x.prompts() != y.prompts() {
+        return Err(coded(
+            "E_USAGE",
+            format!("no pair ({a}, {b}) with the same prompts"),
+        ));
+    }
+    Ok(Float64Array::new(sim::pair_prompt_scores(
+        x, a as usize, y, b as usize, metric,
+    )))
+}
+
+/// Writes a matrix as `.csv` (pandas layout, six decimals) or `.npy` (float32), atomically:
+/// the one writer of matrix files.
+#[napi]
+pub fn write_matrix_file(
+    path: String,
+    rows: Vec<String>,
+    cols: Vec<String>,
+    scores: Float32Array,
+) -> Result<()> {
+    let m = Matrix {
+        rows: rows.len(),
+        cols: cols.len(),
+        data: scores.to_vec(),
+    };
+    write_matrix(&path, &rows, &cols, &m)
 }
 
 /// Queries × references (`M[q][r]`, the query anchored; failed models -1).

@@ -33,6 +33,11 @@ export default class AnalyzeFamilies extends BaseCommand<typeof AnalyzeFamilies>
     'color-range': Flags.string({ description: 'Heatmap colour scale: the metric range (0–1; distances: their data range) or the data min–max.', options: ['metric', 'data'], default: 'metric' }),
     'log-histogram': Flags.boolean({ description: 'Dashboard histograms with a log count axis.' }),
     'output-dir': Flags.string({ char: 'o', description: 'Write dashboard.html, SVG charts, report.json and text reports here.' }),
+    order: Flags.string({
+      description: 'Heatmap order in the dashboard and heatmap.svg: family (grouped by the given families) or clustered (average-linkage tree on 1 − score, for when the family is the unknown).',
+      options: ['family', 'clustered'],
+      default: 'family',
+    }),
   };
 
   async run(): Promise<Result> {
@@ -67,7 +72,7 @@ export default class AnalyzeFamilies extends BaseCommand<typeof AnalyzeFamilies>
     const result: Result = { ...report };
     if (f['output-dir']) {
       const label = matrix.source.metric ?? 'score';
-      const w = writeDashboard(f['output-dir'], familiesDashboard(report, matrix, info, label, { colourRange: f['color-range'] as 'metric' | 'data', logHistogram: f['log-histogram'] }), report, familyTextFiles(report));
+      const w = writeDashboard(f['output-dir'], familiesDashboard(report, matrix, info, label, { order: f.order as 'family' | 'clustered', colourRange: f['color-range'] as 'metric' | 'data', logHistogram: f['log-histogram'] }), report, familyTextFiles(report));
       result.output = { dir: w.dir, files: w.files };
       this.logger.info(`wrote ${w.html}`);
     }

@@ -7,8 +7,14 @@
 //!
 //! - `M[i][j]` = mean over prompts of overlap `c / |A_i|` (A the row model's set) or
 //!   Jaccard `c / |A_i ∪ B_j|`;
-//! - `M[i][i] = 1`; a failed model (flagged, or without any id) gives -1 in its row and
-//!   column (its diagonal stays 1).
+//! - `M[i][i] = 1`; a failed model (flagged, or without any id) gives -1 in its whole row
+//!   and column, its diagonal included.
+//! - An empty set is a *missing* prompt (it failed, or the model was not run on it): a pair
+//!   is scored over the prompts where both sets are present, and, when the collection has
+//!   anchor ranges (the §1.5 matrix protocol), over the row model's own prompts only. The
+//!   engines compute the mean over all P prompts (a missing prompt contributes 0); a pair
+//!   with fewer common prompts `c` is rescaled once, `(mean · P / c)` in `f64` ([`rescale`]),
+//!   the same in every engine; a pair with no common prompt scores -1.
 //!
 //! Work is split into *stripes*: a block of at most 512 columns and a range of rows. The CPU
 //! engine ([`cpu`]) builds, per prompt, a token → 512-bit column mask table for the stripe
@@ -248,7 +254,8 @@ pub fn prompt_score(metric: Metric, c: u32, la: u32, lb: u32) -> f64 {
         Metric::Jaccard => {
             let union = la as u64 + lb as u64 - c as u64;
             if union == 0 {
-                1.0
+                // Both sets empty: a missing prompt, excluded from the mean (see [`rescale`]).
+                0.0
             } else {
                 c as f64 / union as f64
             }
@@ -264,6 +271,121 @@ pub fn finish_score(sum: f64, prompts: usize) -> f32 {
     } else {
         (sum / prompts as f64) as f32
     }
+}
+
+/// The mean over `common` prompts from the engines' mean over all `prompts` (missing prompts
+/// contribute 0 to the sum): unchanged when every prompt is common, -1 when none is.
+#[inline]
+pub fn rescale(mean: f32, prompts: usize, common: usize) -> f32 {
+    if common == prompts {
+        mean
+    } else if common == 0 {
+        -1.0
+    } else {
+        (mean as f64 * prompts as f64 / common as f64) as f32
+    }
+}
+
+/// Per-prompt scores of column model `j` of `b` against row model `i` of `a`: NaN where a set
+/// is missing or the prompt is outside row `i`'s anchor range. Their mean (over the others)
+/// equals the engines' score of the pair up to the final rounding to `f32`.
+pub fn pair_prompt_scores(
+    a: &SketchCollection,
+    i: usize,
+    b: &SketchCollection,
+    j: usize,
+    metric: Metric,
+) -> Vec<f64> {
+    (0..a.prompts())
+        .map(|q| {
+            let (x, y) = (a.set(i, q), b.set(j, q));
+            if !a.anchors_prompt(i, q) || x.is_empty() || y.is_empty() {
+                return f64::NAN;
+            }
+            let c = crate::overlap::intersection_count_sorted(x, y) as u32;
+            prompt_score(metric, c, x.len() as u32, y.len() as u32)
+        })
+        .collect()
+}
+
+/// Which prompts each row and column model has (non-empty sets), as bitmasks; `None` when
+/// every pair is scored over all P prompts (no rescaling needed).
+pub(crate) struct Presence {
+    words: usize,
+    rows: Vec<u64>,
+    cols: Vec<u64>,
+}
+
+impl Presence {
+    pub(crate) fn of(rows: &SketchCollection, cols: &SketchCollection) -> Option<Presence> {
+        if rows.is_dense() && cols.is_dense() {
+            return None;
+        }
+        let (words, r) = rows.presence_masks(true);
+        let (_, c) = cols.presence_masks(false);
+        Some(Presence {
+            words,
+            rows: r,
+            cols: c,
+        })
+    }
+    /// Prompts that row model `i` and column model `j` both have.
+    #[inline]
+    pub(crate) fn common(&self, i: usize, j: usize) -> usize {
+        let w = self.words;
+        self.rows[i * w..(i + 1) * w]
+            .iter()
+            .zip(&self.cols[j * w..(j + 1) * w])
+            .map(|(a, b)| (a & b).count_ones() as usize)
+            .sum()
+    }
+    /// Column model `j` anchored against row model `i` (the lower triangle of a symmetric job).
+    #[inline]
+    fn common_lower(&self, i: usize, j: usize) -> usize {
+        let w = self.words;
+        self.cols[j * w..(j + 1) * w]
+            .iter()
+            .zip(&self.rows[i * w..(i + 1) * w])
+            .map(|(a, b)| (a & b).count_ones() as usize)
+            .sum()
+    }
+}
+
+/// Runs `job` on `engine`, rescaling every stripe's scores to the prompts each pair has in
+/// common before `emit` sees them (see [`rescale`]).
+fn run_job(
+    engine: &mut dyn Engine,
+    job: &Job,
+    stripes: &[Stripe],
+    emit: &mut EmitFn,
+) -> Result<(), SimilarityError> {
+    let Some(pres) = Presence::of(job.rows, job.cols) else {
+        return engine.run(job, stripes, emit);
+    };
+    let p = job.prompts();
+    engine.run(job, stripes, &mut |st, u, l| {
+        let w = st.c1 - st.c0;
+        let mut u2 = u.to_vec();
+        u2.par_chunks_mut(w.max(1))
+            .enumerate()
+            .for_each(|(ri, row)| {
+                for (ci, v) in row.iter_mut().enumerate() {
+                    *v = rescale(*v, p, pres.common(st.r0 + ri, st.c0 + ci));
+                }
+            });
+        let l2 = l.map(|l| {
+            let mut l2 = l.to_vec();
+            l2.par_chunks_mut(w.max(1))
+                .enumerate()
+                .for_each(|(ri, row)| {
+                    for (ci, v) in row.iter_mut().enumerate() {
+                        *v = rescale(*v, p, pres.common_lower(st.r0 + ri, st.c0 + ci));
+                    }
+                });
+            l2
+        });
+        emit(st, &u2, l2.as_deref())
+    })
 }
 
 /// A dense row-major score matrix.
@@ -466,10 +588,17 @@ pub(crate) fn full_with(
     let n = s.len();
     let job = symmetric_job(s, metric);
     let mut data = vec![0f32; n * n];
-    engine.run(&job, &plan_full(n), &mut |st, u, l| {
-        emit_full(s, &mut data, st, u, l);
-        Ok(())
-    })?;
+    if s.anchors().is_some() {
+        // The §1.5 protocol: row i over model i's own prompts, against every model.
+        let rows = s.anchored_rows();
+        let m = rect_with(&rows, s, metric, engine)?;
+        data.copy_from_slice(&m.data);
+    } else {
+        run_job(engine, &job, &plan_full(n), &mut |st, u, l| {
+            emit_full(s, &mut data, st, u, l);
+            Ok(())
+        })?;
+    }
     finish_full(s, &mut data);
     Ok(Matrix {
         rows: n,
@@ -513,7 +642,7 @@ fn finish_full(s: &SketchCollection, data: &mut [f32]) {
         .for_each(|(i, row)| {
             let fi = s.is_failed(i);
             for (j, v) in row.iter_mut().enumerate() {
-                *v = if i == j {
+                *v = if i == j && !fi {
                     1.0
                 } else {
                     fixup(*v, fi, s.is_failed(j))
@@ -549,7 +678,7 @@ pub(crate) fn rect_with(
         lower: false,
     };
     let mut data = vec![0f32; nq * nr];
-    engine.run(&job, &plan_rect(nq, nr), &mut |st, u, _| {
+    run_job(engine, &job, &plan_rect(nq, nr), &mut |st, u, _| {
         let w = st.c1 - st.c0;
         data[st.r0 * nr..st.r1 * nr]
             .par_chunks_mut(nr.max(1))
@@ -642,9 +771,15 @@ pub(crate) fn top_n_with(
     engine: &mut dyn Engine,
 ) -> Result<Neighbours, SimilarityError> {
     let n = s.len();
+    if s.anchors().is_some() {
+        // The §1.5 protocol (matrix files: n is hundreds, not thousands): from the full matrix.
+        let m = full_with(s, metric, engine)?;
+        let failed = |i: usize| s.is_failed(i);
+        return Ok(reference::top_n_of(&m, top, true, &failed, &failed));
+    }
     let job = symmetric_job(s, metric);
     let mut lists = vec![TopList::new(top.min(n.saturating_sub(1))); n];
-    engine.run(&job, &plan_full(n), &mut |st, u, l| {
+    run_job(engine, &job, &plan_full(n), &mut |st, u, l| {
         let w = st.c1 - st.c0;
         lists[st.r0..st.r1]
             .par_iter_mut()
@@ -709,7 +844,8 @@ pub(crate) fn rect_top_n_with(
         lower: false,
     };
     let mut lists = vec![TopList::new(top.min(refs.len())); queries.len()];
-    engine.run(
+    run_job(
+        engine,
         &job,
         &plan_rect(queries.len(), refs.len()),
         &mut |st, u, _| {
@@ -750,10 +886,15 @@ pub(crate) fn shard_with(
     metric: Metric,
     engine: &mut dyn Engine,
 ) -> Result<ShardPart, SimilarityError> {
+    if s.anchors().is_some() {
+        return Err(SimilarityError::Usage(
+            "this sketch file has anchor ranges (written by `matrix`); sharding is for collections without them: compute it whole".into(),
+        ));
+    }
     let plan = plan_shard(s.len(), spec)?;
     let job = symmetric_job(s, metric);
     let mut part = ShardPart::new(s, spec, metric, s.fingerprint(), plan.tiles.len());
-    engine.run(&job, &plan.stripes, &mut |st, u, l| {
+    run_job(engine, &job, &plan.stripes, &mut |st, u, l| {
         part.take_stripe(s, st, u, l);
         Ok(())
     })?;

@@ -61,7 +61,8 @@ pub fn push_csv_field(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// Matrix CSV: header `model,<col ids…>`, then one row per row id.
+/// Matrix CSV as pandas writes a labelled frame (the published `overlap_matrix.csv`):
+/// header `,<col ids…>` (empty first cell), then one row per row id.
 pub fn write_matrix_csv(
     path: &Path,
     row_ids: &[String],
@@ -70,7 +71,7 @@ pub fn write_matrix_csv(
 ) -> Result<(), SimilarityError> {
     check_shape(row_ids, col_ids, m)?;
     write_atomic(path, |w| {
-        let mut head = b"model".to_vec();
+        let mut head = Vec::new();
         for id in col_ids {
             head.push(b',');
             push_csv_field(&mut head, id);

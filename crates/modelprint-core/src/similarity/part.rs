@@ -94,7 +94,11 @@ impl ShardPart {
                 let fi = s.is_failed(i);
                 for j in st.c0..st.c1 {
                     let v = if i == j {
-                        1.0
+                        if fi {
+                            -1.0
+                        } else {
+                            1.0
+                        }
                     } else if i < j {
                         u[(i - st.r0) * w + (j - st.c0)]
                     } else {

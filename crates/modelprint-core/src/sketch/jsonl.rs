@@ -7,6 +7,10 @@
 //! {"model": "org/broken", "sets": null, "error": "load_failed"}     ← a failed model
 //! ```
 //!
+//! An empty set is a missing prompt (it failed, or the model was not run on it). A model
+//! line may carry `"anchor": [start, end]`: its row is scored over prompts `start..end` only
+//! (the §1.5 matrix protocol, where each model is scored on its own prompts).
+//!
 //! An optional first line carries the collection parameters:
 //!
 //! ```text
@@ -56,6 +60,9 @@ struct Line {
     model: String,
     #[serde(default)]
     sets: Option<Vec<Vec<u32>>>,
+    /// The prompts this model's row is scored over (`[start, end)`; the §1.5 matrix protocol).
+    #[serde(default)]
+    anchor: Option<[u32; 2]>,
 }
 
 #[derive(Serialize)]
@@ -130,7 +137,10 @@ pub fn read_jsonl(path: &Path, opts: &JsonlOptions) -> Result<SketchCollection, 
     let mut ids: Vec<u32> = Vec::new();
     let mut max_id: Option<u32> = None;
     let mut max_len = 0usize;
+    let any_anchor = lines_parsed.iter().any(|l| l.anchor.is_some());
+    let mut anchors = Vec::with_capacity(lines_parsed.len());
     for (line, &(no, _)) in lines_parsed.into_iter().zip(body) {
+        anchors.push(line.anchor.unwrap_or([0, prompts as u32]));
         let ctx = |e: SketchError| at(e.line(no).model(&line.model));
         match &line.sets {
             None => {
@@ -203,6 +213,9 @@ pub fn read_jsonl(path: &Path, opts: &JsonlOptions) -> Result<SketchCollection, 
         };
         at(e)
     })?;
+    if any_anchor {
+        c = c.with_anchors(anchors).map_err(at)?;
+    }
     c.source = Some(path.to_path_buf());
     Ok(c)
 }
@@ -226,6 +239,9 @@ pub fn write_jsonl(c: &SketchCollection, path: &Path) -> Result<(), SketchError>
             buf.clear();
             buf.push_str("{\"model\":");
             buf.push_str(&serde_json::to_string(name).expect("string serialises"));
+            if let Some(a) = c.anchors() {
+                buf.push_str(&format!(",\"anchor\":[{},{}]", a[m][0], a[m][1]));
+            }
             if c.is_flagged_failed(m) {
                 buf.push_str(",\"sets\":null}\n");
             } else {

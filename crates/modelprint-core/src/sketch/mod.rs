@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-pub use binary::{read_binary, write_binary, MAGIC, VERSION};
+pub use binary::{from_bytes, read_binary, to_bytes, write_binary, MAGIC, VERSION};
 pub use jsonl::{read_jsonl, write_jsonl, JsonlOptions};
 
 /// Collection-wide parameters of a sketch collection.
@@ -270,6 +270,9 @@ pub struct SketchCollection {
     storage: Storage,
     failed: Vec<bool>,
     source: Option<PathBuf>,
+    /// Per model, the prompts it anchors (`[start, end)`): the §1.5 matrix protocol scores row
+    /// `m` over its own prompts only. `None`: every model anchors every prompt.
+    anchors: Option<Vec<[u32; 2]>>,
 }
 
 impl fmt::Debug for SketchCollection {
@@ -407,7 +410,100 @@ impl SketchCollection {
             storage,
             failed,
             source,
+            anchors: None,
         })
+    }
+
+    /// Sets the prompts each model anchors (`[start, end)` per model, within `0..P`).
+    pub fn with_anchors(mut self, anchors: Vec<[u32; 2]>) -> Result<Self, SketchError> {
+        if anchors.len() != self.models.len() {
+            return Err(SketchError::invalid(format!(
+                "{} anchor ranges for {} models",
+                anchors.len(),
+                self.models.len()
+            )));
+        }
+        for (m, a) in anchors.iter().enumerate() {
+            if a[0] > a[1] || a[1] > self.meta.prompts {
+                return Err(SketchError::invalid(format!(
+                    "anchor range [{}, {}) is not within the {} prompts",
+                    a[0], a[1], self.meta.prompts
+                ))
+                .model(&self.models[m]));
+            }
+        }
+        self.anchors = Some(anchors);
+        Ok(self)
+    }
+
+    /// The anchor ranges, if the collection has them.
+    pub fn anchors(&self) -> Option<&[[u32; 2]]> {
+        self.anchors.as_deref()
+    }
+
+    /// Set `(m, p)` counts for model `m`'s row: non-empty and inside its anchor range.
+    #[inline]
+    pub fn anchors_prompt(&self, m: usize, p: usize) -> bool {
+        match &self.anchors {
+            None => true,
+            Some(a) => (a[m][0] as usize..a[m][1] as usize).contains(&p),
+        }
+    }
+
+    /// True when every set of every usable model is non-empty and no anchors restrict rows:
+    /// every pair is then scored over all P prompts.
+    pub fn is_dense(&self) -> bool {
+        self.anchors.is_none()
+            && (0..self.len())
+                .filter(|&m| !self.is_failed(m))
+                .all(|m| (0..self.prompts()).all(|p| self.set_len(m, p) > 0))
+    }
+
+    /// Per model, a bitmask of its prompts with a non-empty set (`words` u64 per model);
+    /// with `anchored`, only the prompts inside its anchor range.
+    pub fn presence_masks(&self, anchored: bool) -> (usize, Vec<u64>) {
+        let p = self.prompts();
+        let words = p.div_ceil(64).max(1);
+        let mut out = vec![0u64; words * self.len()];
+        for m in 0..self.len() {
+            for q in 0..p {
+                if self.set_len(m, q) > 0 && (!anchored || self.anchors_prompt(m, q)) {
+                    out[m * words + q / 64] |= 1u64 << (q % 64);
+                }
+            }
+        }
+        (words, out)
+    }
+
+    /// The rows of the §1.5 protocol: a copy in which every set outside its model's anchor
+    /// range is empty (no anchors: a copy of the collection).
+    pub fn anchored_rows(&self) -> SketchCollection {
+        let p = self.prompts();
+        let mut ids = Vec::new();
+        let mut lengths = Vec::with_capacity(self.len() * p);
+        for m in 0..self.len() {
+            for q in 0..p {
+                if self.anchors_prompt(m, q) {
+                    let s = self.set(m, q);
+                    ids.extend_from_slice(s);
+                    lengths.push(s.len() as u32);
+                } else {
+                    lengths.push(0);
+                }
+            }
+        }
+        let flags = self.flags().to_vec();
+        SketchCollection::assemble(
+            self.meta.clone(),
+            self.models.clone(),
+            Storage::Owned {
+                ids,
+                lengths,
+                flags,
+            },
+            None,
+        )
+        .expect("a subset of a valid collection is valid")
     }
 
     /// Opens a `.jsonl` (JSON lines) or a binary `.mpsk` file, chosen by extension
@@ -539,6 +635,13 @@ impl SketchCollection {
         }
         h.update(as_bytes(self.lengths()));
         h.update(as_bytes(self.ids()));
+        if let Some(a) = &self.anchors {
+            h.update(b"anchors");
+            for r in a {
+                h.update(&r[0].to_le_bytes());
+                h.update(&r[1].to_le_bytes());
+            }
+        }
         h.digest128().to_le_bytes()
     }
 }
