@@ -74,7 +74,7 @@ describe('one flag vocabulary', () => {
 
   it('uses -o/--output for a file and -o/--output-dir for a folder everywhere', () => {
     const file = [['lineage'], ['similarity'], ['similarity', 'merge'], ['registry', 'export'], ['bench']];
-    const dir = [['matrix'], ['demo'], ['experiment', 'run'], ['analyze', 'roc'], ['analyze', 'summary'], ['analyze', 'families'], ['analyze', 'downloads'], ['analyze', 'neighbours']];
+    const dir = [['matrix'], ['demo'], ['experiment', 'run'], ['analyze', 'lineage'], ['analyze', 'roc'], ['analyze', 'summary'], ['analyze', 'families'], ['analyze', 'downloads'], ['analyze', 'neighbours']];
     for (const cmd of file) {
       const h = runCli([...cmd, '--help']).stdout;
       expect(h, cmd.join(' ')).toMatch(/-o, --output=<value>/);
