@@ -29,7 +29,7 @@ const VECTOR_METRICS = ['l1', 'cosine', 'euclidean'] as const;
 export const ExperimentConfigSchema = z
   .object({
     name: z.string().optional(),
-    models: z.array(z.union([z.string().min(1), z.number().int().nonnegative()])).min(1, 'list at least one registry model id'),
+    models: z.array(z.union([z.string().min(1), z.number().int().nonnegative()])).min(1, 'list at least one model (registry name, Hub id or path)'),
     methods: z.array(z.enum(['bottomk', ...VECTOR_METHODS])).min(1, 'list at least one method'),
     method_args: z
       .object({
@@ -138,8 +138,10 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
   };
   const records = [];
   for (const [i, ref] of cfg.models.entries()) {
-    const m = await o.registry.getModel(String(ref));
-    if (!m) throw new ModelprintError('E_CONFIG', `field "models[${i}]": no model "${ref}" in the registry`, { subject: `models[${i}]`, hint: 'register it with `modelprint models add` (ids: `modelprint models list`)' });
+    // A registry name (Hub id) or id, else a model folder registered from that path.
+    const src = path.resolve(String(ref));
+    const m = (await o.registry.getModel(String(ref))) ?? (await o.registry.listModels()).find((x) => x.source === src) ?? null;
+    if (!m) throw new ModelprintError('E_CONFIG', `field "models[${i}]": no model "${ref}" in the registry (by name, id or path)`, { subject: `models[${i}]`, hint: 'name models by Hub id / registry name or by the path they were registered from; register them with `modelprint models add` or `models import` (see `modelprint models list`)' });
     records.push(m);
   }
   fs.mkdirSync(o.outputDir, { recursive: true });
