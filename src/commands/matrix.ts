@@ -32,7 +32,7 @@ export default class Matrix extends BaseCommand<typeof Matrix> {
     const f = this.flags;
     const params = bottomKParamsFrom(f);
     const registry = await this.registry();
-    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest };
+    const open = { device: f.device as DeviceRequest, threads: f.threads, lowMemory: f['low-memory'], batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest };
     return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m) }, async (ctx) => {
       const models = await resolveModelList(f.models, registry);
       const r = await runMatrix(ctx, models, f['output-dir'], { sketchesOut: f['sketches-out'] });
