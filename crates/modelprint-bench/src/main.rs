@@ -545,6 +545,7 @@ fn main() {
             // Kernel comparison at the smallest size.
             if args.kernels && want_cpu && n == *args.ns.iter().min().unwrap() {
                 for kernel in [CpuKernel::Sliced, CpuKernel::Bitset] {
+                    let c0 = cpu_seconds();
                     let run = sim::full_matrix(
                         &s,
                         &Options {
@@ -553,7 +554,12 @@ fn main() {
                         },
                     )
                     .expect("kernel run");
-                    log(format!("  kernel {}: {:.2}s", run.device, run.seconds));
+                    log(format!(
+                        "  kernel {}: {:.2}s wall, {:.2}s CPU",
+                        run.device,
+                        run.seconds,
+                        cpu_seconds() - c0
+                    ));
                     kernel_rows.push(json!({
                         "vocab": vocab, "n": n, "kernel": run.device.to_string(), "seconds": run.seconds,
                         "pair_prompts_per_s": pair_prompts / run.seconds, "estimated": false,
