@@ -215,12 +215,7 @@ impl SketchSet {
     #[napi(factory)]
     pub fn open(env: Env, path: String, vocab_size: Option<u32>, k: Option<u32>) -> Result<Self> {
         let p = Path::new(&path);
-        let ext = p
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let c = if matches!(ext.as_str(), "jsonl" | "json" | "ndjson") {
+        let c = if modelprint_core::sketch::is_jsonl_path(p) {
             modelprint_core::sketch::read_jsonl(
                 p,
                 &JsonlOptions {
