@@ -396,8 +396,13 @@ pub(crate) struct Job<'a> {
 }
 
 impl<'a> Job<'a> {
-    /// A collection against itself over `stripes` of the upper triangle.
+    /// A collection against itself over `stripes` of the upper triangle. Never with anchor
+    /// ranges (the §1.5 protocol is a rectangular job): [`Presence::common`] relies on it.
     pub fn symmetric(s: &'a SketchCollection, metric: Metric, stripes: Vec<Stripe>) -> Self {
+        debug_assert!(
+            s.anchors().is_none(),
+            "an anchored collection in a symmetric job"
+        );
         Job {
             rows: s,
             cols: s,
