@@ -112,7 +112,7 @@ export function hubModelError(id: string, e: unknown, ctx: { gated?: boolean; to
   }
   if (status === 401) return new ModelError('unauthorized', id, `not authorized (HTTP 401): ${msg}`, ctx.token ? 'HF_TOKEN has no access to this repo (private?)' : 'set HF_TOKEN to a token with read access');
   if (status === 404) return new ModelError('not_found', id, `not on the Hub (HTTP 404; deleted or renamed?): ${msg}`, 'check the model id');
-  return new ModelError('download_failed', id, status ? `HTTP ${status}: ${msg}` : msg, 'retry later (the download resumes where it stopped)');
+  return new ModelError('download_failed', id, status && !msg.startsWith('HTTP') ? `HTTP ${status}: ${msg}` : msg, 'retry later (the download resumes where it stopped)');
 }
 
 /** A non-OK response of a plain fetch (file downloads), carrying its status. */

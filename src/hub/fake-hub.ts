@@ -175,7 +175,7 @@ export class FakeHub {
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const u = new URL(req.url ?? '/', this.url);
     const p = decodeURIComponent(u.pathname);
-    this.log.push(`${req.method} ${u.pathname}${u.search}`);
+    this.log.push(`${req.method} ${u.pathname}${u.search}${req.headers.range ? ` range=${req.headers.range}` : ''}`);
     if (p === '/api/models') return this.search(u, res);
     let m = /^\/api\/models\/([^/]+\/[^/]+)\/tree\/([^/]+)(?:\/(.*))?$/.exec(p);
     if (m) {
