@@ -385,9 +385,10 @@ export interface Population {
  * A base (`zoo/alpha-base`, ONNX) and 65 derivatives: the zoo's alpha derivatives (chains
  * nested to depth 3), the beta / gamma / delta families all declared as alpha derivatives
  * (mislabels), a GGUF quant at depth 2, transformers safetensors checkpoints and a LoRA
- * adapter from the hf fixtures (when `hfFixtures` is given), and one repo per fault.
+ * adapter from the hf fixtures (when `hfFixtures` is given), and one repo per fault (unless
+ * `faults: false`).
  */
-export async function buildPopulation(hub: FakeHub, workDir: string, opts: { hfFixtures?: string; seed?: number } = {}): Promise<Population> {
+export async function buildPopulation(hub: FakeHub, workDir: string, opts: { hfFixtures?: string; seed?: number; faults?: boolean } = {}): Promise<Population> {
   const zooDir = path.join(workDir, 'zoo');
   await ensureZoo(zooDir, { size: 'tiny', seed: opts.seed ?? 42 });
   const rows = readCsvFile(path.join(zooDir, 'models.csv')).rows;
@@ -431,6 +432,7 @@ export async function buildPopulation(hub: FakeHub, workDir: string, opts: { hfF
     );
     add('hf-fixtures/llama-lora', lora, base, 'adapter', 'missing_base_model');
   }
+  if (opts.faults === false) return { base, derivatives, zooDir };
   const src = filesOf(path.join(zooDir, 'alpha-ft-light'));
   const fault = (name: string, expect: string, extra: Partial<FakeRepo>, files: FakeFile[] = src) => add(`faults/${name}`, files, base, 'finetune', expect, extra);
   fault('rate-limited', 'scored', { faults: { rateLimit: 2, retryAfter: 1 } });
