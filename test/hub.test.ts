@@ -234,7 +234,7 @@ describe('modelprint audit', () => {
     return 'models--zoo--alpha-ft-light';
   }
 
-  it('scores or codes every derivative within the disk budget, and resumes after kill -9 to the same CSV', async () => {
+  it('scores or codes every derivative within the disk budget, and resumes after SIGTERM and kill -9 to the same CSV', async () => {
     const budget = 8 * 1024 * 1024;
     // Uninterrupted run.
     const envA = envFor('audit-a', { HF_TOKEN: 'hf_test' });
@@ -281,37 +281,47 @@ describe('modelprint audit', () => {
     expect(fs.readdirSync(envA.HF_HUB_CACHE)).toEqual([keepA]);
     expect(fs.readFileSync(path.join(envA.HF_HUB_CACHE, keepA, 'refs', 'main'), 'utf8')).toBe(hub.repos.get('zoo/alpha-ft-light')!.sha);
 
-    // The same audit, killed with SIGKILL mid-run, then resumed: same cache (as run A left it), its own registry and out-dir.
+    // The same audit, stopped by SIGTERM, then killed with SIGKILL mid-run, then resumed: same cache (as run A left it), its own registry and out-dir.
     const envB = { ...envFor('audit-b', { HF_TOKEN: 'hf_test' }), HF_HUB_CACHE: envA.HF_HUB_CACHE };
     const keepB = keepA;
     const outB = path.join(work, 'audit-b', 'out');
     const args = ['audit', pop.base, '--depth', '3', '--max-disk', BUDGET, '--out-dir', outB, '--json', ...FAST];
     const diskB = watchDisk(envB.HF_HUB_CACHE, [keepB]);
-    const child = spawnCli(args, { env: envB });
-    child.stdout.resume();
-    child.stderr.resume();
     const lineage = path.join(outB, 'lineage.csv');
-    const killedAt = await new Promise<number>((resolve, reject) => {
-      const t = setInterval(() => {
-        const n = fs.existsSync(lineage) ? fs.readFileSync(lineage, 'utf8').split('\n').length - 2 : 0;
-        if (n >= 20) {
+    const rowsDone = () => (fs.existsSync(lineage) ? fs.readFileSync(lineage, 'utf8').split('\n').length - 2 : 0);
+    /** Starts the audit and sends `signal` once lineage.csv has `rows` rows; resolves with the exit code and the rows then. */
+    const interrupt = (rows: number, signal: NodeJS.Signals) =>
+      new Promise<{ code: number | null; at: number }>((resolve, reject) => {
+        const child = spawnCli(args, { env: envB });
+        child.stdout.resume();
+        child.stderr.resume();
+        let at = -1;
+        const t = setInterval(() => {
+          if (at < 0 && rowsDone() >= rows) {
+            at = rowsDone();
+            child.kill(signal);
+          }
+        }, 10);
+        child.on('close', (code) => {
           clearInterval(t);
-          child.kill('SIGKILL');
-          resolve(n);
-        }
-      }, 10);
-      child.on('exit', () => {
-        clearInterval(t);
-        reject(new Error('the audit finished before it could be killed'));
+          if (at < 0) reject(new Error('the audit finished before it could be interrupted'));
+          else resolve({ code, at });
+        });
       });
-    });
-    await new Promise((r) => child.on('close', r));
-    expect(killedAt).toBeLessThan(pop.derivatives.length);
+    // SIGTERM: finishes the row it is writing, exits 143.
+    const term = await interrupt(10, 'SIGTERM');
+    expect(term.code).toBe(143);
+    // SIGKILL: no chance to clean up.
+    const kill = await interrupt(term.at + 15, 'SIGKILL');
+    expect(kill.code).toBeNull();
+    expect(kill.at).toBeLessThan(pop.derivatives.length);
+    // It left downloads behind (the base and the chunk in flight): the resume must clean them up.
+    expect(fs.readdirSync(envB.HF_HUB_CACHE).length).toBeGreaterThan(2);
     const b = await cli(args, envB);
     const peakB = diskB.stop();
     expect(b.code, b.stderr.slice(-3000)).toBe(3);
     const sb = JSON.parse(b.stdout) as { skipped: number; models: number };
-    expect(sb.skipped).toBeGreaterThanOrEqual(20);
+    expect(sb.skipped).toBeGreaterThanOrEqual(kill.at);
     expect(peakB).toBeLessThanOrEqual(budget);
     expect(fs.readFileSync(path.join(outB, 'audit.csv'), 'utf8')).toBe(fs.readFileSync(path.join(outA, 'audit.csv'), 'utf8'));
     expect(fs.readdirSync(envB.HF_HUB_CACHE)).toEqual([keepB]);

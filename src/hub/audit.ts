@@ -192,12 +192,12 @@ export async function runAudit(ctx: RunContext, o: AuditOptions, log: (m: string
   const sidecar = path.join(o.outDir, 'audit.params.json');
   const params = { base: o.base, endpoint: o.hub.endpoint, relations: o.discover.relations, depth: o.discover.depth, limit: Number.isFinite(o.discover.limit) ? o.discover.limit : null };
   const prev = fs.existsSync(sidecar) && fs.existsSync(files.derivatives) ? (JSON.parse(fs.readFileSync(sidecar, 'utf8')) as typeof params) : null;
-  if (prev && JSON.stringify(prev) === JSON.stringify(params)) {
+  if (prev && JSON.stringify(prev) === JSON.stringify(params) && !o.refresh) {
     rows = readDerivativesCsv(files.derivatives);
     cached = true;
     log(`resuming the audit in ${o.outDir}: ${rows.length} derivatives from derivatives.csv`);
   } else {
-    if (prev) throw new ModelprintError('E_CONFIG', `${o.outDir} holds an audit with other parameters (${JSON.stringify(prev)})`, { subject: o.outDir, hint: 'use another --out-dir, or move the old one away' });
+    if (prev && JSON.stringify(prev) !== JSON.stringify(params)) throw new ModelprintError('E_CONFIG', `${o.outDir} holds an audit with other parameters (${JSON.stringify(prev)})`, { subject: o.outDir, hint: 'use another --out-dir, or move the old one away' });
     const r = await derivativesWithCache(o.base, o.hub, o.discover, { registry: o.registry, ttlSeconds: o.ttlSeconds, refresh: o.refresh, warn: ctx.warn });
     rows = r.rows;
     cached = r.cached;
@@ -228,8 +228,9 @@ export async function runAudit(ctx: RunContext, o: AuditOptions, log: (m: string
     ledger.add(o.base, { repoDir: baseNew.repoDir, repoExisted: baseNew.repoExisted, blobs: baseNew.blobs, links: baseNew.links, bytes });
     notePeak();
     try {
-      fetched += (await downloadRepo(basePlan, o.hub, o.cacheDir, limiter)).fetchedBytes;
+      fetched += (await downloadRepo(basePlan, o.hub, o.cacheDir, limiter, { signal: ctx.stop.controller.signal })).fetchedBytes;
     } catch (e) {
+      ctx.stop.check(ctx.resumeHint);
       throw new ModelprintError('E_IO', `cannot download the base: ${messageOf(e)}`, { subject: o.base, hint: 'retry: the download resumes', cause: e });
     }
   }
@@ -315,7 +316,7 @@ export async function runAudit(ctx: RunContext, o: AuditOptions, log: (m: string
         notePeak();
         ctx.progress.emit({ event: 'phase', model: c.row.model_id, phase: 'download', done: 0, total: c.plan.files.length });
         try {
-          const r = await downloadRepo(c.plan, o.hub, o.cacheDir, limiter);
+          const r = await downloadRepo(c.plan, o.hub, o.cacheDir, limiter, { signal: ctx.stop.controller.signal });
           fetched += r.fetchedBytes;
           c.entry.path = r.snapshotDir;
         } catch (e) {

@@ -189,13 +189,19 @@ export interface DownloadResult {
 }
 
 /** Downloads a planned repo into the cache; files go through the shared limiter. */
-export async function downloadRepo(plan: RepoPlan, hub: HubOptions, cacheDir: string, limiter: Limiter, onBytes?: (n: number) => void): Promise<DownloadResult> {
+export async function downloadRepo(
+  plan: RepoPlan,
+  hub: HubOptions,
+  cacheDir: string,
+  limiter: Limiter,
+  opts: { onBytes?: (n: number) => void; signal?: AbortSignal } = {},
+): Promise<DownloadResult> {
   const repoDir = repoFolder(cacheDir, plan.id);
   const snap = path.join(repoDir, 'snapshots', plan.revision);
   let fetched = 0;
   const count = (n: number) => {
     fetched += n;
-    onBytes?.(n);
+    opts.onBytes?.(n);
   };
   try {
     await Promise.all(
@@ -203,7 +209,8 @@ export async function downloadRepo(plan: RepoPlan, hub: HubOptions, cacheDir: st
         limiter.run(async () => {
           const link = confined(plan.id, snap, f.path);
           const blob = path.join(repoDir, 'blobs', f.etag);
-          if (!fs.existsSync(blob)) await fetchBlob(plan, f, blob, hub, count);
+          opts.signal?.throwIfAborted();
+          if (!fs.existsSync(blob)) await fetchBlob(plan, f, blob, hub, count, opts.signal);
           fs.mkdirSync(path.dirname(link), { recursive: true });
           if (exists(link)) fs.rmSync(link);
           fs.symlinkSync(path.relative(path.dirname(link), blob), link);
@@ -230,7 +237,7 @@ async function hashFile(file: string, algo: 'sha256' | 'sha1', gitSize?: number)
  * dropped connection (resuming again) up to hub.retries times, never writes more than the
  * declared size, checks the hash, then renames.
  */
-async function fetchBlob(plan: RepoPlan, f: PlanFile, blob: string, hub: HubOptions, count: (n: number) => void): Promise<void> {
+async function fetchBlob(plan: RepoPlan, f: PlanFile, blob: string, hub: HubOptions, count: (n: number) => void, signal?: AbortSignal): Promise<void> {
   fs.mkdirSync(path.dirname(blob), { recursive: true });
   const tmp = `${blob}.incomplete`;
   const url = `${hub.endpoint}/${plan.id}/resolve/${plan.revision}/${f.path.split('/').map(encodeURIComponent).join('/')}`;
@@ -243,7 +250,7 @@ async function fetchBlob(plan: RepoPlan, f: PlanFile, blob: string, hub: HubOpti
     }
     try {
       if (have < f.size || f.size === 0) {
-        const res = await doFetch(url, { headers: { ...(hub.token ? { authorization: `Bearer ${hub.token}` } : {}), ...(have > 0 ? { range: `bytes=${have}-` } : {}) } });
+        const res = await doFetch(url, { signal, headers: { ...(hub.token ? { authorization: `Bearer ${hub.token}` } : {}), ...(have > 0 ? { range: `bytes=${have}-` } : {}) } });
         if (res.status === 416) {
           await res.body?.cancel();
           fs.rmSync(tmp, { force: true });
@@ -269,7 +276,7 @@ async function fetchBlob(plan: RepoPlan, f: PlanFile, blob: string, hub: HubOpti
           },
         });
         if (!res.body) throw new Error('empty response body');
-        await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), guard, fs.createWriteStream(tmp, { flags: append ? 'a' : 'w' }));
+        await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), guard, fs.createWriteStream(tmp, { flags: append ? 'a' : 'w' }), { signal });
       }
       const size = fs.statSync(tmp).size;
       if (size !== f.size) throw new Error(`${f.path}: got ${size} of ${f.size} bytes`);
@@ -282,6 +289,8 @@ async function fetchBlob(plan: RepoPlan, f: PlanFile, blob: string, hub: HubOpti
       fs.renameSync(tmp, blob);
       return;
     } catch (e) {
+      // Stopped (Ctrl-C / SIGTERM): what is on disk stays for the resume.
+      if (signal?.aborted) throw e;
       if (e instanceof ModelError || e instanceof HttpStatusError || attempt >= hub.retries) throw e instanceof Error && !(e instanceof ModelError) && !(e instanceof HttpStatusError) ? new ModelError('download_failed', plan.id, `${f.path}: ${messageOf(e)}`, 'run again: the download resumes where it stopped') : e;
       // A dropped connection: back off, then resume from what is on disk.
       await new Promise((r) => setTimeout(r, Math.min(hub.maxWaitMs, hub.backoffMs * 2 ** attempt)));
