@@ -22,7 +22,7 @@ interface Summary {
   failed: number;
   bytes_downloaded: number;
   peak_disk_bytes: number;
-  seconds: { discovery: number; download: number; fingerprint: number; total: number };
+  seconds: { discovery: number; download: number; waiting_for_download: number; fingerprint: number; total: number };
 }
 
 function runAudit(args: string[], env: Record<string, string>): Promise<{ wall: number; summary: Summary }> {
@@ -47,6 +47,7 @@ export async function benchAudit(file: string, log: (m: string) => void): Promis
     const pop = await buildPopulation(hub, work, { faults: false });
     await hub.start();
     const rows: string[] = [];
+    const load = os.loadavg()[0];
     for (const [label, extra] of [
       ['cold (fresh cache and registry)', 'cold'],
       ['warm registry (discovery cached, sketches reused)', 'warm'],
@@ -59,17 +60,17 @@ export async function benchAudit(file: string, log: (m: string) => void): Promis
       const { wall, summary: s } = await runAudit(['audit', pop.base, '--endpoint', hub.url, '--depth', '3', '--max-disk', '16M', '--out-dir', dir, '--progress', 'none', '--json'], env);
       const perMin = (s.models / wall) * 60;
       rows.push(
-        `| ${label} | ${s.models} | ${s.scored} / ${s.failed} | ${s.seconds.discovery.toFixed(1)} | ${s.seconds.download.toFixed(1)} | ${s.seconds.fingerprint.toFixed(1)} | ${wall.toFixed(1)} | **${perMin.toFixed(0)}** | ${(s.bytes_downloaded / 2 ** 20).toFixed(1)} | ${(s.peak_disk_bytes / 2 ** 20).toFixed(1)} |`,
+        `| ${label} | ${s.models} | ${s.scored} / ${s.failed} | ${s.seconds.discovery.toFixed(1)} | ${s.seconds.download.toFixed(1)} (${s.seconds.waiting_for_download.toFixed(1)}) | ${s.seconds.fingerprint.toFixed(1)} | ${wall.toFixed(1)} | **${perMin.toFixed(0)}** | ${(s.bytes_downloaded / 2 ** 20).toFixed(1)} | ${(s.peak_disk_bytes / 2 ** 20).toFixed(1)} |`,
       );
     }
     const md = [
       '## Audit throughput: discovery → download → fingerprint → delete (issue 12)',
       '',
-      machineLine(),
+      `${machineLine()} Load average when it started: ${load.toFixed(1)} (on a shared machine the absolute numbers move with it).`,
       '',
-      `\`modelprint audit zoo/alpha-base --depth 3 --max-disk 16M\` against the local Hub (src/hub/fake-hub.ts, loopback) serving the tiny zoo: ${pop.derivatives.length} declared derivatives (the zoo's other 51 models, ONNX, ~1.2 MB each, and one GGUF quant that ends \`unsupported_gguf\`), METHODS §1.5 defaults (N = 10 prompts, k = 2000), CPU. Seconds are the audit's own split (planning and file transfers count as download); wall is the whole process. The second run keeps the registry: discovery comes from its cache and every sketch is found there by content hash, but every derivative is downloaded again (the first run deleted them) and hashed.`,
+      `\`modelprint audit zoo/alpha-base --depth 3 --max-disk 16M\` against the local Hub (src/hub/fake-hub.ts, loopback) serving the tiny zoo: ${pop.derivatives.length} declared derivatives (the zoo's other 51 models, ONNX, ~1.2 MB each, and one GGUF quant that ends \`unsupported_gguf\`), METHODS §1.5 defaults (N = 10 prompts, k = 2000), CPU. Seconds are the audit's own split: discovery; download = the chunks' download time summed (planning and transfers; the next chunk downloads while the current one is fingerprinted, so it overlaps), in brackets the time fingerprinting waited for downloads; fingerprint = the lineage protocol on each chunk (loading, prompts, sketches, scoring). Wall is the whole process. The second run keeps the registry: discovery comes from its cache and every sketch is found there by content hash, but every derivative is downloaded again (the first run deleted them) and hashed.`,
       '',
-      '| run | models | scored / failed | discovery s | download s | fingerprint s | wall s | models/min | MiB downloaded | peak MiB on disk |',
+      '| run | models | scored / failed | discovery s | download s (waited) | fingerprint s | wall s | models/min | MiB downloaded | peak MiB on disk |',
       '|---|---|---|---|---|---|---|---|---|---|',
       ...rows,
       '',

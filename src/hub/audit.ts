@@ -4,7 +4,8 @@
  * `runBaseVsDerived`, rows per §1.7), and delete what the audit downloaded — within a disk budget.
  *
  * Derivatives go in chunks: as many (in discovery order) as fit in the budget next to the base,
- * downloaded concurrently, fingerprinted, then deleted. What the audit downloads is written to a
+ * downloaded concurrently, fingerprinted, then deleted; the next chunk downloads (in the room the
+ * current one leaves) while the current one is fingerprinted. What the audit downloads is written to a
  * ledger (`<out>/audit-downloads.json`) *before* the download starts, so a run killed at any
  * point (Ctrl-C, SIGTERM, SIGKILL) resumes: finished models are skipped (their rows are in
  * lineage.csv), partial files resume, and leftovers of finished models are deleted. Only files
@@ -73,7 +74,8 @@ export interface AuditSummary {
   failed: number;
   skipped: number;
   discovery_cached: boolean;
-  seconds: { discovery: number; download: number; fingerprint: number; total: number };
+  /** download: summed wall time of the chunks' downloads (overlaps fingerprinting); waiting_for_download: time fingerprinting waited for them. */
+  seconds: { discovery: number; download: number; waiting_for_download: number; fingerprint: number; total: number };
   bytes_downloaded: number;
   peak_disk_bytes: number;
   files: { derivatives: string; lineage: string; audit: string; findings: string; dashboard: string | null };
@@ -175,7 +177,7 @@ function chunkProgress(p: Progress): Progress {
 
 export async function runAudit(ctx: RunContext, o: AuditOptions, log: (m: string) => void): Promise<AuditSummary> {
   const t0 = Date.now();
-  const secs = { discovery: 0, download: 0, fingerprint: 0, total: 0 };
+  const secs = { discovery: 0, download: 0, waiting_for_download: 0, fingerprint: 0, total: 0 };
   fs.mkdirSync(o.outDir, { recursive: true });
   const files = {
     derivatives: path.join(o.outDir, 'derivatives.csv'),
@@ -266,18 +268,18 @@ export async function runAudit(ctx: RunContext, o: AuditOptions, log: (m: string
     }
     return p;
   };
+  type Item = { row: DerivativeRow; entry: ModelEntry; plan: RepoPlan | null; need: number };
+  type Chunk = { items: Item[]; bytes: number; downloaded: Promise<void> };
+  // Models fingerprinted (in this run or before): with --keep their downloads stay and count as fixed.
+  const processed = new Set(done.keys());
+  const fixedBytes = () => Object.entries(ledger.entries).filter(([id]) => id === o.base || processed.has(id)).reduce((s, [, e]) => s + e.bytes, 0);
   let i = 0;
-  while (i < todo.length) {
-    ctx.stop.check(ctx.resumeHint);
-    t = Date.now();
+  /** The next models in discovery order whose downloads fit in `available` bytes (at most --chunk; failures take no room). */
+  const formChunk = async (available: number): Promise<Item[]> => {
     for (const r of todo.slice(i, i + o.chunk)) void plan(r.model_id); // plan ahead, concurrently
-    // Fixed on disk: the base, and with --keep the models already done; leftovers of pending models count in their chunk.
-    const pending = new Set(todo.slice(i).map((r) => r.model_id));
-    const fixed = Object.entries(ledger.entries).filter(([id]) => !pending.has(id)).reduce((s, [, e]) => s + e.bytes, 0);
-    const available = o.maxDisk - fixed;
-    const chunk: Array<{ row: DerivativeRow; entry: ModelEntry; plan: RepoPlan | null; need: number }> = [];
-    let chunkBytes = 0;
-    while (i < todo.length && chunk.length < o.chunk) {
+    const items: Item[] = [];
+    let bytes = 0;
+    while (i < todo.length && items.length < o.chunk) {
       const row = todo[i];
       const entry: ModelEntry = { id: row.model_id, path: null, meta: meta(row) };
       let p: RepoPlan;
@@ -285,35 +287,39 @@ export async function runAudit(ctx: RunContext, o: AuditOptions, log: (m: string
         p = await plan(row.model_id);
       } catch (e) {
         entry.error = e instanceof ModelError ? e : new ModelError('download_failed', row.model_id, messageOf(e));
-        chunk.push({ row, entry, plan: null, need: 0 });
+        items.push({ row, entry, plan: null, need: 0 });
         i++;
         continue;
       }
       const np = newPaths(p, o.cacheDir);
       // What the audit has (or will have) of this repo on disk: its first record when resuming, else the files not cached yet.
       const need = ledger.entries[row.model_id]?.bytes ?? p.files.filter((f) => np.blobs.includes(path.join(np.repoDir, 'blobs', f.etag))).reduce((s, f) => s + f.size, 0);
-      if (need > available) {
-        entry.error = new ModelError('disk_budget', row.model_id, `needs ${need} bytes, more than the ${available} bytes --max-disk ${o.maxDisk} leaves next to the base`, 'raise --max-disk');
-        chunk.push({ row, entry, plan: null, need: 0 });
+      const alone = o.maxDisk - fixedBytes();
+      if (need > alone) {
+        entry.error = new ModelError('disk_budget', row.model_id, `needs ${need} bytes, more than the ${alone} bytes --max-disk ${o.maxDisk} leaves next to the base`, 'raise --max-disk');
+        items.push({ row, entry, plan: null, need: 0 });
         i++;
         continue;
       }
-      if (chunkBytes + need > available) break;
-      chunk.push({ row, entry, plan: p, need });
-      chunkBytes += need;
+      if (bytes + need > available) break;
+      items.push({ row, entry, plan: p, need });
+      bytes += need;
       i++;
     }
-    if (chunk.length === 0) {
-      throw new ModelprintError('E_INTERNAL', `the disk budget leaves no room for ${todo[i].model_id} (${o.maxDisk - ledger.bytes} bytes free)`, { hint: 'raise --max-disk' });
+    return items;
+  };
+  /** Records the chunk in the ledger, then downloads it (concurrently, through the shared limiter). */
+  const startChunk = (items: Item[]): Chunk => {
+    const t1 = Date.now();
+    for (const c of items) {
+      if (!c.plan) continue;
+      const np = newPaths(c.plan, o.cacheDir);
+      ledger.add(c.row.model_id, { repoDir: np.repoDir, repoExisted: np.repoExisted, blobs: np.blobs, links: np.links, bytes: c.need });
     }
-    // Leftovers of an interrupted run that this chunk does not hold are deleted before downloading more.
-    if (!o.keep) for (const id of Object.keys(ledger.entries)) if (id !== o.base && !chunk.some((c) => c.row.model_id === id)) ledger.remove(id);
-    await Promise.all(
-      chunk.map(async (c) => {
+    notePeak();
+    const downloaded = Promise.all(
+      items.map(async (c) => {
         if (!c.plan) return;
-        const np = newPaths(c.plan, o.cacheDir);
-        ledger.add(c.row.model_id, { repoDir: np.repoDir, repoExisted: np.repoExisted, blobs: np.blobs, links: np.links, bytes: c.need });
-        notePeak();
         ctx.progress.emit({ event: 'phase', model: c.row.model_id, phase: 'download', done: 0, total: c.plan.files.length });
         try {
           const r = await downloadRepo(c.plan, o.hub, o.cacheDir, limiter, { signal: ctx.stop.controller.signal });
@@ -323,13 +329,35 @@ export async function runAudit(ctx: RunContext, o: AuditOptions, log: (m: string
           c.entry.error = e instanceof ModelError ? e : new ModelError('download_failed', c.row.model_id, messageOf(e));
         }
       }),
-    );
-    secs.download += (Date.now() - t) / 1000;
-    ctx.stop.check(ctx.resumeHint);
+    ).then(() => {
+      secs.download += (Date.now() - t1) / 1000;
+    });
+    return { items, bytes: items.reduce((s, c) => s + c.need, 0), downloaded };
+  };
+
+  let cur: Chunk | null = null;
+  if (todo.length > 0) {
+    const first = await formChunk(o.maxDisk - fixedBytes());
+    // Leftovers of an interrupted run that the first chunk does not hold are deleted before downloading more.
+    if (!o.keep) for (const id of Object.keys(ledger.entries)) if (id !== o.base && !first.some((c) => c.row.model_id === id)) ledger.remove(id);
+    cur = startChunk(first);
+  }
+  while (cur && cur.items.length > 0) {
     t = Date.now();
-    await runBaseVsDerived(sub, baseEntry, chunk.map((c) => c.entry), files.lineage, {});
+    await cur.downloaded;
+    secs.waiting_for_download += (Date.now() - t) / 1000;
+    ctx.stop.check(ctx.resumeHint);
+    // The next chunk downloads while this one is fingerprinted, in the room this one leaves.
+    let next: Chunk | null = i < todo.length ? startChunk(await formChunk(o.maxDisk - fixedBytes() - cur.bytes)) : null;
+    t = Date.now();
+    await runBaseVsDerived(sub, baseEntry, cur.items.map((c) => c.entry), files.lineage, {});
     secs.fingerprint += (Date.now() - t) / 1000;
-    if (!o.keep) for (const c of chunk) ledger.remove(c.row.model_id);
+    for (const c of cur.items) {
+      processed.add(c.row.model_id);
+      if (!o.keep) ledger.remove(c.row.model_id);
+    }
+    if ((!next || next.items.length === 0) && i < todo.length) next = startChunk(await formChunk(o.maxDisk - fixedBytes()));
+    cur = next;
   }
   if (!o.keep) ledger.remove(o.base);
 
