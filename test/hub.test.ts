@@ -135,6 +135,10 @@ describe('hub derivatives', () => {
     expect((JSON.parse(again.stdout) as { cached: boolean; count: number }).cached).toBe(true);
     expect(hub.count('GET /api/models?')).toBe(n);
     expect(searches).toBeGreaterThan(4);
+    // --ttl 0 never uses the cache; --limit stops early.
+    const fresh = await cli(['hub', 'derivatives', pop.base, '--depth', '3', '--ttl', '0', '--limit', '12', '--out', path.join(work, 'discover', 'l.csv'), '--json'], env);
+    expect(JSON.parse(fresh.stdout)).toMatchObject({ cached: false, count: 12 });
+    expect(hub.count('GET /api/models?')).toBeGreaterThan(n);
   }, 120_000);
 });
 
@@ -192,6 +196,13 @@ describe('hub download', () => {
     const hostile = path.join(cache, 'models--faults--hostile-path');
     expect(fs.readdirSync(path.join(hostile, 'snapshots', hub.repos.get('faults/hostile-path')!.sha)).sort()).toEqual(['config.json', 'generation_config.json', 'onnx', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer_config.json']);
     expect(fs.readdirSync(path.dirname(cache)).sort()).toEqual(['cache']);
+    // A second download of the same models fetches nothing.
+    const again = await cli(['hub', 'download', pop.base, 'faults/reset-mid-file', '--json'], env);
+    expect(again.code, again.stderr).toBe(0);
+    expect((JSON.parse(again.stdout) as { models: Array<{ fetched_bytes: number }> }).models.map((m) => m.fetched_bytes)).toEqual([0, 0]);
+    // Model info with ?blobs=true carries the LFS sha256 the downloads were checked against.
+    const info = (await (await fetch(`${hub.url}/api/models/${pop.base}?blobs=true`)).json()) as { siblings: Array<{ rfilename: string; lfs?: { sha256: string } }> };
+    expect(info.siblings.find((x) => x.rfilename === 'onnx/model.onnx')?.lfs?.sha256).toBe(blobSha);
     // resolve.ts finds the downloads by id (the cache is standard).
     const prev = process.env.HF_HUB_CACHE;
     process.env.HF_HUB_CACHE = cache;
@@ -233,6 +244,22 @@ describe('modelprint audit', () => {
     expect(r.code, r.stderr).toBe(0);
     return 'models--zoo--alpha-ft-light';
   }
+
+  it('--keep keeps the downloads, within the budget in total', async () => {
+    const env = envFor('audit-keep');
+    const out = path.join(work, 'audit-keep', 'out');
+    const r = await cli(['audit', pop.base, '--relation', 'quantized', '--max-disk', '5M', '--keep', '--out-dir', out, '--json', ...FAST], env);
+    expect(r.code, r.stderr.slice(-2000)).toBe(3);
+    const rows = readCsvFile(path.join(out, 'audit.csv')).rows;
+    const scored = rows.filter((x) => x.error_code === '').map((x) => x.derived_model_name);
+    const over = rows.filter((x) => x.error_code === 'disk_budget').map((x) => x.derived_model_name);
+    expect(scored.length).toBeGreaterThan(0);
+    expect(over.length).toBeGreaterThan(0);
+    expect(scored.length + over.length).toBe(rows.length);
+    const cached = fs.readdirSync(env.HF_HUB_CACHE).sort();
+    expect(cached).toEqual(['models--zoo--alpha-base', ...scored.map((id) => `models--${id.replace('/', '--')}`)].sort());
+    expect(folderBytes(env.HF_HUB_CACHE)).toBeLessThanOrEqual(5 * 1024 * 1024);
+  }, 120_000);
 
   it('scores or codes every derivative within the disk budget, and resumes after SIGTERM and kill -9 to the same CSV', async () => {
     const budget = 8 * 1024 * 1024;

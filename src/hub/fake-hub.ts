@@ -211,7 +211,17 @@ export class FakeHub {
       if (!this.access(req, res, repo, false)) return;
       const rev = m[2] ?? 'HEAD';
       if (rev !== repo.sha && rev !== 'main' && rev !== 'HEAD') return this.fail(res, 404, 'RevisionNotFound', `Invalid rev id: ${rev}`);
-      return this.json(res, 200, this.summary(repo));
+      const info = this.summary(repo);
+      // ?blobs=true: siblings with their blob id, size and LFS sha256, as the Hub gives them.
+      if (u.searchParams.get('blobs') === 'true') {
+        info.siblings = repo.files.map((f) => ({
+          rfilename: f.path,
+          blobId: f.lfs ? gitOid(lfsPointer(f.data)) : gitOid(f.data),
+          size: f.declaredSize ?? f.data.length,
+          ...(f.lfs ? { lfs: { sha256: f.declaredSha256 ?? sha256(f.data), size: f.declaredSize ?? f.data.length, pointerSize: lfsPointer(f.data).length } } : {}),
+        }));
+      }
+      return this.json(res, 200, info);
     }
     m = /^\/([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(p);
     if (m) return this.resolve(req, res, m[1], m[2], m[3]);
