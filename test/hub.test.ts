@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, spawnCli, tmpDir, type CliResult } from './helpers/cli.js';
+import { ADMIN_PASSWORD, ADMIN_USER, READER_PASSWORD, READER_USER, startPostgres, type PgServer } from './helpers/pg.js';
 import { FakeHub, buildPopulation, type Population } from '../src/hub/fake-hub.js';
 import { confined, folderBytes, isSafeRepoPath, selectFiles } from '../src/hub/download.js';
 import { parseRetryAfter } from '../src/hub/client.js';
@@ -139,6 +140,8 @@ describe('hub derivatives', () => {
     const fresh = await cli(['hub', 'derivatives', pop.base, '--depth', '3', '--ttl', '0', '--limit', '12', '--out', path.join(work, 'discover', 'l.csv'), '--json'], env);
     expect(JSON.parse(fresh.stdout)).toMatchObject({ cached: false, count: 12 });
     expect(hub.count('GET /api/models?')).toBeGreaterThan(n);
+    const cachedAt = (JSON.parse((await cli(args, admin)).stdout) as { cached: boolean; cached_at: string }).cached_at;
+    expect(Date.parse(cachedAt)).toBeGreaterThan(Date.parse((JSON.parse(second.stdout) as { cached_at: string }).cached_at));
   }, 120_000);
 });
 
@@ -353,4 +356,34 @@ describe('modelprint audit', () => {
     expect(fs.readFileSync(path.join(outB, 'audit.csv'), 'utf8')).toBe(fs.readFileSync(path.join(outA, 'audit.csv'), 'utf8'));
     expect(fs.readdirSync(envB.HF_HUB_CACHE)).toEqual([keepB]);
   }, 300_000);
+});
+
+describe('hub derivatives with a PostgreSQL registry', () => {
+  let pgs: PgServer | null = null;
+  afterAll(async () => {
+    await pgs?.stop();
+  });
+
+  it('caches the discovery in the runs table; readers (who may append runs) use and refresh it', async () => {
+    pgs = await startPostgres();
+    const db = await pgs.createDatabase({ migrate: true });
+    const out = path.join(work, 'pg-derivatives.csv');
+    const admin = { ...envFor('pg'), MODELPRINT_REGISTRY: pgs.url(ADMIN_USER, ADMIN_PASSWORD, db) };
+    const reader = { ...envFor('pg'), MODELPRINT_REGISTRY: pgs.url(READER_USER, READER_PASSWORD, db) };
+    const args = ['hub', 'derivatives', pop.base, '--relation', 'adapter,merge', '--depth', '2', '--out', out, '--json'];
+    const first = await cli(args, admin);
+    expect(first.code, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout)).toMatchObject({ cached: false });
+    const n = hub.count('GET /api/models?');
+    const second = await cli(args, reader);
+    expect(second.code, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ cached: true, count: (JSON.parse(first.stdout) as { count: number }).count });
+    expect(hub.count('GET /api/models?')).toBe(n);
+    const fresh = await cli([...args, '--refresh'], reader);
+    expect(fresh.code, fresh.stderr).toBe(0);
+    expect(JSON.parse(fresh.stdout)).toMatchObject({ cached: false });
+    expect(hub.count('GET /api/models?')).toBeGreaterThan(n);
+    const cachedAt = (JSON.parse((await cli(args, admin)).stdout) as { cached: boolean; cached_at: string }).cached_at;
+    expect(Date.parse(cachedAt)).toBeGreaterThan(Date.parse((JSON.parse(second.stdout) as { cached_at: string }).cached_at));
+  }, 120_000);
 });
