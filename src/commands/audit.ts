@@ -1,5 +1,6 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
+import { ModelprintError } from '../errors.js';
 import { bottomKFlags, bottomKParamsFrom } from '../cli/method-flags.js';
 import { withRunContext } from '../cli/run-context.js';
 import type { DeviceRequest } from '../inference/device.js';
@@ -45,6 +46,10 @@ Writes to --out-dir: derivatives.csv, lineage.csv (§1.7 rows as they finish), a
   async run(): Promise<AuditSummary> {
     const f = this.flags;
     const params = bottomKParamsFrom(f);
+    const mislabelBelow = Number(f['mislabel-below']);
+    if (!Number.isFinite(mislabelBelow) || mislabelBelow < 0 || mislabelBelow > 1) {
+      throw new ModelprintError('E_USAGE', `--mislabel-below must be a score in [0, 1], not ${f['mislabel-below']}`, { subject: '--mislabel-below', hint: 'e.g. 0.2' });
+    }
     const registry = f['registry-write'] === 'off' ? null : await this.registry();
     const hub = hubOptions({ endpoint: f.endpoint, retries: f.retries });
     hub.onRetry = (r) => this.logger.debug(`retry ${r.attempt} in ${(r.waitMs / 1000).toFixed(1)}s: ${r.reason} (${r.url})`);
@@ -67,7 +72,7 @@ Writes to --out-dir: derivatives.csv, lineage.csv (§1.7 rows as they finish), a
             registry,
             concurrency: f.concurrency,
             chunk: f.chunk,
-            mislabelBelow: Number(f['mislabel-below']),
+            mislabelBelow,
           },
           (m) => this.logger.info(m),
         );
