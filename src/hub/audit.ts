@@ -12,6 +12,9 @@
  * the ledger names are ever deleted: a repo folder the audit created, else the blobs and links
  * it added — never what was in the cache before.
  *
+ * The base's prompts and sketch are computed once and reused by every chunk through the registry
+ * (a private one in --out-dir, audit-registry.db, when the run may not use the main one).
+ *
  * Outputs in --out-dir: derivatives.csv (discovery), lineage.csv (append-only, resumable),
  * audit.csv (the §1.7 rows joined with the Hub metadata, in discovery order — the same bytes
  * after any interruption), findings.json / findings.md, and the downloads analysis (METHODS §5)
@@ -36,6 +39,7 @@ import type { HubOptions } from './client.js';
 import { DERIVATIVE_COLUMNS, derivativesWithCache, readDerivativesCsv, writeDerivativesCsv, type DerivativeRow, type DiscoverOptions } from './discover.js';
 import { Limiter, downloadRepo, newPaths, planRepo, type RepoPlan } from './download.js';
 import type { Registry } from '../registry/types.js';
+import { openRegistry } from '../registry/index.js';
 
 export interface AuditOptions {
   base: string;
@@ -257,107 +261,116 @@ export async function runAudit(ctx: RunContext, o: AuditOptions, log: (m: string
     if (d.error_code) ctx.progress.emit({ event: 'model_failed', model: r.model_id, code: d.error_code, message: d.error_message });
     else ctx.progress.emit({ event: 'model_done', model: r.model_id, score: Number(d.avg_overlap_ratio), reused: true, seconds: 0 });
   }
-  const sub: RunContext = { ...ctx, progress: chunkProgress(ctx.progress) };
-  const plans = new Map<string, Promise<RepoPlan>>();
-  const plan = (id: string) => {
-    let p = plans.get(id);
-    if (!p) {
-      p = planRepo(id, o.hub);
-      p.catch(() => undefined);
-      plans.set(id, p);
-    }
-    return p;
-  };
-  type Item = { row: DerivativeRow; entry: ModelEntry; plan: RepoPlan | null; need: number };
-  type Chunk = { items: Item[]; bytes: number; downloaded: Promise<void> };
-  // Models fingerprinted (in this run or before): with --keep their downloads stay and count as fixed.
-  const processed = new Set(done.keys());
-  const fixedBytes = () => Object.entries(ledger.entries).filter(([id]) => id === o.base || processed.has(id)).reduce((s, [, e]) => s + e.bytes, 0);
-  let i = 0;
-  /** The next models in discovery order whose downloads fit in `available` bytes (at most --chunk; failures take no room). */
-  const formChunk = async (available: number): Promise<Item[]> => {
-    for (const r of todo.slice(i, i + o.chunk)) void plan(r.model_id); // plan ahead, concurrently
-    const items: Item[] = [];
-    let bytes = 0;
-    while (i < todo.length && items.length < o.chunk) {
-      const row = todo[i];
-      const entry: ModelEntry = { id: row.model_id, path: null, meta: meta(row) };
-      let p: RepoPlan;
-      try {
-        p = await plan(row.model_id);
-      } catch (e) {
-        entry.error = e instanceof ModelError ? e : new ModelError('download_failed', row.model_id, messageOf(e));
-        items.push({ row, entry, plan: null, need: 0 });
-        i++;
-        continue;
-      }
-      const np = newPaths(p, o.cacheDir);
-      // What the audit has (or will have) of this repo on disk: its first record when resuming, else the files not cached yet.
-      const need = ledger.entries[row.model_id]?.bytes ?? p.files.filter((f) => np.blobs.includes(path.join(np.repoDir, 'blobs', f.etag))).reduce((s, f) => s + f.size, 0);
-      const alone = o.maxDisk - fixedBytes();
-      if (need > alone) {
-        entry.error = new ModelError('disk_budget', row.model_id, `needs ${need} bytes, more than the ${alone} bytes --max-disk ${o.maxDisk} leaves next to the base`, 'raise --max-disk');
-        items.push({ row, entry, plan: null, need: 0 });
-        i++;
-        continue;
-      }
-      if (bytes + need > available) break;
-      items.push({ row, entry, plan: p, need });
-      bytes += need;
-      i++;
-    }
-    return items;
-  };
-  /** Records the chunk in the ledger, then downloads it (concurrently, through the shared limiter). */
-  const startChunk = (items: Item[]): Chunk => {
-    const t1 = Date.now();
-    for (const c of items) {
-      if (!c.plan) continue;
-      const np = newPaths(c.plan, o.cacheDir);
-      ledger.add(c.row.model_id, { repoDir: np.repoDir, repoExisted: np.repoExisted, blobs: np.blobs, links: np.links, bytes: c.need });
-    }
-    notePeak();
-    const downloaded = Promise.all(
-      items.map(async (c) => {
-        if (!c.plan) return;
-        ctx.progress.emit({ event: 'phase', model: c.row.model_id, phase: 'download', done: 0, total: c.plan.files.length });
-        try {
-          const r = await downloadRepo(c.plan, o.hub, o.cacheDir, limiter, { signal: ctx.stop.controller.signal });
-          fetched += r.fetchedBytes;
-          c.entry.path = r.snapshotDir;
-        } catch (e) {
-          c.entry.error = e instanceof ModelError ? e : new ModelError('download_failed', c.row.model_id, messageOf(e));
-        }
-      }),
-    ).then(() => {
-      secs.download += (Date.now() - t1) / 1000;
-    });
-    return { items, bytes: items.reduce((s, c) => s + c.need, 0), downloaded };
-  };
+  // Every chunk scores against the base's prompts and sketch: they come from the registry after the
+  // first chunk. When the run may not use the registry that way (--no-reuse, --registry-write
+  // read-only / off), a private one in --out-dir keeps them (and survives a resume).
+  const own = !ctx.registry || !ctx.reuse || (ctx.registryWrite ?? 'write') !== 'write' ? await openRegistry(path.join(o.outDir, 'audit-registry.db')) : null;
+  const sub: RunContext = own ? { ...ctx, registry: own, reuse: true, registryWrite: 'write', progress: chunkProgress(ctx.progress) } : { ...ctx, progress: chunkProgress(ctx.progress) };
+  try {
 
-  let cur: Chunk | null = null;
-  if (todo.length > 0) {
-    const first = await formChunk(o.maxDisk - fixedBytes());
-    // Leftovers of an interrupted run that the first chunk does not hold are deleted before downloading more.
-    if (!o.keep) for (const id of Object.keys(ledger.entries)) if (id !== o.base && !first.some((c) => c.row.model_id === id)) ledger.remove(id);
-    cur = startChunk(first);
-  }
-  while (cur && cur.items.length > 0) {
-    t = Date.now();
-    await cur.downloaded;
-    secs.waiting_for_download += (Date.now() - t) / 1000;
-    ctx.stop.check(ctx.resumeHint);
-    // The next chunk downloads while this one is fingerprinted, in the room this one leaves.
-    let next: Chunk | null = i < todo.length ? startChunk(await formChunk(o.maxDisk - fixedBytes() - cur.bytes)) : null;
-    t = Date.now();
-    await runBaseVsDerived(sub, baseEntry, cur.items.map((c) => c.entry), files.lineage, {});
-    secs.fingerprint += (Date.now() - t) / 1000;
-    for (const c of cur.items) {
-      processed.add(c.row.model_id);
-      if (!o.keep) ledger.remove(c.row.model_id);
+    const plans = new Map<string, Promise<RepoPlan>>();
+    const plan = (id: string) => {
+      let p = plans.get(id);
+      if (!p) {
+        p = planRepo(id, o.hub);
+        p.catch(() => undefined);
+        plans.set(id, p);
+      }
+      return p;
+    };
+    type Item = { row: DerivativeRow; entry: ModelEntry; plan: RepoPlan | null; need: number };
+    type Chunk = { items: Item[]; bytes: number; downloaded: Promise<void> };
+    // Models fingerprinted (in this run or before): with --keep their downloads stay and count as fixed.
+    const processed = new Set(done.keys());
+    const fixedBytes = () => Object.entries(ledger.entries).filter(([id]) => id === o.base || processed.has(id)).reduce((s, [, e]) => s + e.bytes, 0);
+    let i = 0;
+    /** The next models in discovery order whose downloads fit in `available` bytes (at most --chunk; failures take no room). */
+    const formChunk = async (available: number): Promise<Item[]> => {
+      for (const r of todo.slice(i, i + o.chunk)) void plan(r.model_id); // plan ahead, concurrently
+      const items: Item[] = [];
+      let bytes = 0;
+      while (i < todo.length && items.length < o.chunk) {
+        const row = todo[i];
+        const entry: ModelEntry = { id: row.model_id, path: null, meta: meta(row) };
+        let p: RepoPlan;
+        try {
+          p = await plan(row.model_id);
+        } catch (e) {
+          entry.error = e instanceof ModelError ? e : new ModelError('download_failed', row.model_id, messageOf(e));
+          items.push({ row, entry, plan: null, need: 0 });
+          i++;
+          continue;
+        }
+        const np = newPaths(p, o.cacheDir);
+        // What the audit has (or will have) of this repo on disk: its first record when resuming, else the files not cached yet.
+        const need = ledger.entries[row.model_id]?.bytes ?? p.files.filter((f) => np.blobs.includes(path.join(np.repoDir, 'blobs', f.etag))).reduce((s, f) => s + f.size, 0);
+        const alone = o.maxDisk - fixedBytes();
+        if (need > alone) {
+          entry.error = new ModelError('disk_budget', row.model_id, `needs ${need} bytes, more than the ${alone} bytes --max-disk ${o.maxDisk} leaves next to the base`, 'raise --max-disk');
+          items.push({ row, entry, plan: null, need: 0 });
+          i++;
+          continue;
+        }
+        if (bytes + need > available) break;
+        items.push({ row, entry, plan: p, need });
+        bytes += need;
+        i++;
+      }
+      return items;
+    };
+    /** Records the chunk in the ledger, then downloads it (concurrently, through the shared limiter). */
+    const startChunk = (items: Item[]): Chunk => {
+      const t1 = Date.now();
+      for (const c of items) {
+        if (!c.plan) continue;
+        const np = newPaths(c.plan, o.cacheDir);
+        ledger.add(c.row.model_id, { repoDir: np.repoDir, repoExisted: np.repoExisted, blobs: np.blobs, links: np.links, bytes: c.need });
+      }
+      notePeak();
+      const downloaded = Promise.all(
+        items.map(async (c) => {
+          if (!c.plan) return;
+          ctx.progress.emit({ event: 'phase', model: c.row.model_id, phase: 'download', done: 0, total: c.plan.files.length });
+          try {
+            const r = await downloadRepo(c.plan, o.hub, o.cacheDir, limiter, { signal: ctx.stop.controller.signal });
+            fetched += r.fetchedBytes;
+            c.entry.path = r.snapshotDir;
+          } catch (e) {
+            c.entry.error = e instanceof ModelError ? e : new ModelError('download_failed', c.row.model_id, messageOf(e));
+          }
+        }),
+      ).then(() => {
+        secs.download += (Date.now() - t1) / 1000;
+      });
+      return { items, bytes: items.reduce((s, c) => s + c.need, 0), downloaded };
+    };
+
+    let cur: Chunk | null = null;
+    if (todo.length > 0) {
+      const first = await formChunk(o.maxDisk - fixedBytes());
+      // Leftovers of an interrupted run that the first chunk does not hold are deleted before downloading more.
+      if (!o.keep) for (const id of Object.keys(ledger.entries)) if (id !== o.base && !first.some((c) => c.row.model_id === id)) ledger.remove(id);
+      cur = startChunk(first);
     }
-    if ((!next || next.items.length === 0) && i < todo.length) next = startChunk(await formChunk(o.maxDisk - fixedBytes()));
-    cur = next;
+    while (cur && cur.items.length > 0) {
+      t = Date.now();
+      await cur.downloaded;
+      secs.waiting_for_download += (Date.now() - t) / 1000;
+      ctx.stop.check(ctx.resumeHint);
+      // The next chunk downloads while this one is fingerprinted, in the room this one leaves.
+      let next: Chunk | null = i < todo.length ? startChunk(await formChunk(o.maxDisk - fixedBytes() - cur.bytes)) : null;
+      t = Date.now();
+      await runBaseVsDerived(sub, baseEntry, cur.items.map((c) => c.entry), files.lineage, {});
+      secs.fingerprint += (Date.now() - t) / 1000;
+      for (const c of cur.items) {
+        processed.add(c.row.model_id);
+        if (!o.keep) ledger.remove(c.row.model_id);
+      }
+      if ((!next || next.items.length === 0) && i < todo.length) next = startChunk(await formChunk(o.maxDisk - fixedBytes()));
+      cur = next;
+    }
+  } finally {
+    await own?.close();
   }
   if (!o.keep) ledger.remove(o.base);
 
