@@ -24,7 +24,12 @@ export type ModelErrorCode =
   | 'load_failed'
   | 'inference_failed'
   | 'non_finite_logits'
-  | 'no_allowed_tokens';
+  | 'no_allowed_tokens'
+  // Hub downloads (src/hub): access, transfer and integrity failures, and the audit's disk budget.
+  | 'unauthorized'
+  | 'download_failed'
+  | 'checksum_mismatch'
+  | 'disk_budget';
 
 const CLI_CODE: Record<ModelErrorCode, ErrorCode> = {
   not_found: 'E_NOT_FOUND',
@@ -46,6 +51,10 @@ const CLI_CODE: Record<ModelErrorCode, ErrorCode> = {
   inference_failed: 'E_INFERENCE',
   non_finite_logits: 'E_INFERENCE',
   no_allowed_tokens: 'E_TOKENIZER',
+  unauthorized: 'E_PERMISSION',
+  download_failed: 'E_IO',
+  checksum_mismatch: 'E_IO',
+  disk_budget: 'E_IO',
 };
 
 /** A model that cannot be evaluated: a row with -1 and this code, never a dead batch. */
