@@ -19,6 +19,8 @@ export interface OpenOptions {
   onnxVariant?: OnnxVariantRequest;
   /** Base checkpoint folder of PEFT LoRA adapters (else adapter_config.json's base_model_name_or_path). */
   adapterBase?: string;
+  /** GGUF quantizations to prefer in a folder holding several (--gguf-quant, comma-separated). */
+  ggufQuant?: string;
 }
 
 type FloatType = 'float32' | 'float16';
@@ -136,7 +138,7 @@ export class CausalLM {
   /** Opens a model folder / hub snapshot / ONNX file; every failure is a ModelError with its code. */
   static async open(ref: string, opts: OpenOptions = {}): Promise<CausalLM> {
     const device = resolveDevice(opts.device ?? 'auto');
-    const files = resolveModel(ref, { tokenizer: opts.tokenizer, id: opts.id, onnxVariant: opts.onnxVariant, adapterBase: opts.adapterBase });
+    const files = resolveModel(ref, { tokenizer: opts.tokenizer, id: opts.id, onnxVariant: opts.onnxVariant, adapterBase: opts.adapterBase, ggufQuant: opts.ggufQuant });
     let config: ModelConfig | null;
     try {
       config = readModelConfig(files.dir);
