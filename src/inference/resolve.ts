@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { detectFormat, listOnnxCandidates, pickOnnxCandidate, variantOfFile, type ModelFormat, type OnnxVariantName, type OnnxVariantRequest } from './format.js';
 import { ModelError, type ModelErrorCode } from './errors.js';
-import { prepareSafetensors } from '../formats/hf-checkpoint.js';
+import { prepareSafetensors, quantizationError } from '../formats/hf-checkpoint.js';
 import { parseGgufQuantList, pickGgufFile, prepareGguf } from '../formats/gguf.js';
 import { stableHash } from '../util/hash.js';
 import { assertInsideRepo, cacheRepoOf, parseHubId, resolveHubId, snapshotOf, type HubSnapshot } from './hub.js';
@@ -69,7 +69,6 @@ export function setGgufQuantPreference(list: string | undefined): void {
 
 const FORMAT_ERRORS: Partial<Record<ModelFormat, [ModelErrorCode, string, string]>> = {
   mlx: ['unsupported_mlx', 'MLX weights cannot be run by ONNX Runtime', 'fingerprint the original upload, or export it to ONNX with Optimum'],
-  bitsandbytes: ['unsupported_bitsandbytes', 'bitsandbytes 4/8-bit weights cannot be exported to ONNX', 'fingerprint the full-precision base of this quantization'],
   safetensors: ['unsupported_safetensors', 'safetensors weights without an ONNX export', 'export it with `optimum-cli export onnx --model <id> <dir>` and fingerprint that folder'],
   pytorch: ['unsupported_safetensors', 'PyTorch weights without an ONNX export', 'export it with `optimum-cli export onnx --model <id> <dir>` and fingerprint that folder'],
   unknown: ['unsupported_format', 'no ONNX model found (looked for onnx/model.onnx, model.onnx, onnx/decoder_model_merged.onnx)', 'pass a folder in the Hugging Face / Optimum ONNX layout'],
@@ -139,6 +138,10 @@ export function resolveModel(ref: string, opts: { tokenizer?: string; id?: strin
       onnxVariants: [],
       hub: hub ? { repoId: hub.repoId, revision: hub.revision, ref: hub.ref } : null,
     };
+  }
+  if (!onnxPath && format === 'bitsandbytes') {
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { quantization_config?: Record<string, unknown> };
+    throw quantizationError(cfg.quantization_config ?? { quant_method: 'bitsandbytes' }, id);
   }
   if (!onnxPath && format === 'gguf') {
     // GGUF: dequantized to float32 into the ONNX path (src/formats/gguf.ts); a folder of quants picks one file.

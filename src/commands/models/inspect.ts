@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base.js';
-import { onnxVariantFlag } from '../../cli/method-flags.js';
+import { ggufQuantFlag, onnxVariantFlag } from '../../cli/method-flags.js';
+import { setGgufQuantPreference } from '../../inference/resolve.js';
 import type { OnnxVariantRequest } from '../../inference/format.js';
 import { inspectModel, type ModelInspection } from '../../inference/inspect.js';
 import type { DeviceRequest } from '../../inference/device.js';
@@ -20,10 +21,12 @@ export default class ModelsInspect extends BaseCommand<typeof ModelsInspect> {
     device: Flags.string({ options: ['cpu', 'cuda', 'auto'], default: 'auto', description: 'Device to try the model on.' }),
     tokenizer: Flags.string({ description: 'tokenizer.json to use with a bare .onnx file.' }),
     'onnx-variant': onnxVariantFlag,
+    'gguf-quant': ggufQuantFlag,
   };
 
   async run(): Promise<ModelInspection | { models: ModelInspection[] }> {
     const paths = this.positional;
+    setGgufQuantPreference(this.flags['gguf-quant']);
     const opts = { device: this.flags.device as DeviceRequest, tokenizer: this.flags.tokenizer, onnxVariant: this.flags['onnx-variant'] as OnnxVariantRequest };
     if (paths.length > 1) {
       const all: ModelInspection[] = [];
