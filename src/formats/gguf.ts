@@ -214,28 +214,48 @@ export function tokenizerFromGguf(g: GgufFile, id: string): { tokenizer: Record<
   const model = meta.str('tokenizer.ggml.model');
   const tokens = meta.strings('tokenizer.ggml.tokens');
   if (!model || !tokens) return null;
-  if (model !== 'gpt2') {
+  if (model !== 'gpt2' && model !== 'llama') {
     throw new ModelError(
       'missing_tokenizer',
       id,
-      `${path.basename(g.file)}: GGUF tokenizer model "${model}" cannot be converted yet (byte-level BPE "gpt2" can)`,
+      `${path.basename(g.file)}: GGUF tokenizer model "${model}" cannot be converted yet (byte-level BPE "gpt2" and SentencePiece BPE "llama" can)`,
       'pass the tokenizer.json of the original model with --tokenizer',
     );
   }
+  const types = meta.ints('tokenizer.ggml.token_type');
+  if (types && types.length !== tokens.length) throw badGguf(id, g.file, `tokenizer.ggml.token_type has ${types.length} entries for ${tokens.length} tokens`);
+  const tokenConfig = (): Record<string, unknown> => {
+    const name = (key: string) => {
+      const v = meta.num(key);
+      return v !== null && v < tokens.length ? tokens[v] : null;
+    };
+    const config: Record<string, unknown> = { tokenizer_class: 'PreTrainedTokenizerFast', source: 'gguf' };
+    for (const [k, key] of [
+      ['bos_token', 'tokenizer.ggml.bos_token_id'],
+      ['eos_token', 'tokenizer.ggml.eos_token_id'],
+      ['pad_token', 'tokenizer.ggml.padding_token_id'],
+      ['unk_token', 'tokenizer.ggml.unknown_token_id'],
+    ] as const) {
+      const n = name(key);
+      if (n !== null) config[k] = n;
+    }
+    const addBos = meta.get('tokenizer.ggml.add_bos_token');
+    if (typeof addBos === 'boolean') config.add_bos_token = addBos;
+    return config;
+  };
+  // llama_vocab token types: 3 = control (special), 4 = user-defined (added, not special).
+  const added = tokens.flatMap((t, i) => (types && (types[i] === 3 || types[i] === 4) ? [{ id: i, content: t, single_word: false, lstrip: false, rstrip: false, normalized: types[i] === 4, special: types[i] === 3 }] : []));
+  if (model === 'llama') return { tokenizer: spmTokenizer(g, meta, id, tokens, types, added), config: tokenConfig() };
   const pre = meta.str('tokenizer.ggml.pre') ?? 'default';
   const p = PRE_TOKENIZERS[pre];
   if (!p) {
     throw new ModelError('missing_tokenizer', id, `${path.basename(g.file)}: GGUF pre-tokenizer "${pre}" has no tokenizer.json equivalent here (known: ${Object.keys(PRE_TOKENIZERS).join(', ')})`, 'pass the tokenizer.json of the original model with --tokenizer');
   }
-  const types = meta.ints('tokenizer.ggml.token_type');
-  if (types && types.length !== tokens.length) throw badGguf(id, g.file, `tokenizer.ggml.token_type has ${types.length} entries for ${tokens.length} tokens`);
   const merges = meta.strings('tokenizer.ggml.merges') ?? [];
   const vocab: Record<string, number> = {};
   tokens.forEach((t, i) => {
     if (!(t in vocab)) vocab[t] = i;
   });
-  // llama_vocab: 3 = control (special), 4 = user-defined (added, not special).
-  const added = tokens.flatMap((t, i) => (types && (types[i] === 3 || types[i] === 4) ? [{ id: i, content: t, single_word: false, lstrip: false, rstrip: false, normalized: types[i] === 4, special: types[i] === 3 }] : []));
   const tokenizer = {
     version: '1.0',
     truncation: null,
@@ -247,23 +267,67 @@ export function tokenizerFromGguf(g: GgufFile, id: string): { tokenizer: Record<
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
   };
-  const name = (key: string) => {
-    const v = meta.num(key);
-    return v !== null && v < tokens.length ? tokens[v] : null;
-  };
-  const config: Record<string, unknown> = { tokenizer_class: 'PreTrainedTokenizerFast', source: 'gguf' };
-  for (const [k, key] of [
-    ['bos_token', 'tokenizer.ggml.bos_token_id'],
-    ['eos_token', 'tokenizer.ggml.eos_token_id'],
-    ['pad_token', 'tokenizer.ggml.padding_token_id'],
-    ['unk_token', 'tokenizer.ggml.unknown_token_id'],
-  ] as const) {
-    const n = name(key);
-    if (n !== null) config[k] = n;
+  return { tokenizer, config: tokenConfig() };
+}
+
+/**
+ * SentencePiece BPE (tokenizer.ggml.model "llama": Llama 2, Mistral v0.1, Gemma) as
+ * transformers' LlamaConverter writes it: a byte-fallback BPE whose merges are every split
+ * of a vocabulary piece into two pieces, ranked by the merged piece's score (llama.cpp's
+ * llm_tokenizer_spm merges the adjacent pair whose concatenation scores highest).
+ */
+function spmTokenizer(g: GgufFile, meta: Meta, id: string, tokens: string[], types: number[] | null, added: unknown[]): Record<string, unknown> {
+  const scoresRaw = meta.get('tokenizer.ggml.scores');
+  if (!Array.isArray(scoresRaw) || scoresRaw.length !== tokens.length || scoresRaw.some((x) => typeof x !== 'number')) {
+    throw badGguf(id, g.file, 'tokenizer.ggml.scores is missing or not one number per token');
   }
-  const addBos = meta.get('tokenizer.ggml.add_bos_token');
-  if (typeof addBos === 'boolean') config.add_bos_token = addBos;
-  return { tokenizer, config };
+  const scores = scoresRaw as number[];
+  const vocab: Record<string, number> = {};
+  tokens.forEach((t, i) => {
+    if (!(t in vocab)) vocab[t] = i;
+  });
+  const merges: Array<[string, string, number, number, number]> = [];
+  tokens.forEach((t, i) => {
+    if (types && types[i] !== 1) return;
+    const chars = Array.from(t);
+    const local: Array<[string, string, number, number, number]> = [];
+    for (let j = 1; j < chars.length; j++) {
+      const l = chars.slice(0, j).join('');
+      const r = chars.slice(j).join('');
+      if (l in vocab && r in vocab) local.push([l, r, scores[i], vocab[l], vocab[r]]);
+    }
+    local.sort((a, b) => a[3] - b[3] || a[4] - b[4]);
+    merges.push(...local);
+  });
+  // Stable: equal scores keep vocabulary order.
+  merges.sort((a, b) => b[2] - a[2]);
+  const unkId = meta.num('tokenizer.ggml.unknown_token_id');
+  const addPrefix = meta.get('tokenizer.ggml.add_space_prefix') !== false;
+  return {
+    version: '1.0',
+    truncation: null,
+    padding: null,
+    added_tokens: added,
+    normalizer: null,
+    pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: addPrefix ? 'first' : 'never', split: false },
+    post_processor: null,
+    decoder: {
+      type: 'Sequence',
+      decoders: [{ type: 'Replace', pattern: { String: '\u2581' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }, ...(addPrefix ? [{ type: 'Strip', content: ' ', start: 1, stop: 0 }] : [])],
+    },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: unkId !== null && unkId < tokens.length ? tokens[unkId] : null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: true,
+      byte_fallback: true,
+      ignore_merges: false,
+      vocab,
+      merges: merges.map((m) => [m[0], m[1]]),
+    },
+  };
 }
 
 /** Undoes convert_hf_to_gguf's LlamaModel.permute on the rows of a [heads·D, cols] matrix. */
