@@ -23,19 +23,31 @@ interface Reference {
   llama_cpp_python: string;
   prompts: string[];
   hf_prompt_ids: number[][];
-  files: Record<string, { arch: string; source: string; type: string; tensor_types: Record<string, number>; prompt_ids: number[][]; logits: number[][] }>;
+  files: Record<string, { arch: string; source: string; type: string; tensor_types: Record<string, number>; prompt_ids: number[][]; logits_f32_b64: string[]; dequantized_logits_f32_b64: string[] }>;
 }
 const ref = JSON.parse(fs.readFileSync(path.join(FIX, 'reference.json'), 'utf8')) as Reference;
 const hfRef = JSON.parse(fs.readFileSync(path.join(HF, 'reference.json'), 'utf8')) as { models: Record<string, { logits: number[][] }> };
 
+const f32s = (rows: string[]): Float32Array[] =>
+  rows.map((b) => {
+    const raw = Buffer.from(b, 'base64');
+    return new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+  });
+
 /**
- * max |logit diff| allowed vs llama.cpp, as a fraction of the reference logit range. F32:
- * the issue's 1e-3. Others are looser because llama.cpp does not compute what we compute:
- * for F16 weights it rounds the activations to f16 before each matmul, for quantized
- * weights it quantizes them to Q8_0 / Q8_K (ggml's vec_dot_type), while modelprint
- * dequantizes the weights exactly (bit-equal to gguf-py) and computes in float32.
+ * Two references per file, both llama.cpp (KV cache in F32):
+ * - `dequantized`: llama.cpp on the same file with every tensor dequantized to F32 by gguf-py.
+ *   modelprint computes exactly this (the weights dequantized, float32 arithmetic), so every
+ *   type is held to the issue's F32 bar: max |diff| ≤ 1e-3 × range, bottom-k ≥ 99.5 %.
+ * - `native`: llama.cpp on the file as it is. For F16 and quantized weights llama.cpp also
+ *   rounds the activations before each matmul (to F16, or Q8_0 / Q8_K: ggml's vec_dot_type),
+ *   which modelprint does not, so these bounds are looser (measured worst case on the
+ *   fixtures: 3.1e-4 × range for F16; 9.2e-3 × range and 97.7 % bottom-k agreement, i.e. 3 of
+ *   128 tokens, for the quantized types). Against `dequantized` the worst is 4.3e-7 × range
+ *   (1.9e-5 for Gemma: llama.cpp's GELU) and 100 % agreement.
  */
-const TOLERANCE: Record<string, number> = { F32: 1e-3, F16: 5e-3, Q8_0: 1e-2, Q4_0: 3e-2, Q4_K_M: 3e-2, Q5_K_M: 3e-2, Q6_K: 2e-2 };
+const NATIVE_TOLERANCE: Record<string, number> = { F32: 1e-3, F16: 1e-3, Q8_0: 2e-2, Q4_0: 2e-2, Q4_K_M: 2e-2, Q5_K_M: 2e-2, Q6_K: 2e-2 };
+const NATIVE_MIN_AGREEMENT: Record<string, number> = { F32: 0.995, F16: 0.995, Q8_0: 0.97, Q4_0: 0.97, Q4_K_M: 0.97, Q5_K_M: 0.97, Q6_K: 0.97 };
 
 let cache: string;
 let work: string;
@@ -104,14 +116,18 @@ describe('GGUF dequantization matches gguf-py (ggml-quants.c)', () => {
 describe('GGUF files match llama.cpp', () => {
   const names = Object.keys(ref.files).sort();
   it('covers every architecture and type', () => {
-    for (const a of ['llama', 'qwen2', 'mistral', 'gemma']) {
-      for (const t of ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_K_M', 'Q5_K_M', 'Q6_K']) expect(names).toContain(`${a}-${t}.gguf`);
-    }
+    for (const t of ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_K_M', 'Q5_K_M', 'Q6_K']) expect(names).toContain(`llama-${t}.gguf`);
+    for (const a of ['qwen2', 'gemma']) for (const t of ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_K_M']) expect(names).toContain(`${a}-${t}.gguf`);
+    for (const t of ['F16', 'Q8_0', 'Q4_K_M']) expect(names).toContain(`mistral-${t}.gguf`);
+    expect(names).toContain('llama-spm-Q8_0.gguf');
     // The wide checkpoints carry real K-quant blocks (rows of 256), not only llama.cpp's fallbacks.
     expect(ref.files['llama-wide-Q4_K_M.gguf'].tensor_types).toHaveProperty('Q4_K');
     expect(ref.files['llama-wide-Q4_K_M.gguf'].tensor_types).toHaveProperty('Q6_K');
     expect(ref.files['llama-wide-Q5_K_M.gguf'].tensor_types).toHaveProperty('Q5_K');
-    expect(ref.files['qwen2-wide-Q6_K.gguf'].tensor_types).toHaveProperty('Q6_K');
+    expect(ref.files['qwen2-wide-Q4_K_M.gguf'].tensor_types).toHaveProperty('Q4_K');
+    // …and the small ones llama.cpp's fallbacks for rows of 64: Q5_0 (Q4_K_M), Q5_1 (Q5_K_M), Q8_0 (Q6_K).
+    expect(ref.files['llama-Q4_K_M.gguf'].tensor_types).toHaveProperty('Q5_0');
+    expect(ref.files['llama-Q5_K_M.gguf'].tensor_types).toHaveProperty('Q5_1');
   });
 
   for (const name of names) {
@@ -121,22 +137,33 @@ describe('GGUF files match llama.cpp', () => {
       try {
         expect(lm.files.format).toBe('gguf');
         expect(lm.hasPast).toBe(true);
-        const V = m.logits[0].length;
+        const V = f32s(m.logits_f32_b64)[0].length;
         const k = Math.min(2000, Math.floor(V / 4));
         for (let p = 0; p < ref.prompts.length; p++) {
           // the tokenizer.json built from tokenizer.ggml.* tokenizes as llama.cpp does
           expect(lm.encode(ref.prompts[p], false)).toEqual(m.prompt_ids[p]);
           const { logits, width } = await lm.lastLogits([m.prompt_ids[p]]);
           expect(width).toBe(V);
-          const r = m.logits[p];
-          const range = Math.max(...r) - Math.min(...r);
-          expect(range).toBeGreaterThan(1);
-          const diff = maxDiff(r, logits);
-          expect(diff, `${name} prompt ${p}: max |diff| ${diff} vs range ${range}`).toBeLessThanOrEqual(TOLERANCE[m.type] * range);
-          const a = bottomK(r, k);
-          const b = bottomK(logits, k);
-          const agree = [...a].filter((x) => b.has(x)).length / k;
-          expect(agree, `${name} prompt ${p}: bottom-${k} agreement`).toBeGreaterThanOrEqual(0.995);
+          for (const [kind, rows, tol, minAgree] of [
+            ['dequantized', f32s(m.dequantized_logits_f32_b64), 1e-3, 0.995],
+            ['native', f32s(m.logits_f32_b64), NATIVE_TOLERANCE[m.type], NATIVE_MIN_AGREEMENT[m.type]],
+          ] as const) {
+            const r = rows[p];
+            let lo = Infinity;
+            let hi = -Infinity;
+            for (const x of r) {
+              lo = Math.min(lo, x);
+              hi = Math.max(hi, x);
+            }
+            const range = hi - lo;
+            expect(range).toBeGreaterThan(1);
+            const diff = maxDiff(r, logits);
+            expect(diff, `${name} prompt ${p} vs ${kind}: max |diff| ${diff} vs range ${range}`).toBeLessThanOrEqual(tol * range);
+            const a = bottomK(r, k);
+            const b = bottomK(logits, k);
+            const agree = [...a].filter((x) => b.has(x)).length / k;
+            expect(agree, `${name} prompt ${p} vs ${kind}: bottom-${k} agreement`).toBeGreaterThanOrEqual(minAgree);
+          }
         }
       } finally {
         await lm.release();

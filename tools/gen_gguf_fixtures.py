@@ -36,23 +36,36 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 HF = os.path.join(ROOT, "test", "fixtures", "hf")
-ARCHS = ["llama", "qwen2", "mistral", "gemma"]
-SMALL_TYPES = ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"]
+# Committed fixtures must stay under 6 MB: llama carries every type; the others skip the files
+# that at hidden 64 hold the same tensor types as one already there (Q6_K falls back to Q8_0
+# everywhere, Q5_K_M to Q5_1); mistral converts to GGUF architecture "llama" (same graph).
+ARCHS = {"llama": ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"],
+         "qwen2": ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M"],
+         "gemma": ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M"],
+         "mistral": ["F16", "Q8_0", "Q4_K_M"]}
 WIDE = {"llama-wide": ("llama", dict(hidden_size=256, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
                                      num_key_value_heads=2, tie_word_embeddings=False)),
         "qwen2-wide": ("qwen2", dict(hidden_size=256, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
                                      num_key_value_heads=2, tie_word_embeddings=True))}
-WIDE_TYPES = ["Q4_K_M", "Q5_K_M", "Q6_K"]
+WIDE_TYPES = {"llama-wide": ["Q4_K_M", "Q5_K_M"], "qwen2-wide": ["Q4_K_M"]}
 
 # LLAMA_FTYPE values of llama.h
 FTYPE = {"Q4_0": 2, "Q8_0": 7, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18}
 
 CONVERT_WRAPPER = r'''
-import sys
+import os, sys
 sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[1] + "/gguf-py")
 import convert_hf_to_gguf as conv
 from conversion import base
+if os.environ.get("GGUF_SPM"):  # a SentencePiece tokenizer.model: the converter's own path
+    sys.argv = ["convert_hf_to_gguf.py"] + sys.argv[2:]
+    conv.main()
+    sys.exit(0)
 base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
+# transformers 5 picks the tokenizer class by model_type (Qwen2Tokenizer appends <|endoftext|> past
+# the vocabulary); the checkpoints' tokenizer.json is a plain fast tokenizer.
+import transformers
+transformers.AutoTokenizer.from_pretrained = staticmethod(lambda *a, **k: transformers.PreTrainedTokenizerFast.from_pretrained(*a, **k))
 def gpt2_vocab(self):
     self._set_vocab_gpt2()
 from conversion import gemma, llama, qwen
@@ -67,8 +80,11 @@ def convert(llama_dir, src, outtype, out):
     wrapper = os.path.join("/tmp", "gguf_convert_wrapper.py")
     with open(wrapper, "w") as f:
         f.write(CONVERT_WRAPPER)
+    env = dict(os.environ)
+    if os.path.exists(os.path.join(src, "tokenizer.model")):
+        env["GGUF_SPM"] = "1"
     subprocess.run([sys.executable, wrapper, llama_dir, src, "--outtype", outtype, "--outfile", out], check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, env=env)
 
 
 def quantize(src, dst, qtype):
@@ -81,9 +97,38 @@ def quantize(src, dst, qtype):
         raise RuntimeError(f"llama_model_quantize {qtype} failed: {rc}")
 
 
+def f32_copy(src, dst):
+    """The same GGUF with every tensor dequantized to F32 by gguf-py (metadata copied as is)."""
+    import gguf
+    r = gguf.GGUFReader(src)
+    arch = r.fields["general.architecture"].contents()
+    w = gguf.GGUFWriter(dst, arch)
+    for f in r.fields.values():
+        if f.name.startswith("GGUF.") or f.name == "general.architecture":
+            continue
+        val = f.contents()
+        if f.name == "general.file_type":
+            val = 0
+        sub = f.types[-1] if f.types[0] == gguf.GGUFValueType.ARRAY else None
+        w.add_key_value(f.name, val, f.types[0], sub_type=sub)
+    for t in r.tensors:
+        y = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)
+        w.add_tensor(t.name, y.reshape([int(d) for d in reversed(t.shape)]))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+
+
+def b64(rows):
+    return [base64.b64encode(np.asarray(r, dtype=np.float32).tobytes()).decode() for r in rows]
+
+
 def llama_cpp_logits(path, prompts):
     from llama_cpp import Llama
-    llm = Llama(model_path=path, logits_all=True, n_ctx=128, n_threads=1, n_batch=128, verbose=False, seed=0)
+    # KV cache in F32 (llama.cpp's default is F16), no flash attention: the only rounding left is llama.cpp's own.
+    llm = Llama(model_path=path, logits_all=True, n_ctx=128, n_threads=1, n_batch=128, verbose=False, seed=0,
+                type_k=0, type_v=0, flash_attn=False)
     ids_out, logits_out = [], []
     for p in prompts:
         ids = llm.tokenize(p.encode("utf-8"), add_bos=False, special=False)
@@ -120,6 +165,28 @@ def make_wide(out_dir, model_type, overrides):
     tc = json.load(open(os.path.join(HF, "llama", "tokenizer_config.json")))
     tc["tokenizer_class"] = "PreTrainedTokenizerFast"
     json.dump(tc, open(os.path.join(out_dir, "tokenizer_config.json"), "w"))
+
+
+def make_spm(out_dir):
+    """llama with a SentencePiece BPE tokenizer.model (byte fallback) trained here by sentencepiece."""
+    import argparse as _a
+    import json as _j
+    import sentencepiece as spm
+    import torch
+    sys.path.insert(0, HERE)
+    import gen_hf_fixtures as hf
+    os.makedirs(out_dir, exist_ok=True)
+    text = "".join(open(f, encoding="utf-8").read() for f in (_a.__file__, _j.__file__))
+    corpus = os.path.join(out_dir, "corpus.txt")
+    with open(corpus, "w", encoding="utf-8") as f:
+        f.write(text)
+    spm.SentencePieceTrainer.train(input=corpus, model_prefix=os.path.join(out_dir, "tokenizer"), vocab_size=hf.VOCAB,
+                                   model_type="bpe", byte_fallback=True, character_coverage=1.0, unk_id=0, bos_id=1,
+                                   eos_id=2, pad_id=-1, num_threads=1, add_dummy_prefix=True, minloglevel=2)
+    os.remove(corpus)
+    os.remove(os.path.join(out_dir, "tokenizer.vocab"))
+    model = hf.make_model("llama", dict(tie_word_embeddings=False, pad_token_id=None))
+    model.save_pretrained(out_dir)
 
 
 def dequant_fixture(out):
@@ -178,7 +245,7 @@ def main():
     ref = {"llama_cpp_python": llama_cpp.__version__, "prompts": prompts, "hf_prompt_ids": hf_ref["prompt_ids"], "files": {}}
 
     jobs = []
-    for a in ARCHS:
+    for a, types in ARCHS.items():
         # transformers 5 maps model_type qwen2 to Qwen2Tokenizer, which appends <|endoftext|> past the
         # vocabulary; the checkpoints' tokenizer.json is a plain PreTrainedTokenizerFast one.
         d = os.path.join(work, a)
@@ -186,11 +253,14 @@ def main():
         tc = json.load(open(os.path.join(d, "tokenizer_config.json")))
         tc["tokenizer_class"] = "PreTrainedTokenizerFast"
         json.dump(tc, open(os.path.join(d, "tokenizer_config.json"), "w"))
-        jobs.append((a, d, SMALL_TYPES))
+        jobs.append((a, d, types))
+    spm_dir = os.path.join(work, "llama-spm")
+    make_spm(spm_dir)
+    jobs.append(("llama-spm", spm_dir, ["Q8_0"]))
     for name, (mt, ov) in WIDE.items():
         d = os.path.join(work, name)
         make_wide(d, mt, ov)
-        jobs.append((name, d, WIDE_TYPES))
+        jobs.append((name, d, WIDE_TYPES[name]))
 
     for name, src, types in jobs:
         f32 = os.path.join(work, f"{name}-F32.gguf")
@@ -206,8 +276,13 @@ def main():
             else:
                 quantize(f32, dst, t)
             ids, logits = llama_cpp_logits(dst, prompts)
+            deq = os.path.join(work, f"{name}-{t}-dequantized-F32.gguf")
+            f32_copy(dst, deq)
+            ids2, logits_f32 = llama_cpp_logits(deq, prompts)
+            assert ids2 == ids
             ref["files"][os.path.basename(dst)] = {"arch": name.split("-")[0], "source": name, "type": t,
-                                                   "tensor_types": tensor_types(dst), "prompt_ids": ids, "logits": logits}
+                                                   "tensor_types": tensor_types(dst), "prompt_ids": ids,
+                                                   "logits_f32_b64": b64(logits), "dequantized_logits_f32_b64": b64(logits_f32)}
             print(f"{os.path.basename(dst)}: {os.path.getsize(dst)} bytes, {tensor_types(dst)}", flush=True)
     dequant_fixture(out)
     with open(os.path.join(out, "reference.json"), "w") as f:
