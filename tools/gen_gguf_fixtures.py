@@ -3,14 +3,14 @@
 
 - The tiny transformers checkpoints of test/fixtures/hf (llama, qwen2, mistral, gemma:
   hidden 64) are converted by llama.cpp's convert_hf_to_gguf.py (F32, F16, Q8_0) and
-  quantized by llama.cpp itself (llama_cpp.llama_model_quantize: Q4_0, and Q4_K_M, Q5_K_M,
-  Q6_K). At hidden 64 llama.cpp falls back from the K-quants (rows must be multiples of 256)
-  to Q5_0 / Q5_1 / Q8_0 for most tensors, so two wider checkpoints (llama-wide, qwen2-wide:
-  hidden 256, made here with transformers like gen_hf_fixtures.py) carry real Q4_K / Q5_K /
-  Q6_K tensors.
+  quantized by llama.cpp itself (llama_cpp.llama_model_quantize: Q4_0, Q4_K_M, Q5_K_M, Q6_K;
+  the type lists per architecture are in ARCHS). At hidden 64 llama.cpp falls back from the
+  K-quants (rows must be multiples of 256) to Q5_0 / Q5_1 / Q8_0, so two wider checkpoints
+  (llama-wide, qwen2-wide: hidden 256, made here like gen_hf_fixtures.py does) carry real
+  Q4_K / Q5_K / Q6_K tensors, and llama-spm has a SentencePiece tokenizer.model.
 - reference.json: for each GGUF file the prompts' token ids as llama.cpp tokenizes them and
-  the last-position logits llama.cpp computes (llama-cpp-python, logits_all, CPU), plus the
-  transformers logits of the source checkpoint where there is one.
+  the last-position logits llama.cpp computes (llama-cpp-python, CPU, F32 KV cache) on the
+  file and on a copy dequantized to F32 by gguf-py.
 - dequant.gguf / dequant.json: one tensor per ggml type modelprint dequantizes, made of
   random blocks (finite scales), with the values gguf-py's numpy dequantizer
   (gguf.quants.dequantize, a port of ggml-quants.c) gives for them.
@@ -20,7 +20,7 @@ sdist vendors (vendor/llama.cpp). The tokenizer the checkpoints share is a byte-
 with GPT-2's pre-tokenizer regex that llama.cpp's hash table does not know, so the
 converter is told it is "gpt-2" (its set_vocab goes straight to _set_vocab_gpt2).
 
-    python -m venv /tmp/ggufvenv && /tmp/ggufvenv/bin/pip install gguf llama-cpp-python torch transformers
+    python -m venv /tmp/ggufvenv && /tmp/ggufvenv/bin/pip install gguf llama-cpp-python torch transformers sentencepiece
     LLAMA_CPP_DIR=/path/to/llama.cpp /tmp/ggufvenv/bin/python tools/gen_gguf_fixtures.py test/fixtures/gguf
 """
 import argparse
