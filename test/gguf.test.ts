@@ -216,6 +216,51 @@ describe('a folder of GGUF quantizations', () => {
   });
 });
 
+describe('GGUF in the registry and the Hugging Face cache', () => {
+  it('models add --gguf-quant registers the file it picks', () => {
+    const d = path.join(work, 'quants-add');
+    fs.mkdirSync(d, { recursive: true });
+    for (const t of ['Q4_0', 'Q8_0']) fs.copyFileSync(path.join(FIX, `llama-${t}.gguf`), path.join(d, `tiny.${t}.gguf`));
+    const r = runCli(['models', 'add', d, '--gguf-quant', 'Q4_0', '--name', 'tiny-q4', '--registry', path.join(work, 'add.db'), '--json'], { env: { MODELPRINT_CACHE_DIR: cache } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(parseJson<{ source: string; format: string }>(r)).toMatchObject({ source: path.join(d, 'tiny.Q4_0.gguf'), format: 'gguf' });
+  });
+
+  it('a Hub id whose snapshot holds GGUF files (links into blobs) resolves in the cache', async () => {
+    const hub = path.join(work, 'hub');
+    const repo = path.join(hub, 'models--someorg--tiny-gguf');
+    const snap = path.join(repo, 'snapshots', 'r1');
+    fs.mkdirSync(path.join(repo, 'blobs'), { recursive: true });
+    fs.mkdirSync(snap, { recursive: true });
+    fs.mkdirSync(path.join(repo, 'refs'), { recursive: true });
+    fs.writeFileSync(path.join(repo, 'refs', 'main'), 'r1');
+    for (const t of ['Q8_0', 'F16']) {
+      fs.copyFileSync(path.join(FIX, `qwen2-${t}.gguf`), path.join(repo, 'blobs', `blob-${t}`));
+      fs.symlinkSync(path.join('..', '..', 'blobs', `blob-${t}`), path.join(snap, `tiny-gguf-${t}.gguf`));
+    }
+    const old = process.env.HF_HUB_CACHE;
+    process.env.HF_HUB_CACHE = hub;
+    try {
+      const lm = await CausalLM.open('someorg/tiny-gguf', { device: 'cpu', ggufQuant: 'Q8_0' });
+      try {
+        expect(lm.id).toBe('someorg/tiny-gguf');
+        expect(lm.files.format).toBe('gguf');
+        expect(lm.files.onnxFile).toBe('tiny-gguf-Q8_0.gguf');
+        expect(lm.files.hub).toMatchObject({ repoId: 'someorg/tiny-gguf', revision: 'r1' });
+        const m = ref.files['qwen2-Q8_0.gguf'];
+        const { logits } = await lm.lastLogits([m.prompt_ids[0]]);
+        const r = f32s(m.dequantized_logits_f32_b64)[0];
+        expect(maxDiff(r, logits)).toBeLessThan(1e-3 * (Math.max(...r) - Math.min(...r)));
+      } finally {
+        await lm.release();
+      }
+    } finally {
+      if (old === undefined) delete process.env.HF_HUB_CACHE;
+      else process.env.HF_HUB_CACHE = old;
+    }
+  });
+});
+
 describe('hostile GGUF files give coded errors', () => {
   const src = () => fs.readFileSync(path.join(FIX, 'llama-F32.gguf'));
   const write = (name: string, buf: Buffer) => {
