@@ -297,6 +297,13 @@ describe('hostile GGUF files give coded errors', () => {
     const sl = Buffer.from(b);
     sl.writeBigUInt64LE(1n << 40n, 24);
     await expectCode(write('string-length', sl), 'bad_gguf', /length of key #0/);
+    // tokenizer.ggml.tokens: key, type u32 (9 = array), element type u32 (8 = string), count u64
+    const key = Buffer.from('tokenizer.ggml.tokens');
+    const countAt = b.indexOf(key) + key.length + 8;
+    expect(b.readUInt32LE(countAt - 8)).toBe(9);
+    const arr = Buffer.from(b);
+    arr.writeBigUInt64LE(1n << 40n, countAt);
+    await expectCode(write('array-count', arr), 'bad_gguf', /element count of tokenizer\.ggml\.tokens/);
   });
 
   it('tensor dims, offsets, alignment and types are checked', async () => {

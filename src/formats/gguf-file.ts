@@ -89,6 +89,8 @@ export const badGguf = (id: string, file: string, msg: string): ModelError =>
 const MAX_DIMS = 4;
 const MAX_STRING = 1 << 24;
 const MAX_ARRAY_DEPTH = 2;
+/** Vocabularies are ≤ 300k tokens; merges lists a few hundred thousand. */
+const MAX_ARRAY = 1 << 24;
 
 /** Sequential reader over a file descriptor with every read bounded by the file size. */
 class Reader {
@@ -189,6 +191,7 @@ function readValue(r: Reader, type: number, key: string, depth: number): GgufVal
       const et = r.u32(`element type of ${key}`);
       if (!(et in VALUE_MIN_BYTES)) throw badValue(r, key, `unknown array element type ${et}`);
       const n = r.count(`element count of ${key}`, VALUE_MIN_BYTES[et]);
+      if (n > MAX_ARRAY) throw badValue(r, key, `array of ${n} elements exceeds the limit of ${MAX_ARRAY}`);
       const out: GgufValue[] = new Array<GgufValue>(n);
       for (let i = 0; i < n; i++) out[i] = readValue(r, et, key, depth + 1);
       return out;

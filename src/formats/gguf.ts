@@ -427,6 +427,11 @@ export function prepareGguf(file: string, id: string): PreparedGguf {
       fs.writeFileSync(path.join(tmp, 'tokenizer_config.json'), JSON.stringify(tok.config, null, 1));
     }
     fs.writeFileSync(path.join(tmp, 'complete.json'), JSON.stringify({ source: real, size: g.size, mtime_ms: g.mtimeMs, arch, quant }));
+    if (fs.existsSync(done)) {
+      // Another process published the same folder meanwhile: keep it (it may be open).
+      fs.rmSync(tmp, { recursive: true, force: true });
+      return { dir, onnxPath, tokenizerPath: fs.existsSync(tokPath) ? tokPath : null, arch, quant, cached: true };
+    }
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(path.dirname(dir), { recursive: true });
     fs.renameSync(tmp, dir);
