@@ -42,7 +42,8 @@ HF = os.path.join(ROOT, "test", "fixtures", "hf")
 ARCHS = {"llama": ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"],
          "qwen2": ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M"],
          "gemma": ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M"],
-         "mistral": ["F16", "Q8_0", "Q4_K_M"]}
+         "mistral": ["Q8_0", "Q4_K_M"],
+         "qwen3": ["Q8_0"]}
 WIDE = {"llama-wide": ("llama", dict(hidden_size=256, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
                                      num_key_value_heads=2, tie_word_embeddings=False)),
         "qwen2-wide": ("qwen2", dict(hidden_size=256, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
@@ -231,6 +232,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
     ap.add_argument("--llama-cpp-dir", default=os.environ.get("LLAMA_CPP_DIR"))
+    ap.add_argument("--only", nargs="*", help="regenerate these sources only (keeps the other reference entries)")
     args = ap.parse_args()
     if not args.llama_cpp_dir or not os.path.exists(os.path.join(args.llama_cpp_dir, "convert_hf_to_gguf.py")):
         sys.exit("set LLAMA_CPP_DIR to a llama.cpp source tree (convert_hf_to_gguf.py, gguf-py)")
@@ -243,6 +245,8 @@ def main():
     hf_ref = json.load(open(os.path.join(HF, "reference.json")))
     prompts = hf_ref["prompts"]
     ref = {"llama_cpp_python": llama_cpp.__version__, "prompts": prompts, "hf_prompt_ids": hf_ref["prompt_ids"], "files": {}}
+    if args.only:
+        ref["files"] = json.load(open(os.path.join(out, "reference.json")))["files"]
 
     jobs = []
     for a, types in ARCHS.items():
@@ -263,6 +267,8 @@ def main():
         jobs.append((name, d, WIDE_TYPES[name]))
 
     for name, src, types in jobs:
+        if args.only and name not in args.only:
+            continue
         f32 = os.path.join(work, f"{name}-F32.gguf")
         convert(args.llama_cpp_dir, src, "f32", f32)
         for t in types:
@@ -284,7 +290,8 @@ def main():
                                                    "tensor_types": tensor_types(dst), "prompt_ids": ids,
                                                    "logits_f32_b64": b64(logits), "dequantized_logits_f32_b64": b64(logits_f32)}
             print(f"{os.path.basename(dst)}: {os.path.getsize(dst)} bytes, {tensor_types(dst)}", flush=True)
-    dequant_fixture(out)
+    if not args.only:
+        dequant_fixture(out)
     with open(os.path.join(out, "reference.json"), "w") as f:
         json.dump(ref, f)
 

@@ -21,7 +21,7 @@ import type { Checkpoint, TensorEntry } from './safetensors.js';
 export const GGUF_PREP_VERSION = 1;
 
 /** GGUF architectures modelprint maps onto the decoder builder (Mistral GGUFs are "llama"). */
-export const GGUF_ARCHITECTURES = ['llama', 'qwen2', 'gemma'] as const;
+export const GGUF_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'gemma'] as const;
 
 /**
  * `--gguf-quant` default: the first of these present in a folder of GGUF files; full
@@ -131,6 +131,8 @@ function hfName(name: string): string | null {
     attn_k: 'self_attn.k_proj',
     attn_v: 'self_attn.v_proj',
     attn_output: 'self_attn.o_proj',
+    attn_q_norm: 'self_attn.q_norm',
+    attn_k_norm: 'self_attn.k_norm',
     ffn_norm: 'post_attention_layernorm',
     ffn_gate: 'mlp.gate_proj',
     ffn_up: 'mlp.up_proj',
