@@ -350,7 +350,7 @@ describe('lineage through the CLI on GGUF files', () => {
     const out = path.join(work, 'lineage.csv');
     const derived = ['llama-Q8_0.gguf', 'llama-Q4_K_M.gguf', 'qwen2-F16.gguf', 'gemma-Q8_0.gguf'].map((n) => path.join(FIX, n));
     const r = runCli(
-      ['lineage', '--base', path.join(HF, 'llama'), '--derived', ...derived, '--out', out, '--registry', path.join(work, 'reg.db'), '--json', '--num-prompts', '3', '--k', '128', '--prefix-len', '4', '--total-len', '16', '--progress', 'none'],
+      ['lineage', '--base', path.join(HF, 'llama'), '--derived', ...derived, '--output', out, '--registry', path.join(work, 'reg.db'), '--json', '--num-prompts', '3', '--k', '128', '--prefix-len', '4', '--total-len', '16', '--progress', 'none'],
       { env: { MODELPRINT_CACHE_DIR: cache } },
     );
     expect(r.code, r.stderr).toBe(0);
