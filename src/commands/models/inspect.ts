@@ -9,7 +9,7 @@ import { renderTable } from '../../ui/table.js';
 
 export default class ModelsInspect extends BaseCommand<typeof ModelsInspect> {
   static override summary = 'Show what a model is (format, architecture, vocabulary, special tokens) and whether modelprint can run it.';
-  static override description = 'Exit code 0 when the model runs, 1 when it cannot (the error code says why: unsupported_gguf, missing_tokenizer, corrupt_onnx, …).';
+  static override description = 'Exit code 0 when the model runs, 1 when it cannot (the error code says why: unsupported_architecture, bad_gguf, missing_tokenizer, corrupt_onnx, …).';
   static override examples = [
     '<%= config.bin %> models inspect ./zoo/alpha-base',
     '<%= config.bin %> models inspect ~/.cache/huggingface/hub/models--org--name/snapshots/abc123 --json',
