@@ -16,6 +16,9 @@ export type ModelErrorCode =
   | 'unsupported_format'
   | 'unsupported_architecture'
   | 'corrupt_safetensors'
+  | 'bad_gguf'
+  | 'unsupported_gguf_type'
+  | 'unsupported_quantization'
   | 'missing_base_model'
   | 'missing_tokenizer'
   | 'tokenizer_mismatch'
@@ -42,6 +45,9 @@ const CLI_CODE: Record<ModelErrorCode, ErrorCode> = {
   unsupported_format: 'E_MODEL_FORMAT',
   unsupported_architecture: 'E_MODEL_FORMAT',
   corrupt_safetensors: 'E_MODEL_LOAD',
+  bad_gguf: 'E_MODEL_LOAD',
+  unsupported_gguf_type: 'E_MODEL_FORMAT',
+  unsupported_quantization: 'E_MODEL_FORMAT',
   missing_base_model: 'E_NOT_FOUND',
   missing_tokenizer: 'E_TOKENIZER',
   tokenizer_mismatch: 'E_TOKENIZER',
