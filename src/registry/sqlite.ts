@@ -25,6 +25,22 @@ function bind(params: unknown[]): Record<string, unknown> {
 /** How long a process waits for another one's write lock (migrations, writes) before failing. */
 const BUSY_TIMEOUT_MS = 30_000;
 
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** Runs fn again (after a short pause) while SQLite reports SQLITE_BUSY, up to the busy timeout. */
+function retryWhileBusy<T>(fn: () => T): T {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return fn();
+    } catch (e) {
+      const code = (e as { code?: unknown }).code;
+      if (typeof code !== 'string' || !code.startsWith('SQLITE_BUSY') || Date.now() > deadline) throw e;
+      Atomics.wait(pause, 0, 0, Math.min(100, 5 * attempt));
+    }
+  }
+}
+
 /** The embedded default registry: one SQLite file in WAL mode. */
 export class SqliteRegistry extends SqlRegistry {
   readonly backend = 'sqlite' as const;
@@ -60,9 +76,10 @@ export class SqliteRegistry extends SqlRegistry {
     let db: Database.Database;
     try {
       db = new Database(abs, { timeout: BUSY_TIMEOUT_MS });
-      // The busy timeout first: switching a new file to WAL needs a lock another process may hold.
-      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      db.pragma('journal_mode = WAL');
+      const conn = db;
+      // Switching a new file to WAL takes an exclusive lock, and SQLite answers SQLITE_BUSY at
+      // once (no busy handler) when another process holds one: wait and try again.
+      retryWhileBusy(() => conn.pragma('journal_mode = WAL'));
       db.pragma('foreign_keys = ON');
     } catch (e) {
       throw registryError(abs, e);
@@ -83,7 +100,7 @@ export class SqliteRegistry extends SqlRegistry {
    * and then find the schema applied. An up-to-date registry is only read.
    */
   private migrate(): void {
-    this.db.exec('BEGIN IMMEDIATE');
+    retryWhileBusy(() => this.db.exec('BEGIN IMMEDIATE'));
     try {
       const steps = migrationSteps('sqlite');
       let step = steps.next();
