@@ -15,6 +15,17 @@ const pct = (x: number | null | undefined) => (x === null || x === undefined ? '
 const f4 = (x: number | null | undefined) => num(x, 4);
 const f6 = (x: number | null | undefined) => num(x, 6);
 
+/** A chart item whose SVG is drawn under the item's own id. */
+const chart = (id: string, draw: (id: string) => string): Item => ({ kind: 'chart', id, svg: draw(id) });
+
+/** The same-family and different-family series of a two-group chart (names and colours fixed), from their data. */
+function byFamily<D, T extends object>(data: [same: D, diff: D], of: (d: D) => T): Array<T & { name: string; colour: string }> {
+  return [
+    { name: 'same family', colour: SAME_COLOUR, ...of(data[0]) },
+    { name: 'different family', colour: DIFF_COLOUR, ...of(data[1]) },
+  ];
+}
+
 export function summaryDashboard(report: SummaryReport, scores: number[], file: string): DashboardSpec {
   const d = report.distribution;
   return {
@@ -289,47 +300,20 @@ export function rocDashboard(report: RocReport, same: number[], diff: number[], 
               ],
             }),
           },
-          {
-            kind: 'chart',
-            id: 'score_cdf',
-            svg: cdfSvg({
-              id: 'score_cdf',
-              title: 'Score CDF',
-              xLabel: 'score',
-              series: [
-                { name: 'same family', colour: SAME_COLOUR, values: same },
-                { name: 'different family', colour: DIFF_COLOUR, values: diff },
-              ],
-            }),
-          },
-          {
-            kind: 'chart',
-            id: 'score_histogram',
-            svg: histogramSvg({
-              id: 'score_histogram',
+          chart('score_cdf', (id) => cdfSvg({ id, title: 'Score CDF', xLabel: 'score', series: byFamily([same, diff], (values) => ({ values })) })),
+          chart('score_histogram', (id) =>
+            histogramSvg({
+              id,
               title: 'Score distribution (share)',
               xLabel: 'score',
               share: true,
               categories: ds.bins.map((b) => b.label),
-              series: [
-                { name: 'same family', colour: SAME_COLOUR, counts: ds.bins.map((b) => b.count) },
-                { name: 'different family', colour: DIFF_COLOUR, counts: dd.bins.map((b) => b.count) },
-              ],
+              series: byFamily([ds, dd], (d) => ({ counts: d.bins.map((b) => b.count) })),
             }),
-          },
-          {
-            kind: 'chart',
-            id: 'score_box',
-            svg: boxPlotSvg({
-              id: 'score_box',
-              title: 'Scores',
-              yLabel: 'score',
-              groups: [
-                { label: 'same family', values: same, colour: SAME_COLOUR },
-                { label: 'different family', values: diff, colour: DIFF_COLOUR },
-              ],
-            }),
-          },
+          ),
+          chart('score_box', (id) =>
+            boxPlotSvg({ id, title: 'Scores', yLabel: 'score', groups: byFamily([same, diff], (values) => ({ values })).map(({ name, ...g }) => ({ label: name, ...g })) }),
+          ),
         ],
       },
       {
