@@ -15,6 +15,9 @@ import pg from 'pg';
 import { ModelprintError, messageOf } from '../errors.js';
 import { LATEST_SCHEMA_VERSION, MIGRATIONS } from './migrations.js';
 import { SqlRegistry, migrationSteps, type Row } from './sql.js';
+import { redactUrl } from './url.js';
+
+export { redactUrl };
 
 export const ADMIN_ROLE = 'modelprint_admin';
 export const READER_ROLE = 'modelprint_reader';
@@ -27,20 +30,6 @@ const ALL_TABLES = ['schema_migrations', ...SHARED_TABLES, ...BOOKKEEPING_TABLES
 const MIGRATION_LOCK = 0x6d707267;
 
 export const PERMISSION_HINT = 'ask a registry admin to grant modelprint_admin, or run with --registry-write read-only (experiment: without --write-to-registry)';
-
-/** The URL with its password (and any password parameter) replaced by ***. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    for (const k of [...u.searchParams.keys()]) {
-      if (/pass/i.test(k)) u.searchParams.set(k, '***');
-    }
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:@/]*):[^@]*@/, '//$1:***@').replace(/(pass\w*=)[^&]*/gi, '$1***');
-  }
-}
 
 const sqlstate = (e: unknown): string | undefined => {
   const c = (e as { code?: unknown } | null)?.code;

@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ModelprintError, messageOf } from '../errors.js';
+import { MIGRATIONS } from './migrations.js';
 import { SqlRegistry, migrationSteps, type Row } from './sql.js';
 
 function registryError(file: string, e: unknown): ModelprintError {
@@ -11,6 +12,15 @@ function registryError(file: string, e: unknown): ModelprintError {
     return new ModelprintError('E_REGISTRY', `registry ${file} is not a valid SQLite database (${msg})`, {
       subject: file,
       hint: 'restore it from a backup, or move it away and let modelprint create a new one',
+      cause: e,
+    });
+  }
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && code.startsWith('SQLITE_READONLY')) {
+    // A file this user may read but not write: like a reader on PostgreSQL (runs go on read-only).
+    return new ModelprintError('E_PERMISSION', `registry ${file} is read-only for this user: ${msg}`, {
+      subject: file,
+      hint: 'run with --registry-write read-only to use it without writing, or point --registry at a writable file',
       cause: e,
     });
   }
@@ -97,9 +107,10 @@ export class SqliteRegistry extends SqlRegistry {
   /**
    * Applies pending migrations in one BEGIN IMMEDIATE transaction: the first of many processes
    * opening a new registry at once takes the write lock, the others wait for it (busy timeout)
-   * and then find the schema applied. An up-to-date registry is only read.
+   * and then find the schema applied. An up-to-date registry is only read (no lock taken).
    */
   private migrate(): void {
+    if (this.upToDate()) return;
     retryWhileBusy(() => this.db.exec('BEGIN IMMEDIATE'));
     try {
       const steps = migrationSteps('sqlite');
@@ -111,6 +122,14 @@ export class SqliteRegistry extends SqlRegistry {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       throw e;
     }
+  }
+
+  /** Whether every migration is applied (read without a write lock, so a read-only file opens). */
+  private upToDate(): boolean {
+    const table = this.run("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'");
+    if (table.length === 0) return false;
+    const applied = new Set(this.run('SELECT version FROM schema_migrations').map((r) => Number(r.version)));
+    return MIGRATIONS.every((m) => applied.has(m.version));
   }
 
   /** Runs one statement (`$n` placeholders) on the connection; its rows (none without RETURNING). */
