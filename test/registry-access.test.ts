@@ -98,3 +98,26 @@ describe('registry URLs', () => {
     expect(fs.readdirSync(cwd)).toEqual([]);
   });
 });
+
+describe('a registry that does not exist yet', () => {
+  it('is an empty registry to commands that only read, and nothing is created for it; a command that writes creates it', () => {
+    const cwd = tmpDir();
+    const reg = path.join(cwd, 'no', 'such', 'dir', 'r.db');
+    const info = runCli(['registry', 'info', '--registry', reg, '--json'], { cwd });
+    expect(info.code, info.stderr).toBe(0);
+    expect(parseJson<{ location: string; counts: Record<string, number> }>(info)).toMatchObject({ location: reg, counts: { models: 0, fingerprints: 0 } });
+    const list = runCli(['models', 'list', '--registry', reg, '--json'], { cwd });
+    expect(list.code, list.stderr).toBe(0);
+    expect(parseJson<{ models: unknown[] }>(list).models).toEqual([]);
+    expect(runCli(['models', 'show', 'x', '--registry', reg, '--json'], { cwd }).code).toBe(1);
+    const ex = runCli(['registry', 'export', '--out', path.join(cwd, 'e.jsonl'), '--registry', reg, '--json'], { cwd });
+    expect(ex.code, ex.stderr).toBe(0);
+    expect(fs.readdirSync(cwd)).toEqual(['e.jsonl']);
+
+    fs.mkdirSync(path.join(cwd, 'm'));
+    fs.writeFileSync(path.join(cwd, 'm', 'config.json'), '{"model_type":"llama"}');
+    const add = runCli(['models', 'add', path.join(cwd, 'm'), '--registry', reg, '--json'], { cwd });
+    expect(add.code, add.stderr).toBe(0);
+    expect(fs.existsSync(reg)).toBe(true);
+  });
+});

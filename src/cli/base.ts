@@ -27,6 +27,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     }),
   };
 
+  /**
+   * `read`: the command only reads the registry, so a SQLite registry that does not exist is
+   * an empty one and nothing (file or folder) is created for it.
+   */
+  static registryAccess: 'read' | 'write' = 'write';
+
   protected flags!: BaseFlags<T>;
   protected args!: BaseArgs<T>;
   /** All positional arguments (for commands with strict = false). */
@@ -53,7 +59,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
 
   /** The registry named by --registry / MODELPRINT_REGISTRY, opened on first use. */
   protected async registry(): Promise<Registry> {
-    if (!this.registryHandle) this.registryHandle = await openRegistry(this.flags.registry);
+    if (!this.registryHandle) {
+      this.registryHandle = await openRegistry(this.flags.registry, { create: (this.ctor as typeof BaseCommand).registryAccess === 'write' });
+    }
     return this.registryHandle;
   }
 

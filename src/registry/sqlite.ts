@@ -67,7 +67,8 @@ export class SqliteRegistry extends SqlRegistry {
     return this.file;
   }
 
-  static open(file: string): SqliteRegistry {
+  /** Opens (creating it and its folder when missing, unless `create` is false: then an empty, in-memory registry) and migrates. */
+  static open(file: string, opts: { create?: boolean } = {}): SqliteRegistry {
     const abs = path.resolve(file);
     if (fs.existsSync(abs) && fs.statSync(abs).isDirectory()) {
       throw new ModelprintError('E_REGISTRY', `registry path ${abs} is a directory`, {
@@ -75,6 +76,8 @@ export class SqliteRegistry extends SqlRegistry {
         hint: `pass a file path, e.g. --registry ${path.join(file, 'registry.db')}`,
       });
     }
+    const missing = !fs.existsSync(abs);
+    if (missing && opts.create === false) return SqliteRegistry.connect(abs, ':memory:');
     try {
       fs.mkdirSync(path.dirname(abs), { recursive: true });
     } catch (e) {
@@ -83,9 +86,14 @@ export class SqliteRegistry extends SqlRegistry {
         hint: 'choose a writable location with --registry or MODELPRINT_REGISTRY',
       });
     }
+    return SqliteRegistry.connect(abs, abs);
+  }
+
+  /** Connects to `target` (a file, or `:memory:`), shown as `abs`, and migrates it. */
+  private static connect(abs: string, target: string): SqliteRegistry {
     let db: Database.Database;
     try {
-      db = new Database(abs, { timeout: BUSY_TIMEOUT_MS });
+      db = new Database(target, { timeout: BUSY_TIMEOUT_MS });
       const conn = db;
       // Switching a new file to WAL takes an exclusive lock, and SQLite answers SQLITE_BUSY at
       // once (no busy handler) when another process holds one: wait and try again.

@@ -5,6 +5,7 @@ import type { ModelRecord } from '../../registry/types.js';
 
 export default class ModelsList extends BaseCommand<typeof ModelsList> {
   static override summary = 'List the registered models.';
+  static override registryAccess = 'read' as const;
   static override examples = ['<%= config.bin %> models list', '<%= config.bin %> models list --family alpha --json'];
   static override flags = {
     family: Flags.string({ description: 'Only models of this family.' }),

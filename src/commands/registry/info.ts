@@ -4,6 +4,7 @@ import type { RegistryInfo } from '../../registry/types.js';
 
 export default class RegistryInfoCmd extends BaseCommand<typeof RegistryInfoCmd> {
   static override summary = 'Show where the registry is, its schema version and what it holds.';
+  static override registryAccess = 'read' as const;
   static override examples = ['<%= config.bin %> registry info', '<%= config.bin %> registry info --registry /scratch/reg.db --json'];
 
   async run(): Promise<RegistryInfo> {
