@@ -12,6 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { modelKey } from '../src/methods/runner.js';
 import type { ModelEntry } from '../src/methods/models-input.js';
 import { native } from '../src/native/index.js';
+import { payloadProblem } from '../src/registry/payloads.js';
 import { readCsvFile } from '../src/util/csv.js';
 import { parseJson, runCli, tmpDir, type CliResult } from './helpers/cli.js';
 import { tinyZoo, type ZooModel } from './helpers/zoo.js';
@@ -162,4 +163,33 @@ describe('a fingerprint whose sketch claims an absurd prompt count', () => {
     expect(reused[fam.model_id]).toBe(false);
     expect(reused[other.model_id]).toBe(true);
   }, 60_000);
+});
+
+describe('payload checks on mutated payloads', () => {
+  it('never throw, and accept a mutated sketch only when it still is a one-model sketch of its key', () => {
+    const valid = native.SketchSet.fromArrays(['key-a'], Uint32Array.from([1, 5, 9, 2, 3]), Uint32Array.from([3, 2]), { prompts: 2, vocabSize: 100, k: 3 }).toBytes();
+    expect(payloadProblem('bottomk', 'key-a', valid)).toBeNull();
+    expect(payloadProblem('bottomk', 'key-b', valid)).toMatch(/is the sketch of "key-a"/);
+    let seed = 12345;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    let accepted = 0;
+    for (let i = 0; i < 2000; i++) {
+      const b = Buffer.from(valid);
+      for (let j = 0, n = 1 + rand(4); j < n; j++) b[rand(b.length)] = rand(256);
+      const cut = rand(8) === 0 ? b.subarray(0, rand(b.length)) : b;
+      const problem = payloadProblem('bottomk', 'key-a', cut);
+      if (problem === null) {
+        accepted++;
+        const s = native.SketchSet.fromBytes(cut);
+        expect([s.count, s.modelIds[0]]).toEqual([1, 'key-a']);
+      }
+    }
+    // The checksum makes almost every mutation a refusal.
+    expect(accepted).toBeLessThan(20);
+    for (const n of [0, 1, 7, 9]) expect(payloadProblem('weight', 'k', Buffer.alloc(n))).toMatch(/float64/);
+    expect(payloadProblem('weight', 'k', Buffer.alloc(16))).toBeNull();
+  });
 });
