@@ -5,11 +5,13 @@ import type { ModelRecord } from '../../registry/types.js';
 
 export default class ModelsList extends BaseCommand<typeof ModelsList> {
   static override summary = 'List the registered models.';
-  static override registryAccess = 'read' as const;
   static override examples = ['<%= config.bin %> models list', '<%= config.bin %> models list --family alpha --json'];
   static override flags = {
     family: Flags.string({ description: 'Only models of this family.' }),
   };
+
+  /** Only reads: a registry that does not exist is empty, and none is created. */
+  static override registryAccess = 'read' as const;
 
   async run(): Promise<{ models: ModelRecord[] }> {
     const models = await (await this.registry()).listModels({ family: this.flags.family });

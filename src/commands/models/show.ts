@@ -6,11 +6,13 @@ import type { ModelRecord } from '../../registry/types.js';
 
 export default class ModelsShow extends BaseCommand<typeof ModelsShow> {
   static override summary = 'Show one registered model.';
-  static override registryAccess = 'read' as const;
   static override examples = ['<%= config.bin %> models show 3', '<%= config.bin %> models show alpha-base --json'];
   static override args = {
     model: Args.string({ description: 'Registry id or name.', required: true }),
   };
+
+  /** Only reads: a registry that does not exist is empty, and none is created. */
+  static override registryAccess = 'read' as const;
 
   async run(): Promise<ModelRecord> {
     const m = await (await this.registry()).getModel(this.args.model);

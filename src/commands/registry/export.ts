@@ -4,7 +4,6 @@ import { exportRegistry, type ExportResult } from '../../registry/transfer.js';
 
 export default class RegistryExport extends BaseCommand<typeof RegistryExport> {
   static override summary = 'Export every table of the registry as JSON lines.';
-  static override registryAccess = 'read' as const;
   static override description =
     'One JSON document a line: a header, then models, probe sets, fingerprints (payloads base64), runs and model errors, then an end marker with the row counts. The file is written atomically. Import it into any registry (SQLite or PostgreSQL) with `registry import`.';
   static override examples = [
@@ -14,6 +13,9 @@ export default class RegistryExport extends BaseCommand<typeof RegistryExport> {
   static override flags = {
     out: Flags.string({ char: 'o', description: 'File to write (JSON lines).', required: true }),
   };
+
+  /** Only reads: a registry that does not exist is empty, and none is created. */
+  static override registryAccess = 'read' as const;
 
   async run(): Promise<ExportResult> {
     const r = await exportRegistry(await this.registry(), this.flags.out);

@@ -4,8 +4,10 @@ import type { RegistryInfo } from '../../registry/types.js';
 
 export default class RegistryInfoCmd extends BaseCommand<typeof RegistryInfoCmd> {
   static override summary = 'Show where the registry is, its schema version and what it holds.';
-  static override registryAccess = 'read' as const;
   static override examples = ['<%= config.bin %> registry info', '<%= config.bin %> registry info --registry /scratch/reg.db --json'];
+
+  /** Only reads: a registry that does not exist is empty, and none is created. */
+  static override registryAccess = 'read' as const;
 
   async run(): Promise<RegistryInfo> {
     const info = await (await this.registry()).info();
