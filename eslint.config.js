@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'native/**', 'node_modules/**', 'target/**', 'modelprint-demo/**', 'coverage/**'] },
+  { ignores: ['dist/**', 'native/**', 'node_modules/**', 'target/**', 'modelprint-demo/**', 'coverage/**', 'src/vendor/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

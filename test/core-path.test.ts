@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCsvFile } from '../src/util/csv.js';
 import { readNpyFloat32 } from '../src/util/npy.js';
-import { formatScore } from '../src/methods/results.js';
+import { formatScore } from '../src/util/format.js';
 import { native } from '../src/native/index.js';
 import { parseJson, runCli, tmpDir } from './helpers/cli.js';
 import { ADMIN_PASSWORD, ADMIN_USER, READER_PASSWORD, READER_USER, startPostgres, type PgServer } from './helpers/pg.js';
@@ -39,7 +39,7 @@ describe('sketch files are the pipeline’s own sketches', () => {
     const pick = [base, ...family.slice(0, 2), models.find((m) => m.family !== base.family)!];
     const out = path.join(dir, 'm');
     const mpsk = path.join(dir, 'matrix.mpsk');
-    const r = runCli(['matrix', '--models', ...pick.map((m) => m.path), '--out-dir', out, '--sketches-out', mpsk, '--registry', path.join(dir, 'r.db'), '--json', ...FAST]);
+    const r = runCli(['matrix', '--models', ...pick.map((m) => m.path), '--output-dir', out, '--sketches-out', mpsk, '--registry', path.join(dir, 'r.db'), '--json', ...FAST]);
     expect(r.code, r.stderr).toBe(0);
     const set = native.SketchSet.open(mpsk);
     expect(set.count).toBe(4);
@@ -49,7 +49,7 @@ describe('sketch files are the pipeline’s own sketches', () => {
     const simNpy = path.join(dir, 'sim.npy');
     const simCsv = path.join(dir, 'sim.csv');
     for (const o of [simNpy, simCsv]) {
-      const s = runCli(['similarity', '--sketches', mpsk, '--out', o, '--device', 'cpu', '--json']);
+      const s = runCli(['similarity', '--sketches', mpsk, '--output', o, '--device', 'cpu', '--json']);
       expect(s.code, s.stderr).toBe(0);
     }
     expect(fs.readFileSync(simNpy)).toEqual(fs.readFileSync(path.join(out, 'overlap_matrix.npy')));
@@ -67,11 +67,11 @@ describe('sketch files are the pipeline’s own sketches', () => {
     const mpsk = path.join(dir, 'lineage.mpsk');
     const reg = path.join(dir, 'r.db');
     const other = models.find((m) => m.family !== base.family)!;
-    const r = runCli(['lineage', '--base', base.path, '--derived', derivedCsv(dir, [...family, other]), '--out', out, '--sketches-out', mpsk, '--registry', reg, '--json', ...FAST]);
+    const r = runCli(['lineage', '--base', base.path, '--derived', derivedCsv(dir, [...family, other]), '--output', out, '--sketches-out', mpsk, '--registry', reg, '--json', ...FAST]);
     expect(r.code, r.stderr).toBe(0);
     const rows = readCsvFile(out).rows;
     const npy = path.join(dir, 'l.npy');
-    const s = runCli(['similarity', '--sketches', mpsk, '--out', npy, '--device', 'cpu']);
+    const s = runCli(['similarity', '--sketches', mpsk, '--output', npy, '--device', 'cpu']);
     expect(s.code, s.stderr).toBe(0);
     const set = native.SketchSet.open(mpsk);
     const ids = set.modelIds;
@@ -88,7 +88,7 @@ describe('sketch files are the pipeline’s own sketches', () => {
     // A re-run resumes from the file and rewrites the same sketch file from the registry.
     const before = fs.readFileSync(mpsk);
     fs.rmSync(mpsk);
-    const again = runCli(['lineage', '--base', base.path, '--derived', derivedCsv(dir, [...family, other]), '--out', out, '--sketches-out', mpsk, '--registry', reg, '--json', ...FAST]);
+    const again = runCli(['lineage', '--base', base.path, '--derived', derivedCsv(dir, [...family, other]), '--output', out, '--sketches-out', mpsk, '--registry', reg, '--json', ...FAST]);
     expect(again.code, again.stderr).toBe(0);
     expect(fs.readFileSync(mpsk)).toEqual(before);
   });
@@ -98,12 +98,12 @@ describe('sketch files are the pipeline’s own sketches', () => {
     const out = path.join(dir, 'l.csv');
     const derived = derivedCsv(dir, family.slice(0, 1));
     const rel = path.relative(dir, base.path);
-    const first = runCli(['lineage', '--base', rel, '--derived', derived, '--out', out, '--registry', path.join(dir, 'r.db'), '--json', ...FAST], { cwd: dir });
+    const first = runCli(['lineage', '--base', rel, '--derived', derived, '--output', out, '--registry', path.join(dir, 'r.db'), '--json', ...FAST], { cwd: dir });
     expect(first.code, first.stderr).toBe(0);
-    const abs = runCli(['lineage', '--base', base.path, '--derived', derived, '--out', out, '--registry', path.join(dir, 'r.db'), '--json', ...FAST], { cwd: dir });
+    const abs = runCli(['lineage', '--base', base.path, '--derived', derived, '--output', out, '--registry', path.join(dir, 'r.db'), '--json', ...FAST], { cwd: dir });
     expect(abs.code, abs.stderr).toBe(0);
     expect(parseJson<{ skipped: number }>(abs).skipped).toBe(1);
-    const other = runCli(['lineage', '--base', base.path, '--derived', derived, '--out', out, '--json', ...FAST.map((a) => (a === '150' ? '160' : a))], { cwd: dir });
+    const other = runCli(['lineage', '--base', base.path, '--derived', derived, '--output', out, '--json', ...FAST.map((a) => (a === '150' ? '160' : a))], { cwd: dir });
     expect(other.code).toBe(1);
     const err = parseJson<{ error: { code: string; message: string; subject: string } }>(other).error;
     expect(err.code).toBe('E_CONFIG');
@@ -129,7 +129,7 @@ describe('a reader on a shared PostgreSQL registry', () => {
     const derived = derivedCsv(dir, family);
 
     // On an empty registry: everything computed, nothing stored, every row a score.
-    const r1 = runCli(['lineage', '--base', base.path, '--derived', derived, '--out', path.join(dir, 'a.csv'), '--registry', reader, '--json', ...FAST]);
+    const r1 = runCli(['lineage', '--base', base.path, '--derived', derived, '--output', path.join(dir, 'a.csv'), '--registry', reader, '--json', ...FAST]);
     expect(r1.code, r1.stderr).toBe(0);
     expect(parseJson<{ ok: number; failed: number }>(r1)).toMatchObject({ ok: family.length, failed: 0 });
     expect(r1.stderr).toMatch(/refused to store/);
@@ -141,21 +141,21 @@ describe('a reader on a shared PostgreSQL registry', () => {
     expect(await pgs.sql('SELECT COUNT(*)::int AS n FROM fingerprints', [], db)).toEqual([{ n: 0 }]);
 
     // Said up front: no warning, still nothing stored.
-    const r2 = runCli(['lineage', '--base', base.path, '--derived', derived, '--out', path.join(dir, 'b.csv'), '--registry', reader, '--registry-write', 'read-only', '--json', ...FAST]);
+    const r2 = runCli(['lineage', '--base', base.path, '--derived', derived, '--output', path.join(dir, 'b.csv'), '--registry', reader, '--registry-write', 'read-only', '--json', ...FAST]);
     expect(r2.code, r2.stderr).toBe(0);
     expect(r2.stderr).not.toMatch(/refused to store/);
 
     // The admin stores the sketches; the reader then reuses them (no model loaded) with the same scores.
-    const ra = runCli(['lineage', '--base', base.path, '--derived', derived, '--out', path.join(dir, 'c.csv'), '--registry', admin, '--json', ...FAST]);
+    const ra = runCli(['lineage', '--base', base.path, '--derived', derived, '--output', path.join(dir, 'c.csv'), '--registry', admin, '--json', ...FAST]);
     expect(ra.code, ra.stderr).toBe(0);
-    const r3 = runCli(['lineage', '--base', base.path, '--derived', derived, '--out', path.join(dir, 'd.csv'), '--registry', reader, '--json', ...FAST]);
+    const r3 = runCli(['lineage', '--base', base.path, '--derived', derived, '--output', path.join(dir, 'd.csv'), '--registry', reader, '--json', ...FAST]);
     expect(r3.code, r3.stderr).toBe(0);
     expect(parseJson<{ reused: number }>(r3).reused).toBe(family.length);
     expect(r3.stderr).not.toMatch(/"phase":"loading"/);
     const rows3 = readCsvFile(path.join(dir, 'd.csv')).rows;
     expect(rows3.map((x) => x.avg_overlap_ratio)).toEqual(rows1.map((x) => x.avg_overlap_ratio));
 
-    const m = runCli(['matrix', '--models', base.path, family[0].path, '--out-dir', path.join(dir, 'm'), '--registry', reader, '--json', ...FAST]);
+    const m = runCli(['matrix', '--models', base.path, family[0].path, '--output-dir', path.join(dir, 'm'), '--registry', reader, '--json', ...FAST]);
     expect(m.code, m.stderr).toBe(0);
     expect(parseJson<{ failed: number }>(m).failed).toBe(0);
   });

@@ -20,7 +20,7 @@ interface DemoSummary {
 describe('demo on the tiny zoo (detection quality)', () => {
   it('recovers lineage: AUC ≥ 0.99 without the hard relations, re-uploads score 1.0, every output written', () => {
     const dir = tmpDir();
-    const r = runCli(['demo', '--size', 'tiny', '--out-dir', path.join(dir, 'demo'), '--num-prompts', '3', '--k', '200', '--progress', 'none', '--json']);
+    const r = runCli(['demo', '--size', 'tiny', '--output-dir', path.join(dir, 'demo'), '--num-prompts', '3', '--k', '200', '--progress', 'none', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const s = parseJson<DemoSummary>(r);
     expect(s.models).toBe(52);
@@ -37,8 +37,12 @@ describe('demo on the tiny zoo (detection quality)', () => {
     for (const f of [s.files.csv, s.files.npy, s.files.nearest, s.files.summary, ...s.files.lineage]) expect(fs.existsSync(f), f).toBe(true);
     expect(s.files.lineage).toHaveLength(4);
     expect(s.files.dashboard && fs.existsSync(s.files.dashboard)).toBe(true);
+    // The demo's title appears once (no subtitle repeating it).
+    const html = fs.readFileSync(s.files.dashboard!, 'utf8');
+    expect(html.match(/modelprint demo: bottom-k overlap of the zoo/g)?.length).toBe(2); // <title> and <h1>
+    expect(html).not.toMatch(/<header><h1>[^<]*<\/h1><p>/);
     // a second run reuses the zoo and every sketch from the registry
-    const again = runCli(['demo', '--size', 'tiny', '--out-dir', path.join(dir, 'demo'), '--num-prompts', '3', '--k', '200', '--progress', 'jsonl', '--json']);
+    const again = runCli(['demo', '--size', 'tiny', '--output-dir', path.join(dir, 'demo'), '--num-prompts', '3', '--k', '200', '--progress', 'jsonl', '--json']);
     expect(again.code, again.stderr).toBe(0);
     expect(again.stderr).not.toContain('"phase":"loading"');
     expect(parseJson<DemoSummary>(again).quality.auc_all).toBe(s.quality.auc_all);

@@ -109,4 +109,15 @@ describe('experiment runner', () => {
     fs.writeFileSync(noIo, JSON.stringify({ models: ['1'], methods: ['input_output'], metrics: ['l1'] }));
     expect(runCli(['experiment', 'run', '--config', noIo, '--registry', reg]).stderr).toContain('method_args.input_output');
   });
+
+  it('names models the way users do: registry name / Hub id or the path they were registered from', () => {
+    const example = JSON.parse(fs.readFileSync(path.join(ROOT, 'configs', 'experiment.example.json'), 'utf8')) as { models: string[] };
+    for (const m of example.models) expect(m, 'no numeric ids that depend on import order').not.toMatch(/^\d+$/);
+    const byPath = path.join(zooDir, 'delta-base');
+    const cfg = path.join(work, 'names.json');
+    fs.writeFileSync(cfg, JSON.stringify({ models: ['alpha-base', byPath], methods: ['architecture'], metrics: ['cosine'] }));
+    const r = runCli(['experiment', 'run', '--config', cfg, '--registry', reg, '-o', path.join(work, 'names'), '--json', '--progress', 'none']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(parseJson<{ models: { name: string }[] }>(r).models.map((m) => m.name)).toEqual(['alpha-base', 'delta-base']);
+  });
 });

@@ -22,8 +22,8 @@ describe('CLI foundation', () => {
       { cwd: dir },
     );
     expect(add.code, add.stderr).toBe(0);
-    const added = parseJson<{ id: number; name: string; family: string; modelType: string }>(add);
-    expect(added).toMatchObject({ name: 'dir', family: 'F', modelType: 'Base' });
+    const added = parseJson<{ id: number; name: string; family: string; model_type: string }>(add);
+    expect(added).toMatchObject({ name: 'dir', family: 'F', model_type: 'Base' });
     const list = runCli(['models', 'list', '--json'], { cwd: dir });
     expect(list.code).toBe(0);
     const { models } = parseJson<{ models: Array<Record<string, unknown>> }>(list);
@@ -33,12 +33,12 @@ describe('CLI foundation', () => {
       name: 'dir',
       source: path.join(fs.realpathSync(dir), 'some', 'dir'),
       family: 'F',
-      modelType: 'Base',
-      baseModel: 'root',
+      model_type: 'Base',
+      base_model: 'root',
       downloads: 12,
       tags: ['a', 'b'],
     });
-    expect(String(models[0].contentHash)).toMatch(/^[0-9a-f]{64}$/);
+    expect(String(models[0].content_hash)).toMatch(/^[0-9a-f]{64}$/);
     expect(fs.existsSync(path.join(dir, '.modelprint', 'registry.db'))).toBe(true);
     const show = runCli(['models', 'show', String(added.id), '--json'], { cwd: dir });
     expect(parseJson<{ name: string }>(show).name).toBe('dir');
@@ -54,7 +54,7 @@ describe('CLI foundation', () => {
     const file = path.join(dir, 'elsewhere', 'reg.db');
     const r = runCli(['registry', 'info', '--json'], { cwd: dir, env: { MODELPRINT_REGISTRY: file } });
     expect(r.code, r.stderr).toBe(0);
-    expect(parseJson<{ location: string; schemaVersion: number }>(r)).toMatchObject({ location: file, schemaVersion: 1 });
+    expect(parseJson<{ location: string; schema_version: number }>(r)).toMatchObject({ location: file, schema_version: 1 });
     const r2 = runCli(['registry', 'info', '--json', '--registry', path.join(dir, 'b.db')], { cwd: dir });
     expect(parseJson<{ location: string }>(r2).location).toBe(path.join(dir, 'b.db'));
   });

@@ -57,7 +57,7 @@ function lineage(base: string, derived: string[], extra: string[] = [], env?: Re
   const out = path.join(tmpDir('modelprint-eco-out-'), 'r.csv');
   const reg = extra.includes('--registry') ? [] : ['--registry', path.join(path.dirname(out), 'reg.db')];
   const params = extra.includes('--num-prompts') ? FAST.slice(6) : FAST;
-  const r = runCli(['lineage', '--base', base, '--derived', ...derived, '--out', out, '--json', ...reg, ...params, ...extra], { env });
+  const r = runCli(['lineage', '--base', base, '--derived', ...derived, '--output', out, '--json', ...reg, ...params, ...extra], { env });
   expect(r.stdout, r.stderr).not.toBe('');
   const s = parseJson<Summary>(r);
   return { r, s, rows: fs.existsSync(out) ? readCsvFile(out).rows : [] };
@@ -238,7 +238,7 @@ describe('onnx/ variants', () => {
     expect(l.s.ok, l.r.stderr).toBe(1);
     expect(loaded(l.r.stderr)['tiny-q4'].onnx_variant).toBe('q4');
     const out = tmpDir('modelprint-eco-mx-');
-    const m = runCli(['matrix', '--models', M['mistral-null-head-dim'], M.variants, '--onnx-variant', 'bnb4', '--out-dir', out, '--registry', reg, '--json', ...FAST]);
+    const m = runCli(['matrix', '--models', M['mistral-null-head-dim'], M.variants, '--onnx-variant', 'bnb4', '--output-dir', out, '--registry', reg, '--json', ...FAST]);
     expect(m.code, m.stderr).toBe(0);
     expect(parseJson<{ failed: number }>(m).failed).toBe(0);
     expect(loaded(m.stderr)[M.variants].onnx_variant).toBe('bnb4');

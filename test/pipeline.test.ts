@@ -43,7 +43,7 @@ describe('lineage (base vs derived)', () => {
     const derived = familyCsv(dir, family);
     const out = path.join(dir, 'results.csv');
     const reg = path.join(dir, 'reg.db');
-    const r = runCli(['lineage', '--base', base.path, '--derived', derived, '--out', out, '--registry', reg, '--prompts-out', path.join(dir, 'p.json'), '--json', ...FAST]);
+    const r = runCli(['lineage', '--base', base.path, '--derived', derived, '--output', out, '--registry', reg, '--prompts-out', path.join(dir, 'p.json'), '--json', ...FAST]);
     expect(r.code, r.stderr).toBe(0);
     const summary = parseJson<{ ok: number; failed: number; rows: number }>(r);
     expect(summary).toMatchObject({ ok: family.length, failed: 0, rows: family.length });
@@ -68,14 +68,14 @@ describe('lineage (base vs derived)', () => {
 
     // Same command again: nothing recomputed, file unchanged.
     const before = fs.readFileSync(out, 'utf8');
-    const again = runCli(['lineage', '--base', base.path, '--derived', derived, '--out', out, '--registry', reg, '--json', ...FAST]);
+    const again = runCli(['lineage', '--base', base.path, '--derived', derived, '--output', out, '--registry', reg, '--json', ...FAST]);
     expect(again.code).toBe(0);
     expect(parseJson<{ skipped: number }>(again).skipped).toBe(family.length);
     expect(events(again.stderr).filter((e) => e.phase === 'loading')).toHaveLength(0);
     expect(fs.readFileSync(out, 'utf8')).toBe(before);
 
     // Other parameters into the same file: refused, file untouched.
-    const other = runCli(['lineage', '--base', base.path, '--derived', derived, '--out', out, '--registry', reg, ...FAST.map((a) => (a === '200' ? '300' : a))]);
+    const other = runCli(['lineage', '--base', base.path, '--derived', derived, '--output', out, '--registry', reg, ...FAST.map((a) => (a === '200' ? '300' : a))]);
     expect(other.code).toBe(1);
     expect(other.stderr).toContain('E_CONFIG');
     expect(fs.readFileSync(out, 'utf8')).toBe(before);
@@ -83,7 +83,7 @@ describe('lineage (base vs derived)', () => {
     // --prompts-in reproduces the rows exactly; a new derivative costs one model load.
     const out2 = path.join(dir, 'r2.csv');
     const extra = copyModel(family[0].path, path.join(dir, 'new-upload'));
-    const r2 = runCli(['lineage', '--base', base.path, '--derived', derived, extra, '--out', out2, '--registry', reg, '--json', ...FAST]);
+    const r2 = runCli(['lineage', '--base', base.path, '--derived', derived, extra, '--output', out2, '--registry', reg, '--json', ...FAST]);
     expect(r2.code, r2.stderr).toBe(0);
     const loads = events(r2.stderr).filter((e) => e.phase === 'loading').map((e) => e.model);
     expect(loads).toEqual([]); // the new upload has the same content hash as family[0]: reused
@@ -95,10 +95,10 @@ describe('lineage (base vs derived)', () => {
     const dir = tmpDir();
     const derived = familyCsv(dir, family);
     const full = path.join(dir, 'full.csv');
-    expect(runCli(['lineage', '--base', base.path, '--derived', derived, '--out', full, '--registry', path.join(dir, 'a.db'), ...FAST]).code).toBe(0);
+    expect(runCli(['lineage', '--base', base.path, '--derived', derived, '--output', full, '--registry', path.join(dir, 'a.db'), ...FAST]).code).toBe(0);
 
     const out = path.join(dir, 'killed.csv');
-    const args = ['lineage', '--base', base.path, '--derived', derived, '--out', out, '--registry', path.join(dir, 'b.db'), ...FAST];
+    const args = ['lineage', '--base', base.path, '--derived', derived, '--output', out, '--registry', path.join(dir, 'b.db'), ...FAST];
     const child = spawnCli([...args, '--batch-size', '1']);
     const exited = new Promise<void>((r) => child.on('exit', () => r()));
     let killed = false;
@@ -134,7 +134,7 @@ describe('lineage (base vs derived)', () => {
     fs.truncateSync(path.join(corrupt, 'onnx', 'model.onnx'), 1000);
     const missing = path.join(dir, 'nowhere');
     const out = path.join(dir, 'mixed.csv');
-    const r = runCli(['lineage', '--base', base.path, '--derived', ...good, gguf, noTok, corrupt, missing, '--out', out, '--registry', path.join(dir, 'r.db'), '--json', ...FAST]);
+    const r = runCli(['lineage', '--base', base.path, '--derived', ...good, gguf, noTok, corrupt, missing, '--output', out, '--registry', path.join(dir, 'r.db'), '--json', ...FAST]);
     expect(r.code, r.stderr).toBe(3);
     const rows = readCsv(out);
     expect(rows).toHaveLength(6);
@@ -154,7 +154,7 @@ describe('lineage (base vs derived)', () => {
   it('stops on SIGTERM after the current row, says how to resume, exits 143', async () => {
     const dir = tmpDir();
     const out = path.join(dir, 'term.csv');
-    const child = spawnCli(['lineage', '--base', base.path, '--derived', familyCsv(dir, family), '--out', out, '--registry', path.join(dir, 'r.db'), ...FAST]);
+    const child = spawnCli(['lineage', '--base', base.path, '--derived', familyCsv(dir, family), '--output', out, '--registry', path.join(dir, 'r.db'), ...FAST]);
     let stderr = '';
     let sent = false;
     child.stderr.on('data', (d: Buffer) => {
@@ -178,7 +178,7 @@ describe('lineage (base vs derived)', () => {
     const dir = tmpDir();
     const out = path.join(dir, 'text.csv');
     const pick = [family.find((m) => /re-?upload/.test(m.relation))!, models.find((m) => m.family !== base.family)!];
-    const r = runCli(['lineage', '--method', 'text', '--base', base.path, '--derived', ...pick.map((m) => m.path), '--out', out, '--registry', path.join(dir, 'r.db'), ...FAST]);
+    const r = runCli(['lineage', '--method', 'text', '--base', base.path, '--derived', ...pick.map((m) => m.path), '--output', out, '--registry', path.join(dir, 'r.db'), ...FAST]);
     expect(r.code, r.stderr).toBe(0);
     const header = readCsvFile(out).header;
     expect(header).toEqual([...TEXT_COLUMNS]);
@@ -197,13 +197,17 @@ describe('matrix (pairwise protocol)', () => {
     fs.mkdirSync(broken);
     fs.writeFileSync(path.join(broken, 'x.gguf'), 'GGUF');
     const outDir = path.join(dir, 'm');
-    const r = runCli(['matrix', '--models', ...pick.map((m) => m.path), broken, '--out-dir', outDir, '--registry', path.join(dir, 'r.db'), '--no-reuse', '--json', ...FAST]);
+    const r = runCli(['matrix', '--models', ...pick.map((m) => m.path), broken, '--output-dir', outDir, '--registry', path.join(dir, 'r.db'), '--no-reuse', '--json', ...FAST]);
     expect(r.code, r.stderr).toBe(3);
     const loads = new Map<string, number>();
     for (const e of events(r.stderr)) if (e.phase === 'loading') loads.set(String(e.model), (loads.get(String(e.model)) ?? 0) + 1);
     expect(loads.size).toBe(pick.length + 1);
     for (const [, c] of loads) expect(c).toBeLessThanOrEqual(2);
 
+    // The dashboard is written next to the matrix.
+    const out = parseJson<{ files: { dashboard: string } }>(r);
+    expect(out.files.dashboard).toBe(path.join(outDir, 'dashboard.html'));
+    expect(fs.readFileSync(out.files.dashboard, 'utf8')).toContain('bottom-k overlap matrix');
     const n = pick.length + 1;
     const lines = fs.readFileSync(path.join(outDir, 'overlap_matrix.csv'), 'utf8').trim().split('\n');
     expect(lines).toHaveLength(n + 1);

@@ -183,10 +183,10 @@ describe('PostgreSQL registry: roles enforced by the server', () => {
     // Once the admin migrates, the reader opens it read-only.
     const m = runCli(['registry', 'migrate', '--json', '--registry', pgs.url(ADMIN_USER, ADMIN_PASSWORD, db)]);
     expect(m.code, m.stderr).toBe(0);
-    expect(parseJson(m)).toMatchObject({ backend: 'postgres', schemaVersion: 1, latestVersion: 1, applied: [1] });
+    expect(parseJson(m)).toMatchObject({ backend: 'postgres', schema_version: 1, latest_version: 1, applied: [1] });
     const ok = runCli(['registry', 'info', '--json', '--registry', readerUrl]);
     expect(ok.code, ok.stderr).toBe(0);
-    expect(parseJson(ok)).toMatchObject({ backend: 'postgres', schemaVersion: 1 });
+    expect(parseJson(ok)).toMatchObject({ backend: 'postgres', schema_version: 1 });
   });
 
   it('`registry migrate --setup-roles` hands existing tables to modelprint_admin and grants the reader', async () => {
@@ -196,14 +196,14 @@ describe('PostgreSQL registry: roles enforced by the server', () => {
     // Migrated by a superuser before any roles: the tables are the superuser's; readers see nothing.
     const m1 = runCli(['registry', 'migrate', '--json', '--registry', superUrl]);
     expect(m1.code, m1.stderr).toBe(0);
-    expect(parseJson(m1)).toMatchObject({ schemaVersion: 1, applied: [1] });
+    expect(parseJson(m1)).toMatchObject({ schema_version: 1, applied: [1] });
     expect((await rejection(PostgresRegistry.open(readerUrl))).code).toBe('E_PERMISSION');
 
     const m2 = runCli(['registry', 'migrate', '--setup-roles', '--json', '--registry', superUrl]);
     expect(m2.code, m2.stderr).toBe(0);
-    const out = parseJson<{ schemaVersion: number; applied: number[]; roles: { tablesOwned: string[]; created: string[] } }>(m2);
-    expect(out).toMatchObject({ schemaVersion: 1, applied: [], roles: { created: [] } });
-    expect(out.roles.tablesOwned.sort()).toEqual(['fingerprints', 'model_errors', 'models', 'probe_sets', 'runs', 'schema_migrations']);
+    const out = parseJson<{ schema_version: number; applied: number[]; roles: { tables_owned: string[]; created: string[] } }>(m2);
+    expect(out).toMatchObject({ schema_version: 1, applied: [], roles: { created: [] } });
+    expect(out.roles.tables_owned.sort()).toEqual(['fingerprints', 'model_errors', 'models', 'probe_sets', 'runs', 'schema_migrations']);
     const owners = await pgs.sql<{ tableowner: string }>("SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'public'", [], db);
     expect(owners).toEqual([{ tableowner: 'modelprint_admin' }]);
     const reader = await PostgresRegistry.open(readerUrl);
@@ -378,7 +378,7 @@ describe('registry export / import', () => {
       return parseJson<Record<string, unknown>>(r);
     };
 
-    const e1 = cli(['registry', 'export', '--registry', src, '--out', path.join(dir, 'a.jsonl')]);
+    const e1 = cli(['registry', 'export', '--registry', src, '--output', path.join(dir, 'a.jsonl')]);
     expect(e1).toMatchObject({ backend: 'sqlite', counts: { models: 2, probe_sets: 1, fingerprints: 3, runs: 2, model_errors: 2 } });
     expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);
 
@@ -391,7 +391,7 @@ describe('registry export / import', () => {
     expect(i1).toMatchObject({
       inserted: { models: 2, probe_sets: 1, fingerprints: 3, runs: 2, model_errors: 2 },
       existing: { models: 0, probe_sets: 0, fingerprints: 0, runs: 0, model_errors: 0 },
-      source: { backend: 'sqlite', schemaVersion: 1 },
+      source: { backend: 'sqlite', schema_version: 1 },
     });
     const infoAfterFirst = cli(['registry', 'info', '--registry', u.admin]);
     const i2 = cli(['registry', 'import', path.join(dir, 'a.jsonl'), '--registry', u.admin]);
@@ -402,11 +402,11 @@ describe('registry export / import', () => {
     expect(cli(['registry', 'info', '--registry', u.admin])).toEqual(infoAfterFirst);
 
     // The reader may export the shared registry.
-    const e2 = cli(['registry', 'export', '--registry', u.reader, '--out', path.join(dir, 'b.jsonl')]);
+    const e2 = cli(['registry', 'export', '--registry', u.reader, '--output', path.join(dir, 'b.jsonl')]);
     expect(e2).toMatchObject({ backend: 'postgres', counts: e1.counts });
     const back = path.join(dir, 'back.db');
     cli(['registry', 'import', path.join(dir, 'b.jsonl'), '--registry', back]);
-    cli(['registry', 'export', '--registry', back, '--out', path.join(dir, 'c.jsonl')]);
+    cli(['registry', 'export', '--registry', back, '--output', path.join(dir, 'c.jsonl')]);
 
     const a = canonical(path.join(dir, 'a.jsonl'));
     expect(a.fingerprints).toHaveLength(3);
@@ -443,7 +443,7 @@ describe('registry export / import', () => {
     const src = path.join(dir, 'src.db');
     await seedSqlite(src);
     const file = path.join(dir, 'a.jsonl');
-    expect(runCli(['registry', 'export', '--registry', src, '--out', file]).code).toBe(0);
+    expect(runCli(['registry', 'export', '--registry', src, '--output', file]).code).toBe(0);
     const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
     fs.writeFileSync(path.join(dir, 'cut.jsonl'), `${lines.slice(0, -2).join('\n')}\n`);
     fs.writeFileSync(path.join(dir, 'foreign.jsonl'), '{"hello":"world"}\n');

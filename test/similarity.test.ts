@@ -163,10 +163,10 @@ describe('modelprint similarity (native engine)', () => {
 
   it('writes the overlap matrix as CSV (ids as header row and first column, six decimals)', () => {
     const out = path.join(dir, 'm.csv');
-    const r = runCli(['similarity', '--sketches', jsonl, '--out', out, '--device', 'cpu', '--json']);
+    const r = runCli(['similarity', '--sketches', jsonl, '--output', out, '--device', 'cpu', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const s = parseJson<Record<string, unknown>>(r);
-    expect(s).toMatchObject({ mode: 'matrix', n: 40, prompts: P, metric: 'overlap', deviceKind: 'cpu', out, failed: models.filter(isFailed).length });
+    expect(s).toMatchObject({ mode: 'matrix', n: 40, prompts: P, metric: 'overlap', device_kind: 'cpu', out, failed: models.filter(isFailed).length });
     expect(typeof s.seconds).toBe('number');
     const rows = parseCsv(fs.readFileSync(out, 'utf8'));
     const ids = models.map((m) => m.model);
@@ -185,7 +185,7 @@ describe('modelprint similarity (native engine)', () => {
   it('writes NPY float32 equal to the reference bit for bit, for both metrics', () => {
     for (const metric of ['overlap', 'jaccard']) {
       const out = path.join(dir, `m-${metric}.npy`);
-      const r = runCli(['similarity', '--sketches', jsonl, '--metric', metric, '--out', out, '--threads', '2']);
+      const r = runCli(['similarity', '--sketches', jsonl, '--metric', metric, '--output', out, '--threads', '2']);
       expect(r.code, r.stderr).toBe(0);
       const { shape, data } = readNpy(out);
       expect(shape).toEqual([40, 40]);
@@ -195,7 +195,7 @@ describe('modelprint similarity (native engine)', () => {
 
   it('streams top-N neighbours as JSON lines', () => {
     const out = path.join(dir, 'nb.jsonl');
-    const r = runCli(['similarity', '--sketches', jsonl, '--top', '3', '--out', out, '--json']);
+    const r = runCli(['similarity', '--sketches', jsonl, '--top', '3', '--output', out, '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(parseJson<{ mode: string; top: number }>(r)).toMatchObject({ mode: 'top', top: 3 });
     const got = fs
@@ -219,17 +219,17 @@ describe('modelprint similarity (native engine)', () => {
     const parts: string[] = [];
     for (let i = 0; i < 4; i++) {
       const part = path.join(dir, `part-${i}.mppart`);
-      const r = runCli(['similarity', '--sketches', file, '--shard', `${i}/4`, '--out', part, '--json']);
+      const r = runCli(['similarity', '--sketches', file, '--shard', `${i}/4`, '--output', part, '--json']);
       expect(r.code, r.stderr).toBe(0);
       expect(parseJson<{ shard: { index: number; count: number } }>(r).shard).toMatchObject({ index: i, count: 4 });
       parts.push(part);
     }
     const merged = path.join(dir, 'merged.npy');
-    const r = runCli(['similarity', 'merge', ...parts.reverse(), '--out', merged, '--json']);
+    const r = runCli(['similarity', 'merge', ...parts.reverse(), '--output', merged, '--json']);
     expect(r.code, r.stderr).toBe(0);
     expect(parseJson<{ n: number; parts: number }>(r)).toMatchObject({ n: 1100, parts: 4 });
     const full = path.join(dir, 'full.npy');
-    expect(runCli(['similarity', '--sketches', file, '--out', full]).code).toBe(0);
+    expect(runCli(['similarity', '--sketches', file, '--output', full]).code).toBe(0);
     const a = readNpy(merged).data;
     const b = readNpy(full).data;
     expect(Buffer.from(a.buffer).equals(Buffer.from(b.buffer))).toBe(true);
@@ -242,7 +242,7 @@ describe('modelprint similarity (native engine)', () => {
       expect(b[i * 1100 + j]).toBe(want);
     }
     // A missing shard is named.
-    const bad = runCli(['similarity', 'merge', parts[0], parts[1], parts[2], '--out', path.join(dir, 'x.csv'), '--json']);
+    const bad = runCli(['similarity', 'merge', parts[0], parts[1], parts[2], '--output', path.join(dir, 'x.csv'), '--json']);
     expect(bad.code).toBe(1);
     const err = parseJson<{ error: { code: string; message: string } }>(bad).error;
     expect(err.code).toBe('E_INPUT');
@@ -270,7 +270,7 @@ describe('modelprint similarity (native engine)', () => {
     expect(back.fingerprint).toBe(set.fingerprint);
     expect(back.modelIds).toEqual(models.map((m) => m.model));
     const out = path.join(dir, 'bin.npy');
-    expect(runCli(['similarity', '--sketches', bin, '--out', out]).code).toBe(0);
+    expect(runCli(['similarity', '--sketches', bin, '--output', out]).code).toBe(0);
     expect(Array.from(readNpy(out).data)).toEqual(Array.from(refMatrix(models, 'overlap', P)));
   });
 
@@ -280,7 +280,7 @@ describe('modelprint similarity (native engine)', () => {
       { model: 'a', sets: [[1, 2], [3]] },
       { model: 'b', sets: [[1, 2], [9, 4]] },
     ]);
-    const r = runCli(['similarity', '--sketches', bad, '--out', path.join(dir, 'x.csv'), '--json']);
+    const r = runCli(['similarity', '--sketches', bad, '--output', path.join(dir, 'x.csv'), '--json']);
     expect(r.code).toBe(1);
     const e = parseJson<{ error: { code: string; message: string; subject: string } }>(r).error;
     expect(e.code).toBe('E_INPUT');
@@ -292,30 +292,30 @@ describe('modelprint similarity (native engine)', () => {
       { model: 'a', sets: [[1, 2], [3]] },
       { model: 'b', sets: [[1, 2]] },
     ]);
-    const m = runCli(['similarity', '--sketches', mismatch, '--out', path.join(dir, 'x.csv'), '--json']);
+    const m = runCli(['similarity', '--sketches', mismatch, '--output', path.join(dir, 'x.csv'), '--json']);
     expect(parseJson<{ error: { message: string } }>(m).error.message).toContain('has 1 prompt sets, expected 2');
 
-    const usage = runCli(['similarity', '--sketches', jsonl, '--shard', '4/4', '--out', path.join(dir, 'p.mppart'), '--json']);
+    const usage = runCli(['similarity', '--sketches', jsonl, '--shard', '4/4', '--output', path.join(dir, 'p.mppart'), '--json']);
     expect(usage.code).toBe(2);
     expect(parseJson<{ error: { code: string } }>(usage).error.code).toBe('E_USAGE');
-    const ext = runCli(['similarity', '--sketches', jsonl, '--top', '2', '--out', path.join(dir, 'nb.csv'), '--json']);
+    const ext = runCli(['similarity', '--sketches', jsonl, '--top', '2', '--output', path.join(dir, 'nb.csv'), '--json']);
     expect(parseJson<{ error: { code: string } }>(ext).error.code).toBe('E_USAGE');
-    const missing = runCli(['similarity', '--sketches', path.join(dir, 'nope.mpsk'), '--out', path.join(dir, 'x.csv'), '--json']);
+    const missing = runCli(['similarity', '--sketches', path.join(dir, 'nope.mpsk'), '--output', path.join(dir, 'x.csv'), '--json']);
     expect(parseJson<{ error: { code: string } }>(missing).error.code).toBe('E_NOT_FOUND');
 
     const reason = native.cudaUnavailableReason();
-    const cuda = runCli(['similarity', '--sketches', jsonl, '--device', 'cuda', '--out', path.join(dir, 'c.csv'), '--json']);
+    const cuda = runCli(['similarity', '--sketches', jsonl, '--device', 'cuda', '--output', path.join(dir, 'c.csv'), '--json']);
     if (reason) {
       expect(cuda.code).toBe(1);
       const ce = parseJson<{ error: { code: string; message: string } }>(cuda).error;
       expect(ce.code).toBe('E_DEVICE');
       expect(ce.message).toBe(reason);
       // auto falls back to the CPU.
-      const auto = runCli(['similarity', '--sketches', jsonl, '--device', 'auto', '--out', path.join(dir, 'a.csv'), '--json']);
-      expect(parseJson<{ deviceKind: string }>(auto).deviceKind).toBe('cpu');
+      const auto = runCli(['similarity', '--sketches', jsonl, '--device', 'auto', '--output', path.join(dir, 'a.csv'), '--json']);
+      expect(parseJson<{ device_kind: string }>(auto).device_kind).toBe('cpu');
     } else {
       expect(cuda.code, cuda.stderr).toBe(0);
-      expect(parseJson<{ deviceKind: string }>(cuda).deviceKind).toBe('cuda');
+      expect(parseJson<{ device_kind: string }>(cuda).device_kind).toBe('cuda');
     }
     // No temp files left behind by atomic writes.
     expect(fs.readdirSync(dir).filter((f) => f.includes('.tmp-'))).toEqual([]);

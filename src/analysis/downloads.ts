@@ -59,9 +59,27 @@ export interface Anomaly {
   model: string;
   downloads: number | null;
   overlap: number;
-  kind: 'low_downloads_high_overlap' | 'high_downloads_low_overlap';
+  kind: 'low_downloads_high_overlap' | 'declared_derivative_low_overlap';
   note: string;
+  /** What the finding rests on, in words (the numbers compared and where they come from). */
+  evidence: string;
 }
+
+/** Different-family overlaps to judge a same-side row against (nearest-rank 95th percentile). */
+export interface UnrelatedReference {
+  file: string;
+  n: number;
+  p95: number;
+}
+
+export function unrelatedReference(file: string, scores: readonly number[]): UnrelatedReference | null {
+  if (scores.length === 0) return null;
+  const sorted = [...scores].sort((a, b) => a - b);
+  return { file, n: sorted.length, p95: sorted[Math.max(0, Math.ceil(0.95 * sorted.length) - 1)] };
+}
+
+/** Without a different-family sample, the fixed threshold of the published analysis. */
+export const MISLABEL_FIXED_THRESHOLD = 0.1;
 
 export interface DownloadRow {
   model: string;
@@ -140,7 +158,20 @@ export function normalizeEdges(edges: readonly number[]): number[] {
   return edges[0] === 0 ? [...edges] : [0, ...edges];
 }
 
-export function analyzeSide(file: string, rows: readonly ScoreRow[], opts: DownloadsOptions): SideReport {
+/**
+ * One side's report. `role` says which side it is: the mislabel finding
+ * (declared_derivative_low_overlap) applies only to the same side — rows declared
+ * derivatives — and compares their overlap with `unrelated` (the different-family side)
+ * when given, else with a fixed 0.1. Low overlap on the different side is what unrelated
+ * models are expected to have, and is never a finding.
+ */
+export function analyzeSide(
+  file: string,
+  rows: readonly ScoreRow[],
+  opts: DownloadsOptions,
+  role: 'same' | 'diff' = 'same',
+  unrelated: UnrelatedReference | null = null,
+): SideReport {
   const edges = normalizeEdges(opts.edges);
   const valid = rows.filter((r) => r.valid) as (ScoreRow & { score: number })[];
   const dl = (r: ScoreRow) => r.downloads ?? 0;
@@ -205,15 +236,23 @@ export function analyzeSide(file: string, rows: readonly ScoreRow[], opts: Downl
         overlap: r.score,
         kind: 'low_downloads_high_overlap',
         note: 'downloads < 10 and overlap > 0.9: likely a re-upload or test copy',
+        evidence: `${r.downloads ?? 'unknown'} downloads (< 10) and overlap ${r.score.toFixed(4)} (> 0.9)`,
       });
     }
-    if (dl(r) > 100 && r.score < 0.1) {
+    if (role !== 'same') continue;
+    const cut = unrelated ? unrelated.p95 : MISLABEL_FIXED_THRESHOLD;
+    const low = unrelated ? r.score <= cut : r.score < cut;
+    if (low) {
+      const declared = r.base ? `declared a derivative of ${r.base}` : `listed as a same-family derivative in ${file}`;
       anomalies.push({
         model: r.model,
         downloads: r.downloads,
         overlap: r.score,
-        kind: 'high_downloads_low_overlap',
-        note: 'downloads > 100 and overlap < 0.1: likely a mislabelled base model',
+        kind: 'declared_derivative_low_overlap',
+        note: 'declared derivative whose overlap looks like an unrelated model: the declared base may be wrong (mislabelled)',
+        evidence: unrelated
+          ? `${declared}, yet its overlap ${r.score.toFixed(4)} ≤ ${cut.toFixed(4)}, the 95th percentile of the ${unrelated.n} different-family overlaps in ${unrelated.file}`
+          : `${declared}, yet its overlap ${r.score.toFixed(4)} < ${cut} (fixed threshold; give --diff to compare with different-family overlaps instead)`,
       });
     }
   }
@@ -261,8 +300,9 @@ export function analyzeDownloads(
   inputs: { same?: { file: string; rows: ScoreRow[] }; diff?: { file: string; rows: ScoreRow[] } },
   opts: DownloadsOptions,
 ): DownloadsReport {
-  const same = inputs.same ? analyzeSide(inputs.same.file, inputs.same.rows, opts) : undefined;
-  const diff = inputs.diff ? analyzeSide(inputs.diff.file, inputs.diff.rows, opts) : undefined;
+  const diff = inputs.diff ? analyzeSide(inputs.diff.file, inputs.diff.rows, opts, 'diff') : undefined;
+  const reference = diff ? unrelatedReference(diff.file, diff.table.map((t) => t.overlap)) : null;
+  const same = inputs.same ? analyzeSide(inputs.same.file, inputs.same.rows, opts, 'same', reference) : undefined;
   let tests: DownloadsReport['tests'] = null;
   if (same && diff) {
     const x = same.table.map((t) => t.overlap);

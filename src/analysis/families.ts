@@ -1,5 +1,6 @@
 import type { ModelInfo, SimilarityMatrix } from './input.js';
 import { mean, populationVariance, quantileSorted, sorted } from './stats.js';
+import { fmt } from '../util/format.js';
 
 /**
  * METHODS §4 — family analysis of a similarity matrix.
@@ -175,8 +176,7 @@ export function familyTextReport(title: string, groups: readonly PairGroup[], di
   const lines: string[] = [title, '='.repeat(title.length), ''];
   if (groups.length === 0) lines.push('(no pairs)');
   for (const g of groups) {
-    const f = (x: number | null) => (x === null ? '-' : x.toFixed(digits));
-    lines.push(`${g.label}: ${g.count} pairs, mean ${f(g.mean)}, min ${f(g.min)}, max ${f(g.max)}, variance ${f(g.variance)}`);
+    lines.push(`${g.label}: ${g.count} pairs, mean ${fmt(g.mean, digits)}, min ${fmt(g.min, digits)}, max ${fmt(g.max, digits)}, variance ${fmt(g.variance, digits)}`);
     for (const p of g.pairs) {
       lines.push(
         `  ${p.score.toFixed(digits)}  ${p.a} [${p.family_a}, ${p.type_a}]  <->  ${p.b} [${p.family_b}, ${p.type_b}]` +

@@ -58,6 +58,8 @@ export interface ScoreRow {
   downloads: number | null;
   /** 1-based line in the file. */
   line: number;
+  /** The error code of a failed row (`error_code` column of modelprint's result files), or null. */
+  error_code: string | null;
 }
 
 export interface LoadScoresOptions {
@@ -71,21 +73,49 @@ export interface LoadScoresOptions {
 
 export const DEFAULT_SCORE_COLUMN = 'avg_overlap_ratio';
 export const DEFAULT_MODEL_COLUMN = 'derived_model_name';
+
+/**
+ * Score columns of the result CSVs modelprint writes, in the order they are looked for:
+ * lineage bottom-k (avg_overlap_ratio), lineage text (avg_score), nearest relatives and
+ * `analyze neighbours` (score).
+ */
+export const KNOWN_SCORE_COLUMNS = ['avg_overlap_ratio', 'avg_score', 'score'] as const;
+/** Model columns of those files (lineage results; nearest relatives / neighbours). */
+export const KNOWN_MODEL_COLUMNS = ['derived_model_name', 'model_id', 'model'] as const;
+
+/** The column to use: the one asked for, else the first known one the file has. */
+export function pickColumn(table: CsvTable, asked: string | undefined, known: readonly string[], what: string, flag: string): string {
+  if (asked !== undefined) return asked;
+  const found = known.find((k) => table.header.includes(k));
+  if (found) return found;
+  throw new ModelprintError('E_INPUT', `${table.source}: no ${what} column (looked for ${known.join(', ')})`, {
+    subject: table.source,
+    hint: `name it with ${flag} (columns: ${table.header.join(', ')})`,
+  });
+}
 export const DEFAULT_DOWNLOADS_COLUMN = 'derived_model_downloads';
 
 /** Reads a base-vs-derived CSV (METHODS §1.7) into score rows. */
-export function loadScores(file: string, opts: LoadScoresOptions = {}): { rows: ScoreRow[]; table: CsvTable } {
+export function loadScores(file: string, opts: LoadScoresOptions = {}): LoadedScores {
   return scoresFromTable(readCsvFile(file, 'scores CSV'), opts);
 }
 
-export function scoresFromTable(table: CsvTable, opts: LoadScoresOptions = {}): { rows: ScoreRow[]; table: CsvTable } {
-  const scoreColumn = opts.scoreColumn ?? DEFAULT_SCORE_COLUMN;
-  const modelColumn = opts.modelColumn ?? DEFAULT_MODEL_COLUMN;
+export interface LoadedScores {
+  rows: ScoreRow[];
+  table: CsvTable;
+  /** The columns read (given, or detected). */
+  score_column: string;
+  model_column: string;
+}
+
+export function scoresFromTable(table: CsvTable, opts: LoadScoresOptions = {}): LoadedScores {
+  const scoreColumn = pickColumn(table, opts.scoreColumn, KNOWN_SCORE_COLUMNS, 'score', '--score-column');
+  const modelColumn = pickColumn(table, opts.modelColumn, KNOWN_MODEL_COLUMNS, 'model', '--model-column');
   requireColumns(table, [modelColumn], `name the model column with --model-column (columns: ${table.header.join(', ')})`);
   requireColumns(
     table,
     [scoreColumn],
-    `name the score column with --score-column; base-vs-derived CSVs written by modelprint have "${DEFAULT_SCORE_COLUMN}"`,
+    `name the score column with --score-column; result CSVs written by modelprint have one of ${KNOWN_SCORE_COLUMNS.join(', ')}`,
   );
   let downloadsColumn: string | null = null;
   if (opts.downloadsColumn !== undefined) {
@@ -121,9 +151,10 @@ export function scoresFromTable(table: CsvTable, opts: LoadScoresOptions = {}): 
       valid: score !== null && score >= 0,
       downloads,
       line: table.lines[i],
+      error_code: raw.error_code?.trim() || null,
     };
   });
-  return { rows, table };
+  return { rows, table, score_column: scoreColumn, model_column: modelColumn };
 }
 
 // ---------------------------------------------------------------------------------------
@@ -356,7 +387,10 @@ export function loadModelInfo(file: string): ModelInfo[] {
     });
   }
   const table = parseCsv(text, file);
-  requireColumns(table, ['model_id', 'family'], 'model info CSV columns: model_id, family, model_type, display_name');
+  if (!table.header.includes('family') && table.header.includes('model_id') && table.header.includes('base_model')) {
+    return infoFromBaseModel(table.rows);
+  }
+  requireColumns(table, ['model_id', 'family'], 'model info CSV columns: model_id, family, model_type, display_name (or model_id, base_model: families follow the base_model links)');
   return table.rows.map((raw, i) => {
     const parsed = infoObject.safeParse({
       model_id: raw.model_id,
@@ -367,4 +401,66 @@ export function loadModelInfo(file: string): ModelInfo[] {
     if (!parsed.success) throw rowError(table, i, parsed.error.issues, 'every model needs a model_id and a family');
     return normalizeInfo(parsed.data);
   });
+}
+
+/** Values of a base_model cell meaning "no declared base". */
+const NO_BASE = /^(|none|null|nan|n\/a|-)$/i;
+
+/**
+ * Families from declared bases: models linked by base_model (a cell may list several,
+ * separated by ";" or ",", as merges do) form one family, named after its root — the
+ * model of the family without a base of its own (the first by id if several). Bases that
+ * are not rows of the file join the family too. model_type comes from model_type, else
+ * relationship_type ("Base" for a root), display_name from display_name, else the id.
+ */
+export function familiesFromBaseModel(rows: readonly { model_id: string; base_model: string }[]): Map<string, string> {
+  const parent = new Map<string, string>();
+  const find = (x: string): string => {
+    let r = x;
+    while (parent.get(r)! !== r) r = parent.get(r)!;
+    parent.set(x, r);
+    return r;
+  };
+  const add = (x: string) => {
+    if (!parent.has(x)) parent.set(x, x);
+  };
+  const bases = new Map<string, string[]>();
+  for (const row of rows) {
+    const id = row.model_id.trim();
+    add(id);
+    const bs = row.base_model.split(/[;,]/).map((b) => b.trim()).filter((b) => !NO_BASE.test(b));
+    bases.set(id, bs);
+    for (const b of bs) {
+      add(b);
+      const [ra, rb] = [find(id), find(b)];
+      if (ra !== rb) parent.set(ra, rb);
+    }
+  }
+  // Name each family after its root: a member with no base (first by id).
+  const roots = new Map<string, string>();
+  for (const id of [...parent.keys()].sort()) {
+    const comp = find(id);
+    if ((bases.get(id)?.length ?? 0) === 0 && !roots.has(comp)) roots.set(comp, id);
+  }
+  const out = new Map<string, string>();
+  for (const id of parent.keys()) out.set(id, roots.get(find(id)) ?? find(id));
+  return out;
+}
+
+function infoFromBaseModel(rows: readonly Record<string, string>[]): ModelInfo[] {
+  const cleaned = rows.filter((r) => (r.model_id ?? '').trim()).map((r) => ({ model_id: r.model_id.trim(), base_model: r.base_model ?? '' }));
+  const fam = familiesFromBaseModel(cleaned);
+  return rows
+    .filter((r) => (r.model_id ?? '').trim())
+    .map((r) => {
+      const id = r.model_id.trim();
+      const rel = (r.relationship_type ?? '').trim();
+      const isRoot = NO_BASE.test((r.base_model ?? '').trim());
+      return {
+        model_id: id,
+        family: fam.get(id)!,
+        model_type: r.model_type?.trim() || (isRoot ? 'Base' : rel && !NO_BASE.test(rel) ? rel : 'Unknown'),
+        display_name: r.display_name?.trim() || id,
+      };
+    });
 }

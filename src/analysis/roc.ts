@@ -8,6 +8,8 @@
  * not split a real tie; `digits: null` compares the raw doubles.
  */
 
+import { roundTo } from '../util/format.js';
+
 export interface RocRow {
   threshold: number;
   tp: number;
@@ -52,7 +54,47 @@ export interface RocReport {
 
 export function canonical(x: number, digits: number | null): number {
   if (digits === null) return x;
-  return Number(x.toFixed(digits));
+  return roundTo(x, digits);
+}
+
+/** Positive and negative counts per distinct (canonical) score, scores descending. */
+function scoreBlocks(pos: readonly number[], neg: readonly number[], digits: number | null): Array<{ score: number; p: number; n: number }> {
+  const counts = new Map<number, { p: number; n: number }>();
+  const at = (x: number) => {
+    const key = canonical(x, digits);
+    let c = counts.get(key);
+    if (!c) counts.set(key, (c = { p: 0, n: 0 }));
+    return c;
+  };
+  for (const x of pos) at(x).p++;
+  for (const x of neg) at(x).n++;
+  return [...counts.entries()].sort((a, b) => b[0] - a[0]).map(([score, c]) => ({ score, ...c }));
+}
+
+/**
+ * The Mann–Whitney U of `pos` over `neg`: the pairs where the positive scores higher, plus
+ * half the tied pairs (exact: a multiple of ½). AUC = U / (n_pos · n_neg).
+ */
+export function mannWhitneyCount(pos: readonly number[], neg: readonly number[], digits: number | null = 10): { u: number; ties: number } {
+  let negAbove = 0;
+  let u = 0;
+  let ties = 0;
+  for (const b of scoreBlocks(pos, neg, digits)) {
+    negAbove += b.n;
+    u += b.p * (neg.length - negAbove) + (b.p * b.n) / 2;
+    ties += b.p * b.n;
+  }
+  return { u, ties };
+}
+
+/**
+ * The project's one ROC AUC: P(score_pos > score_neg) + ½ P(equal), which is the
+ * trapezoidal area under the ROC curve over all thresholds. Scores are compared after
+ * rounding to `digits` decimals (see above); null when either side is empty.
+ */
+export function auc(pos: readonly number[], neg: readonly number[], digits: number | null = 10): number | null {
+  if (pos.length === 0 || neg.length === 0) return null;
+  return mannWhitneyCount(pos, neg, digits).u / (pos.length * neg.length);
 }
 
 export function roc(
@@ -62,35 +104,21 @@ export function roc(
 ): RocReport {
   const digits = opts.digits === undefined ? 10 : opts.digits;
   const targetTpr = opts.targetTpr ?? 0.95;
-  const P = sameScores.map((x) => canonical(x, digits));
-  const N = diffScores.map((x) => canonical(x, digits));
-  const nP = P.length;
-  const nN = N.length;
+  const nP = sameScores.length;
+  const nN = diffScores.length;
   if (nP === 0 || nN === 0) throw new Error('roc needs at least one same and one different score');
-
-  // Count per distinct score, walk thresholds descending.
-  const counts = new Map<number, { p: number; n: number }>();
-  for (const x of P) counts.set(x, { p: (counts.get(x)?.p ?? 0) + 1, n: counts.get(x)?.n ?? 0 });
-  for (const x of N) counts.set(x, { p: counts.get(x)?.p ?? 0, n: (counts.get(x)?.n ?? 0) + 1 });
-  const thresholds = [...counts.keys()].sort((a, b) => b - a);
 
   const table: RocRow[] = [];
   const curve: RocReport['curve'] = [{ fpr: 0, tpr: 0, threshold: null }];
   let tp = 0;
   let fp = 0;
-  let auc = 0;
-  let tied = 0;
-  for (const t of thresholds) {
-    const c = counts.get(t)!;
-    const prevTpr = tp / nP;
-    const prevFpr = fp / nN;
+  // Walk the thresholds descending (a tie block moves the curve diagonally).
+  for (const c of scoreBlocks(sameScores, diffScores, digits)) {
+    const t = c.score;
     tp += c.p;
     fp += c.n;
-    tied += c.p * c.n;
     const tpr = tp / nP;
     const fpr = fp / nN;
-    // Trapezoid: a tie block moves diagonally, which counts its pairs half.
-    auc += ((fpr - prevFpr) * (tpr + prevTpr)) / 2;
     curve.push({ fpr, tpr, threshold: t });
     const fn = nP - tp;
     const tn = nN - fp;
@@ -115,11 +143,12 @@ export function roc(
   let best = table[0];
   for (const row of table) if (row.youden_j > best.youden_j + 1e-15) best = row;
   const target = table.find((r) => r.tpr >= targetTpr - 1e-12) ?? table[table.length - 1];
+  const { u, ties } = mannWhitneyCount(sameScores, diffScores, digits);
   return {
     same_count: nP,
     diff_count: nN,
-    auc,
-    tied_pairs: tied,
+    auc: u / (nP * nN),
+    tied_pairs: ties,
     digits,
     best_threshold: best.threshold,
     youden_j: best.youden_j,

@@ -1,6 +1,7 @@
 import ttest2 from '@stdlib/stats-ttest2';
 import pcorrtest from '@stdlib/stats-pcorrtest';
 import normalCdf from '@stdlib/stats-base-dists-normal-cdf';
+import { mannWhitneyCount } from './roc.js';
 
 /**
  * Descriptive statistics and tests. Descriptives follow pandas/numpy conventions (sample
@@ -217,10 +218,8 @@ export function mannWhitneyU(x: readonly number[], y: readonly number[]): MannWh
   const n2 = y.length;
   if (n1 === 0 || n2 === 0) return { u: null, z: null, p: null, n_x: n1, n_y: n2, method };
   const all = [...x, ...y];
-  const ranks = averageRanks(all);
-  let r1 = 0;
-  for (let i = 0; i < n1; i++) r1 += ranks[i];
-  const u1 = r1 - (n1 * (n1 + 1)) / 2;
+  // U1 = R1 − n1(n1+1)/2: the pairs where x wins plus half the ties (raw doubles, as scipy).
+  const u1 = mannWhitneyCount(x, y, null).u;
   const n = n1 + n2;
   const u = Math.max(u1, n1 * n2 - u1);
   const mu = (n1 * n2) / 2;
@@ -245,9 +244,3 @@ export function finiteOrNull(x: number | null | undefined): number | null {
   return x === null || x === undefined || !Number.isFinite(x) ? null : x;
 }
 
-/** Rounds for JSON output without changing integers; keeps null. */
-export function round(x: number | null, digits = 10): number | null {
-  if (x === null || !Number.isFinite(x)) return null;
-  const f = 10 ** digits;
-  return Math.round(x * f) / f;
-}

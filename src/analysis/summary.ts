@@ -18,6 +18,37 @@ export interface SummaryReport extends Omit<Describe, 'count'> {
   distribution: Distribution;
   lowest: ModelScore[];
   highest: ModelScore[];
+  /** Invalid rows grouped by error code, most frequent first. */
+  failures: FailureGroup[];
+}
+
+export interface FailureGroup {
+  /**
+   * The row's `error_code` (modelprint's result files have one); `unrecorded` for a failed
+   * row (score < 0) of a file without error codes (the published CSVs); `no_score` for an
+   * empty or NaN score.
+   */
+  code: string;
+  count: number;
+  /** Share of all rows. */
+  share: number;
+  /** Up to five models with this code, in file order. */
+  models: string[];
+}
+
+/** Invalid rows by error code (most frequent first, then by code). */
+export function failuresByCode(rows: readonly ScoreRow[]): FailureGroup[] {
+  const groups = new Map<string, string[]>();
+  for (const r of rows) {
+    if (r.valid) continue;
+    const code = r.error_code ?? (r.score === null ? 'no_score' : 'unrecorded');
+    const g = groups.get(code) ?? [];
+    g.push(r.model);
+    groups.set(code, g);
+  }
+  return [...groups.entries()]
+    .map(([code, models]) => ({ code, count: models.length, share: models.length / rows.length, models: models.slice(0, 5) }))
+    .sort((a, b) => b.count - a.count || (a.code < b.code ? -1 : 1));
 }
 
 /** METHODS §5 summary of a base-vs-derived file: only rows with score ≥ 0 count. */
@@ -44,5 +75,6 @@ export function summarize(rows: readonly ScoreRow[], edges: readonly number[], t
     distribution: distribution(scores, edges),
     lowest: asc.slice(0, top),
     highest: desc.slice(0, top),
+    failures: failuresByCode(rows),
   };
 }

@@ -91,7 +91,7 @@ export async function benchLineageZoo(work: string): Promise<string> {
     const t0 = performance.now();
     const r = spawnSync(
       process.execPath,
-      [BIN, 'matrix', '--models', path.join(zooDir, 'models.csv'), '--out-dir', outDir, '--num-prompts', '3', '--progress', 'none', '--registry', path.join(work, 'lineage-registry.db'), '-q'],
+      [BIN, 'matrix', '--models', path.join(zooDir, 'models.csv'), '--output-dir', outDir, '--num-prompts', '3', '--progress', 'none', '--registry', path.join(work, 'lineage-registry.db'), '-q'],
       { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
     );
     if (r.status !== 0) throw new ModelprintError('E_INTERNAL', `matrix of the zoo failed: ${r.stderr.slice(-500)}`);

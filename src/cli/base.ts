@@ -20,11 +20,6 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   static override baseFlags = {
     quiet: Flags.boolean({ char: 'q', description: 'Print only results and errors.', helpGroup: 'GLOBAL' }),
     verbose: Flags.boolean({ char: 'v', description: 'Print debug logs and stack traces.', helpGroup: 'GLOBAL' }),
-    registry: Flags.string({
-      description: 'Registry: a SQLite file path or a postgres:// URL. [default: ./.modelprint/registry.db]',
-      env: 'MODELPRINT_REGISTRY',
-      helpGroup: 'GLOBAL',
-    }),
   };
 
   /**
@@ -57,12 +52,31 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     this.logger.level = this.flags.verbose ? 'verbose' : this.flags.quiet || this.jsonEnabled() ? 'quiet' : 'normal';
   }
 
-  /** The registry named by --registry / MODELPRINT_REGISTRY, opened on first use. */
+  /**
+   * The registry named by --registry / MODELPRINT_REGISTRY, opened on first use. Only
+   * commands that spread `registryFlag` into their flags have --registry.
+   */
   protected async registry(): Promise<Registry> {
     if (!this.registryHandle) {
-      this.registryHandle = await openRegistry(this.flags.registry, { create: (this.ctor as typeof BaseCommand).registryAccess === 'write' });
+      this.registryHandle = await openRegistry(this.registrySpec(), { create: (this.ctor as typeof BaseCommand).registryAccess === 'write' });
     }
     return this.registryHandle;
+  }
+
+  /** The --registry value (or MODELPRINT_REGISTRY), if this command has the flag. */
+  protected registrySpec(): string | undefined {
+    return (this.flags as { registry?: string }).registry;
+  }
+
+  /** With --json, one document with snake_case keys (see snakeCaseKeys). */
+  public override toSuccessJson(result: unknown): unknown {
+    return snakeCaseKeys(result);
+  }
+
+  /** Warnings (oclif's deprecation notices included) in modelprint's format, on stderr, even with --json. */
+  public override warn(input: string | Error): string | Error {
+    this.logger.warn(typeof input === 'string' ? input : input.message);
+    return input;
   }
 
   /** Human output: to stdout unless --json (then results go in the JSON document). */
@@ -71,7 +85,7 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<void> {
-    const e = toModelprintError(err);
+    const e = toModelprintError(err, this.id);
     process.exitCode = e.exitCode;
     // A usage error stops parsing half-way; don't let oclif warn that we never parsed.
     (this as unknown as { parsed: boolean }).parsed = true;
@@ -97,8 +111,13 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
   }
 }
 
+/** The `--help` line of a command id ("analyze:roc" → "modelprint analyze roc --help"). */
+export function helpCommand(id?: string): string {
+  return id ? `modelprint ${id.split(':').join(' ')} --help` : 'modelprint help';
+}
+
 /** Maps anything thrown (oclif parse errors included) to a ModelprintError. */
-export function toModelprintError(err: unknown): ModelprintError {
+export function toModelprintError(err: unknown, commandId?: string): ModelprintError {
   if (isModelprintError(err)) return err;
   const anyErr = err as { parse?: unknown; oclif?: { exit?: number }; code?: string; message?: string };
   if (anyErr && (anyErr.parse !== undefined || anyErr.oclif?.exit === 2)) {
@@ -109,7 +128,7 @@ export function toModelprintError(err: unknown): ModelprintError {
       .join(' ')
       .replace(/^Error:\s*/, '');
     return new ModelprintError('E_USAGE', msg, {
-      hint: 'see `modelprint <command> --help`',
+      hint: `see \`${helpCommand(commandId)}\``,
       exitCode: EXIT.usage,
       cause: err,
     });
@@ -121,4 +140,36 @@ export function toModelprintError(err: unknown): ModelprintError {
     hint: 'this is a bug in modelprint; re-run with --verbose and report the stack trace',
     cause: err,
   });
+}
+
+/**
+ * The --registry flag, for the commands that open the registry (spread into their flags).
+ * Commands that never touch the registry do not list it.
+ */
+export const registryFlag = {
+  registry: Flags.string({
+    description: 'Registry: a SQLite file path or a postgres:// URL. [default: ./.modelprint/registry.db]',
+    env: 'MODELPRINT_REGISTRY',
+    helpGroup: 'GLOBAL',
+  }),
+};
+
+const CAMEL = /^[a-z][a-z0-9]*(?:[A-Z][a-z0-9]*)+$/;
+
+/**
+ * Deep copy with camelCase keys (registry records: modelType, schemaVersion, …) renamed
+ * to snake_case, so every --json document uses one key style. Only keys that are plain
+ * camelCase identifiers change; keys holding data (model ids such as "Qwen/Qwen2.5-0.5B"
+ * or "alpha-base", file names) never have that shape and are kept as they are.
+ */
+export function snakeCaseKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(snakeCaseKeys);
+  if (value === null || typeof value !== 'object' || ArrayBuffer.isView(value) || value instanceof Date) return value;
+  const toJSON = (value as { toJSON?: () => unknown }).toJSON;
+  if (typeof toJSON === 'function') return snakeCaseKeys(toJSON.call(value));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    out[CAMEL.test(k) ? k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`) : k] = snakeCaseKeys(v);
+  }
+  return out;
 }

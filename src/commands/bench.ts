@@ -10,16 +10,16 @@ export default class Bench extends BaseCommand<typeof Bench> {
   static override examples = ['<%= config.bin %> bench', '<%= config.bin %> bench --only inference --only quality'];
   static override flags = {
     only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage', 'safetensors'], multiple: true }),
-    file: Flags.string({ description: 'Markdown file to update.', default: 'BENCHMARKS.md' }),
+    output: Flags.string({ char: 'o', description: 'Markdown file to update.', default: 'BENCHMARKS.md', aliases: ['file'], deprecateAliases: true }),
   };
 
   async run(): Promise<{ file: string; sections: string[] }> {
     const only = this.flags.only;
     const sections = only ?? ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage', 'safetensors'];
-    if (sections.some((x) => ['inference', 'pipeline', 'quality', 'vector'].includes(x))) await runPipelineBenches(this.flags.file, sections);
+    if (sections.some((x) => ['inference', 'pipeline', 'quality', 'vector'].includes(x))) await runPipelineBenches(this.flags.output, sections);
     if (sections.includes('lineage')) {
       const { runLineageBench } = await import('../bench/lineage.js');
-      await runLineageBench(this.flags.file);
+      await runLineageBench(this.flags.output);
     }
     if (sections.includes('similarity')) {
       const { benchSimilarity } = await import('../bench/similarity.js');
@@ -31,9 +31,9 @@ export default class Bench extends BaseCommand<typeof Bench> {
       const work = path.resolve('.modelprint', 'bench');
       fs.mkdirSync(work, { recursive: true });
       const md = await benchSafetensors(work, (m) => this.logger.info(m));
-      if (md) updateBenchSection(this.flags.file, 'safetensors', md);
+      if (md) updateBenchSection(this.flags.output, 'safetensors', md);
     }
-    this.logger.info(`updated ${this.flags.file}`);
-    return { file: this.flags.file, sections };
+    this.logger.info(`updated ${this.flags.output}`);
+    return { file: this.flags.output, sections };
   }
 }

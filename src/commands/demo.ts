@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BaseCommand } from '../cli/base.js';
+import { BaseCommand, registryFlag } from '../cli/base.js';
 import { ensureZoo } from '../zoo/index.js';
 import { openRegistry } from '../registry/index.js';
 import { resolveModelList } from '../methods/models-input.js';
@@ -9,19 +9,21 @@ import { runMatrix } from '../methods/matrix.js';
 import { BottomKParamsSchema } from '../methods/params.js';
 import { lineageQuality, labelsFromEntries } from '../methods/quality.js';
 import { promptScores } from '../methods/bottomk.js';
-import { LINEAGE_COLUMNS, csvLine, formatScore, scoresJson } from '../methods/results.js';
+import { LINEAGE_COLUMNS, csvLine } from '../methods/results.js';
 import type { ProgressMode } from '../ui/progress.js';
 import { withRunContext } from '../cli/run-context.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { renderTable, fmt } from '../ui/table.js';
+import { renderTable } from '../ui/table.js';
+import { fmt, formatScore, scoresJson } from '../util/format.js';
 import { writeMatrixDashboard } from '../report/index.js';
 
 export default class Demo extends BaseCommand<typeof Demo> {
   static override summary = 'The whole pipeline on the embedded zoo: build it, fingerprint every model, recover lineage.';
   static override description = `Creates the model zoo (if absent) under the output folder, runs the pairwise bottom-k matrix over all zoo models, prints a family table and each model's nearest relative, and writes CSV/JSON outputs and an HTML dashboard. No network, no GPU. This is what \`npm start\` runs.`;
-  static override examples = ['<%= config.bin %> demo', '<%= config.bin %> demo --out-dir /tmp/demo --num-prompts 3 --json'];
+  static override examples = ['<%= config.bin %> demo', '<%= config.bin %> demo --output-dir /tmp/demo --num-prompts 3 --json'];
   static override flags = {
-    'out-dir': Flags.string({ description: 'Output folder (the zoo and the registry go inside too).', default: 'modelprint-demo' }),
+    ...registryFlag,
+    'output-dir': Flags.string({ char: 'o', description: 'Output folder (the zoo and the registry go inside too).', default: 'modelprint-demo', aliases: ['out-dir'], deprecateAliases: true }),
     size: Flags.string({ description: 'Zoo size.', options: ['tiny', 'default'], default: 'default' }),
     seed: Flags.integer({ description: 'Zoo and prompt seed.', default: 42 }),
     'num-prompts': Flags.integer({ description: 'Probe prompts per model (3 keeps the demo under 3 minutes on 2 cores).', default: 3, min: 1 }),
@@ -32,13 +34,13 @@ export default class Demo extends BaseCommand<typeof Demo> {
   async run(): Promise<Record<string, unknown>> {
     const f = this.flags;
     const t0 = Date.now();
-    const out = path.resolve(f['out-dir']);
+    const out = path.resolve(f['output-dir']);
     fs.mkdirSync(out, { recursive: true });
     const zooDir = path.join(out, 'zoo');
     this.logger.info(`zoo: ${zooDir} (${f.size}, seed ${f.seed})`);
     await ensureZoo(zooDir, { size: f.size as 'tiny' | 'default', seed: f.seed });
     const tZoo = (Date.now() - t0) / 1000;
-    const registry = await openRegistry(this.flags.registry ?? path.join(out, 'registry.db'));
+    const registry = await openRegistry(this.registrySpec() ?? path.join(out, 'registry.db'));
     const params = BottomKParamsSchema.parse({ k: f.k, numPrompts: f['num-prompts'], seed: f.seed });
     try {
       return await withRunContext({ params, open: { device: 'auto' }, registry, reuse: true, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet) }, async (ctx) => {

@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../cli/base.js';
+import { BaseCommand, registryFlag } from '../cli/base.js';
 import { bottomKFlags, bottomKParamsFrom } from '../cli/method-flags.js';
 import { ModelprintError } from '../errors.js';
 import { runBaseVsDerived, type LineageSummary } from '../methods/lineage.js';
@@ -14,16 +14,17 @@ import { renderTable } from '../ui/table.js';
 
 export default class Lineage extends BaseCommand<typeof Lineage> {
   static override summary = 'Base vs derived: score each derived model against a base (bottom-k overlap).';
-  static override description = `Generates probe prompts from the base (METHODS §1.2), computes the base's bottom-k sets once, then loads each derived model once and appends one CSV row per model as soon as it is done. Re-running the same command resumes: models already in --out are skipped. Broken or unsupported models become rows with -1 and an error code; the batch goes on and exits 3.`;
+  static override description = `Generates probe prompts from the base (METHODS §1.2), computes the base's bottom-k sets once, then loads each derived model once and appends one CSV row per model as soon as it is done. Re-running the same command resumes: models already in --output are skipped. Broken or unsupported models become rows with -1 and an error code; the batch goes on and exits 3.`;
   static override examples = [
-    '<%= config.bin %> lineage --base ./zoo/alpha-base --derived ./zoo/models.csv --out results.csv',
+    '<%= config.bin %> lineage --base ./zoo/alpha-base --derived ./zoo/models.csv --output results.csv',
     '<%= config.bin %> lineage --base ./zoo/alpha-base --derived ./zoo/alpha-int8 ./zoo/beta-base --num-prompts 5 --json',
-    '<%= config.bin %> lineage --base ./zoo/alpha-base --derived ./zoo/models.csv --method text --out text.csv',
+    '<%= config.bin %> lineage --base ./zoo/alpha-base --derived ./zoo/models.csv --method text --output text.csv',
   ];
   static override flags = {
+    ...registryFlag,
     base: Flags.string({ description: 'Base model: local folder, hub cache snapshot, .onnx file or registry id/name.', required: true }),
     derived: Flags.string({ description: 'Derived models: folders, registry ids, or a models CSV (model_id, optional path).', required: true, multiple: true }),
-    out: Flags.string({ description: 'Result CSV (appended per model; resumable).', default: 'lineage_results.csv' }),
+    output: Flags.string({ char: 'o', description: 'Result CSV (appended per model; resumable).', default: 'lineage_results.csv', aliases: ['out'], deprecateAliases: true }),
     'prompts-out': Flags.string({ description: 'Write the probe prompts (with seed and parameters) to this JSON file.' }),
     'prompts-in': Flags.string({ description: 'Use the probe prompts of this JSON file instead of generating them.' }),
     method: Flags.string({ description: 'bottomk (§1) or text (§2, bottom-k constrained generation).', options: ['bottomk', 'text'], default: 'bottomk' }),
@@ -37,7 +38,7 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
     const f = this.flags;
     const params = bottomKParamsFrom(f);
     const registry = await this.registry();
-    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest, adapterBase: f['adapter-base'] };
+    const open = { device: f.device as DeviceRequest, threads: f.threads, lowMemory: f['low-memory'], batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest, adapterBase: f['adapter-base'] };
     return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m) }, async (ctx) => {
       const base = await resolveOne(f.base, registry);
       if (!base.path) {
@@ -48,7 +49,7 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
       if (derived.length === 0) throw new ModelprintError('E_INPUT', 'no derived models given', { subject: '--derived', hint: 'pass folders or a models CSV' });
       const io = { promptsIn: f['prompts-in'], promptsOut: f['prompts-out'], retryFailed: f['retry-failed'], sketchesOut: f['sketches-out'] };
       if (f.method === 'text' && f['sketches-out']) throw new ModelprintError('E_USAGE', '--sketches-out writes bottom-k sketches; the text method has none', { subject: '--sketches-out', hint: 'drop --sketches-out, or use --method bottomk' });
-      const summary = f.method === 'text' ? await runTextMethod(ctx, base, derived, f.out, io) : await runBaseVsDerived(ctx, base, derived, f.out, io);
+      const summary = f.method === 'text' ? await runTextMethod(ctx, base, derived, f.output, io) : await runBaseVsDerived(ctx, base, derived, f.output, io);
       ctx.progress.close();
       if (summary.failures.length > 0) {
         this.out(renderTable(['model', 'error code', 'message'], summary.failures.map((x) => [x.model, x.code, x.message.slice(0, 100)])));

@@ -1,15 +1,15 @@
 /**
- * A small ONNX protobuf reader: graph nodes, inputs/outputs and initializers (inline
- * raw_data / float_data, or external data files), without running the model. Used by
- * the weight, architecture and input_output methods.
+ * ONNX model reader: graph nodes, inputs/outputs and initializers (inline raw_data /
+ * float_data, or external data files), without running the model. Decoding is the
+ * project's one ONNX codec (src/onnx/codec.ts); initializer values are converted lazily.
+ * Used by the weight, architecture and input_output methods.
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { DATA_TYPES, DataType, EXTERNAL, decodeModel, int64, type onnx } from '../onnx/codec.js';
 
-export const ONNX_TYPES: Record<number, string> = {
-  1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64', 8: 'string',
-  9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 16: 'bfloat16',
-};
+/** ONNX data type code → element name (from the codec's one table). */
+export const ONNX_TYPES: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(DATA_TYPES).map(([k, v]) => [k, v.name]));
 
 export interface OnnxInitializer {
   name: string;
@@ -36,56 +36,6 @@ export interface OnnxGraphInfo {
   initializers: OnnxInitializer[];
 }
 
-class Reader {
-  pos: number;
-  constructor(
-    readonly buf: Buffer,
-    start = 0,
-    readonly end = buf.length,
-  ) {
-    this.pos = start;
-  }
-  get done(): boolean {
-    return this.pos >= this.end;
-  }
-  varint(): number {
-    let result = 0;
-    let shift = 0;
-    for (;;) {
-      if (this.pos >= this.end) throw new Error('truncated varint');
-      const b = this.buf[this.pos++];
-      result += (b & 0x7f) * 2 ** shift;
-      if (b < 0x80) return result;
-      shift += 7;
-      if (shift > 63) throw new Error('varint too long');
-    }
-  }
-  /** Reads a tag; returns [field, wireType]. */
-  tag(): [number, number] {
-    const t = this.varint();
-    return [Math.floor(t / 8), t & 7];
-  }
-  bytes(): [number, number] {
-    const len = this.varint();
-    const s = this.pos;
-    if (s + len > this.end) throw new Error('truncated field');
-    this.pos += len;
-    return [s, s + len];
-  }
-  string(): string {
-    const [s, e] = this.bytes();
-    return this.buf.toString('utf8', s, e);
-  }
-  skip(wire: number): void {
-    if (wire === 0) this.varint();
-    else if (wire === 1) this.pos += 8;
-    else if (wire === 2) this.bytes();
-    else if (wire === 5) this.pos += 4;
-    else throw new Error(`unsupported wire type ${wire}`);
-    if (this.pos > this.end) throw new Error('truncated field');
-  }
-}
-
 function f16(h: number): number {
   const s = h & 0x8000 ? -1 : 1;
   const e = (h >> 10) & 0x1f;
@@ -95,87 +45,58 @@ function f16(h: number): number {
   return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
-function readTensor(buf: Buffer, start: number, end: number, dir: string): OnnxInitializer {
-  const r = new Reader(buf, start, end);
-  let name = '';
-  const dims: number[] = [];
-  let dataType = 0;
-  let raw: [number, number] | null = null;
-  let floatData: [number, number] | null = null;
-  const floatVals: number[] = [];
+/** Reads external data (TensorProto.external_data: location, offset, length) relative to the model's folder. */
+function readExternal(t: onnx.ITensorProto, dir: string, count: number): Buffer {
   const external: Record<string, string> = {};
-  let location = 0;
-  while (!r.done) {
-    const [f, w] = r.tag();
-    if (f === 1 && w === 2) {
-      const [s, e] = r.bytes();
-      const sub = new Reader(buf, s, e);
-      while (!sub.done) dims.push(sub.varint());
-    } else if (f === 1 && w === 0) dims.push(r.varint());
-    else if (f === 2 && w === 0) dataType = r.varint();
-    else if (f === 4 && w === 2) floatData = r.bytes();
-    else if (f === 4 && w === 5) {
-      floatVals.push(buf.readFloatLE(r.pos));
-      r.pos += 4;
-    } else if (f === 8 && w === 2) name = r.string();
-    else if (f === 9 && w === 2) raw = r.bytes();
-    else if (f === 13 && w === 2) {
-      const [s, e] = r.bytes();
-      const sub = new Reader(buf, s, e);
-      let k = '';
-      let v = '';
-      while (!sub.done) {
-        const [ff, ww] = sub.tag();
-        if (ff === 1 && ww === 2) k = sub.string();
-        else if (ff === 2 && ww === 2) v = sub.string();
-        else sub.skip(ww);
-      }
-      external[k] = v;
-    } else if (f === 14 && w === 0) location = r.varint();
-    else r.skip(w);
+  for (const e of t.externalData ?? []) external[e.key ?? ''] = e.value ?? '';
+  const file = path.join(dir, external.location ?? '');
+  const offset = Number(external.offset ?? 0);
+  const length = Number(external.length ?? 0) || count * (DATA_TYPES[t.dataType ?? 0]?.bytes ?? 4);
+  const fd = fs.openSync(file, 'r');
+  try {
+    const bytes = Buffer.alloc(length);
+    fs.readSync(fd, bytes, 0, length, offset);
+    return bytes;
+  } finally {
+    fs.closeSync(fd);
   }
+}
+
+function initializer(t: onnx.ITensorProto, dir: string): OnnxInitializer {
+  const dims = (t.dims ?? []).map(int64);
+  const name = t.name ?? '';
+  const dataType = t.dataType ?? 0;
   const count = dims.reduce((a, b) => a * b, 1);
   const floats = (): Float32Array => {
-    let bytes: Buffer;
-    if (location === 1) {
-      const file = path.join(dir, external.location ?? '');
-      const offset = Number(external.offset ?? 0);
-      const length = Number(external.length ?? 0) || count * bytesPer(dataType);
-      const fd = fs.openSync(file, 'r');
-      try {
-        bytes = Buffer.alloc(length);
-        fs.readSync(fd, bytes, 0, length, offset);
-      } finally {
-        fs.closeSync(fd);
-      }
-    } else if (raw) bytes = buf.subarray(raw[0], raw[1]);
-    else if (floatData) bytes = buf.subarray(floatData[0], floatData[1]);
-    else if (floatVals.length) return Float32Array.from(floatVals);
+    let data: Uint8Array;
+    if (t.dataLocation === EXTERNAL) data = readExternal(t, dir, count);
+    else if (t.rawData?.length) data = t.rawData;
+    else if (t.floatData?.length) return Float32Array.from(t.floatData);
     else return new Float32Array(0);
+    const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     const out = new Float32Array(count);
-    const dt = floatData && !raw ? 1 : dataType;
     for (let i = 0; i < count; i++) {
-      switch (dt) {
-        case 1:
+      switch (dataType) {
+        case DataType.FLOAT:
           out[i] = bytes.readFloatLE(i * 4);
           break;
-        case 10:
+        case DataType.FLOAT16:
           out[i] = f16(bytes.readUInt16LE(i * 2));
           break;
-        case 16:
+        case DataType.BFLOAT16:
           out[i] = new Float32Array(new Uint32Array([bytes.readUInt16LE(i * 2) << 16]).buffer)[0];
           break;
-        case 11:
+        case DataType.DOUBLE:
           out[i] = bytes.readDoubleLE(i * 8);
           break;
-        case 3:
+        case DataType.INT8:
           out[i] = bytes.readInt8(i);
           break;
-        case 2:
+        case DataType.UINT8:
           out[i] = bytes.readUInt8(i);
           break;
         default:
-          throw new Error(`initializer ${name}: data type ${ONNX_TYPES[dt] ?? dt} is not numeric float data`);
+          throw new Error(`initializer ${name}: data type ${ONNX_TYPES[dataType] ?? dataType} is not numeric float data`);
       }
     }
     return out;
@@ -183,74 +104,21 @@ function readTensor(buf: Buffer, start: number, end: number, dir: string): OnnxI
   return { name, dims, dataType, floats };
 }
 
-function bytesPer(dt: number): number {
-  return { 1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4, 13: 8, 16: 2 }[dt] ?? 4;
-}
-
-function readNode(buf: Buffer, start: number, end: number): OnnxNode {
-  const r = new Reader(buf, start, end);
-  const node: OnnxNode = { opType: '', domain: '', inputs: [], outputs: [] };
-  while (!r.done) {
-    const [f, w] = r.tag();
-    if (f === 1 && w === 2) node.inputs.push(r.string());
-    else if (f === 2 && w === 2) node.outputs.push(r.string());
-    else if (f === 4 && w === 2) node.opType = r.string();
-    else if (f === 7 && w === 2) node.domain = r.string();
-    else r.skip(w);
-  }
-  return node;
-}
-
-function valueInfoName(buf: Buffer, start: number, end: number): string {
-  const r = new Reader(buf, start, end);
-  while (!r.done) {
-    const [f, w] = r.tag();
-    if (f === 1 && w === 2) return r.string();
-    r.skip(w);
-  }
-  return '';
-}
-
 /** Parses an ONNX model file (weights are read lazily via `floats()`). */
 export function readOnnx(file: string): OnnxGraphInfo {
-  const buf = fs.readFileSync(file);
+  const model = decodeModel(fs.readFileSync(file));
   const dir = path.dirname(file);
-  const info: OnnxGraphInfo = { irVersion: 0, opsets: [], producer: '', nodes: [], inputs: [], outputs: [], initializers: [] };
-  const r = new Reader(buf);
-  let graph: [number, number] | null = null;
-  while (!r.done) {
-    const [f, w] = r.tag();
-    if (f === 1 && w === 0) info.irVersion = r.varint();
-    else if (f === 2 && w === 2) info.producer = r.string();
-    else if (f === 7 && w === 2) graph = r.bytes();
-    else if (f === 8 && w === 2) {
-      const [s, e] = r.bytes();
-      const sub = new Reader(buf, s, e);
-      const op = { domain: '', version: 0 };
-      while (!sub.done) {
-        const [ff, ww] = sub.tag();
-        if (ff === 1 && ww === 2) op.domain = sub.string();
-        else if (ff === 2 && ww === 0) op.version = sub.varint();
-        else sub.skip(ww);
-      }
-      info.opsets.push(op);
-    } else r.skip(w);
-  }
-  if (!graph) throw new Error(`${file}: no graph in the ONNX model`);
-  const g = new Reader(buf, graph[0], graph[1]);
-  while (!g.done) {
-    const [f, w] = g.tag();
-    if (w !== 2) {
-      g.skip(w);
-      continue;
-    }
-    const [s, e] = g.bytes();
-    if (f === 1) info.nodes.push(readNode(buf, s, e));
-    else if (f === 5) info.initializers.push(readTensor(buf, s, e, dir));
-    else if (f === 11) info.inputs.push(valueInfoName(buf, s, e));
-    else if (f === 12) info.outputs.push(valueInfoName(buf, s, e));
-  }
-  return info;
+  const g = model.graph;
+  if (!g) throw new Error(`${file}: no graph in the ONNX model`);
+  return {
+    irVersion: int64(model.irVersion),
+    opsets: model.opsetImport.map((o) => ({ domain: o.domain ?? '', version: int64(o.version) })),
+    producer: model.producerName,
+    nodes: (g.node ?? []).map((n) => ({ opType: n.opType ?? '', domain: n.domain ?? '', inputs: n.input ?? [], outputs: n.output ?? [] })),
+    inputs: (g.input ?? []).map((v) => v.name ?? ''),
+    outputs: (g.output ?? []).map((v) => v.name ?? ''),
+    initializers: (g.initializer ?? []).map((t) => initializer(t, dir)),
+  };
 }
 
 /** The token embedding: the initializer a Gather reads with input_ids as indices. */

@@ -19,6 +19,12 @@ export interface OpenOptions {
   onnxVariant?: OnnxVariantRequest;
   /** Base checkpoint folder of PEFT LoRA adapters (else adapter_config.json's base_model_name_or_path). */
   adapterBase?: string;
+  /**
+   * Trade speed for memory: ONNX Runtime does not pre-pack the MatMul weights, so the
+   * weights are held once instead of twice (measured on a bf16 Qwen2.5-0.5B-shaped
+   * checkpoint: peak RSS 2.3 × the weights instead of 3.2 ×, about 1.5 × slower).
+   */
+  lowMemory?: boolean;
 }
 
 type FloatType = 'float32' | 'float16';
@@ -152,6 +158,7 @@ export class CausalLM {
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
         logSeverityLevel: 3,
+        ...(opts.lowMemory ? { extra: { session: { disable_prepacking: '1' } } } : {}),
       });
     } catch (e) {
       const msg = messageOf(e);

@@ -12,6 +12,7 @@ import type { OnnxVariantRequest } from '../inference/format.js';
 import { resolveModel } from '../inference/resolve.js';
 import type { Registry } from '../registry/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
+import { roundTo } from '../util/format.js';
 import { stableHash } from '../util/hash.js';
 import type { Progress } from '../ui/progress.js';
 import type { StopSignal } from '../util/signals.js';
@@ -28,7 +29,7 @@ const VECTOR_METRICS = ['l1', 'cosine', 'euclidean'] as const;
 export const ExperimentConfigSchema = z
   .object({
     name: z.string().optional(),
-    models: z.array(z.union([z.string().min(1), z.number().int().nonnegative()])).min(1, 'list at least one registry model id'),
+    models: z.array(z.union([z.string().min(1), z.number().int().nonnegative()])).min(1, 'list at least one model (registry name, Hub id or path)'),
     methods: z.array(z.enum(['bottomk', ...VECTOR_METHODS])).min(1, 'list at least one method'),
     method_args: z
       .object({
@@ -137,8 +138,10 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
   };
   const records = [];
   for (const [i, ref] of cfg.models.entries()) {
-    const m = await o.registry.getModel(String(ref));
-    if (!m) throw new ModelprintError('E_CONFIG', `field "models[${i}]": no model "${ref}" in the registry`, { subject: `models[${i}]`, hint: 'register it with `modelprint models add` (ids: `modelprint models list`)' });
+    // A registry name (Hub id) or id, else a model folder registered from that path.
+    const src = path.resolve(String(ref));
+    const m = (await o.registry.getModel(String(ref))) ?? (await o.registry.listModels()).find((x) => x.source === src) ?? null;
+    if (!m) throw new ModelprintError('E_CONFIG', `field "models[${i}]": no model "${ref}" in the registry (by name, id or path)`, { subject: `models[${i}]`, hint: 'name models by Hub id / registry name or by the path they were registered from; register them with `modelprint models add` or `models import` (see `modelprint models list`)' });
     records.push(m);
   }
   fs.mkdirSync(o.outputDir, { recursive: true });
@@ -173,7 +176,7 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
             fingerprints[method][names[i]] = { prompts: r.ranges[i] ? r.ranges[i]![1] - r.ranges[i]![0] : 0, sets: r.sketches.prompts, k: params.k };
           }
         });
-        matrices[method][metric] = { models: names, matrix: Array.from({ length: n }, (_, i) => Array.from(r.matrix.subarray(i * n, (i + 1) * n), (v) => Number(v.toFixed(6)))) };
+        matrices[method][metric] = { models: names, matrix: Array.from({ length: n }, (_, i) => Array.from(r.matrix.subarray(i * n, (i + 1) * n), (v) => roundTo(v, 6))) };
       }
       continue;
     }
@@ -215,7 +218,7 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
       },
     );
     for (const metric of cfg.metrics.filter((x): x is VectorMetric => (VECTOR_METRICS as readonly string[]).includes(x))) {
-      const matrix = vectors.map((a, i) => vectors.map((b, j) => (!a || !b ? -1 : i === j ? 1 : Number(vectorSimilarity(a, b, metric).toFixed(6)))));
+      const matrix = vectors.map((a, i) => vectors.map((b, j) => (!a || !b ? -1 : i === j ? 1 : roundTo(vectorSimilarity(a, b, metric), 6))));
       matrices[method][metric] = { models: names, matrix };
     }
   }

@@ -14,7 +14,8 @@ import { stableHash } from '../util/hash.js';
 import { collectSketches, promptScores } from './bottomk.js';
 import type { ModelEntry } from './models-input.js';
 import { promptParamsHash, type BottomKParams } from './params.js';
-import { LINEAGE_COLUMNS, ResultCsv, formatScore, scoresJson } from './results.js';
+import { LINEAGE_COLUMNS, ResultCsv } from './results.js';
+import { formatScore, scoresJson } from '../util/format.js';
 import { forEachModel, lazyModel, modelKey, promptsFor, runRegistry, sketchFor, type RunContext } from './runner.js';
 
 export type { RunContext } from './runner.js';

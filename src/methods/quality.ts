@@ -3,6 +3,7 @@
  * type scores against its base, ROC AUC of derivatives vs unrelated models, and each
  * model's nearest relative.
  */
+import { auc } from '../analysis/roc.js';
 import type { ModelEntry } from './models-input.js';
 
 export interface Labelled {
@@ -20,23 +21,6 @@ export function labelsFromEntries(models: ModelEntry[]): Labelled[] {
     base: m.meta.base_model && m.meta.base_model !== '' ? m.meta.base_model : m.id,
     relation: m.meta.relation ?? (m.meta.base_model ? 'derived' : 'base'),
   }));
-}
-
-/** AUC = P(score_pos > score_neg) + ½ P(equal): the trapezoidal ROC area, ties counted half. */
-export function auc(pos: number[], neg: number[]): number | null {
-  if (pos.length === 0 || neg.length === 0) return null;
-  const all = [...pos.map((v) => ({ v, p: 1 })), ...neg.map((v) => ({ v, p: 0 }))].sort((a, b) => a.v - b.v);
-  // Rank-sum with average ranks for ties (Mann–Whitney U).
-  let rankSumPos = 0;
-  for (let i = 0; i < all.length; ) {
-    let j = i;
-    while (j < all.length && all[j].v === all[i].v) j++;
-    const avgRank = (i + 1 + j) / 2;
-    for (let t = i; t < j; t++) if (all[t].p) rankSumPos += avgRank;
-    i = j;
-  }
-  const u = rankSumPos - (pos.length * (pos.length + 1)) / 2;
-  return u / (pos.length * neg.length);
 }
 
 export interface QualityReport {

@@ -34,18 +34,6 @@ export const TEXT_COLUMNS = [
   'error_message',
 ] as const;
 
-/** Python-style list repr with 4 decimals, as the published files have: "[0.236, 0.2485]". */
-export function scoresJson(scores: number[], digits = 4): string {
-  return `[${scores.map((s) => pyFloat(s, digits)).join(', ')}]`;
-}
-
-/** A float as Python prints it after round(x, digits): 1.0, 0.25, 0.318. */
-export function pyFloat(x: number, digits: number): string {
-  const s = String(Number(x.toFixed(digits)));
-  return /[.eE]/.test(s) || !Number.isFinite(x) ? s : `${s}.0`;
-}
-
-export const formatScore = (x: number, digits = 6): string => (x < 0 ? '-1.0' : pyFloat(x, digits));
 
 /**
  * An append-only result CSV. Opening it cuts a trailing partial line (a run killed

@@ -12,7 +12,8 @@ import { forEachModel, lazyModel, modelKey, promptsFor, type RunContext } from '
 import { promptParamsHash } from './params.js';
 import { stableHash } from '../util/hash.js';
 import type { ModelEntry } from './models-input.js';
-import { ResultCsv, TEXT_COLUMNS, formatScore } from './results.js';
+import { ResultCsv, TEXT_COLUMNS } from './results.js';
+import { formatScore, roundTo } from '../util/format.js';
 
 export const TEXT_NEW_TOKENS = 64;
 export const K_PREFIX = 30;
@@ -115,7 +116,6 @@ export async function runTextMethod(
         ctx.progress.emit({ event: 'phase', model: d.id, phase: 'scoring', done: i + 1, total: prompts.length });
       }
       const mean = (f: (m: (typeof metrics)[number]) => number) => metrics.reduce((a, m) => a + f(m), 0) / metrics.length;
-      const round = (x: number) => Number(x.toFixed(4));
       csv.append({
         ...rowOf(d),
         num_pairs: metrics.length,
@@ -123,7 +123,7 @@ export async function runTextMethod(
         avg_lev_sim: formatScore(mean((m) => m.lev_sim)),
         avg_lcs_ratio: formatScore(mean((m) => m.lcs_ratio)),
         avg_score: formatScore(mean((m) => m.score)),
-        pair_metrics_json: JSON.stringify(metrics.map((m) => ({ pal_k: m.pal_k, lev_sim: round(m.lev_sim), lcs_ratio: round(m.lcs_ratio), score: round(m.score) }))),
+        pair_metrics_json: JSON.stringify(metrics.map((m) => ({ pal_k: m.pal_k, lev_sim: roundTo(m.lev_sim, 4), lcs_ratio: roundTo(m.lcs_ratio, 4), score: roundTo(m.score, 4) }))),
         error_code: '',
         error_message: '',
       });

@@ -131,7 +131,7 @@ export async function exportRegistry(reg: Registry, out: string): Promise<Export
   try {
     fh = await fs.promises.open(tmp, 'w');
   } catch (e) {
-    throw new ModelprintError('E_IO', `cannot write ${out}: ${messageOf(e)}`, { subject: out, hint: 'choose a writable --out', cause: e });
+    throw new ModelprintError('E_IO', `cannot write ${out}: ${messageOf(e)}`, { subject: out, hint: 'choose a writable --output', cause: e });
   }
   const counts = zeroCounts();
   let buf: string[] = [];
@@ -368,7 +368,7 @@ export async function importRegistry(reg: Registry, file: string): Promise<Impor
   if (!fs.existsSync(abs) || !fs.statSync(abs).isFile()) {
     throw new ModelprintError('E_NOT_FOUND', `export file ${file} does not exist`, {
       subject: file,
-      hint: 'make one with `modelprint registry export --out <file.jsonl>`',
+      hint: 'make one with `modelprint registry export --output <file.jsonl>`',
     });
   }
   const header = await validate(abs);

@@ -121,7 +121,7 @@ export const CLIENT_JS = String.raw`
     var canvas = root.querySelector('canvas');
     var status = root.querySelector('.mp-hm-status');
     var ctx = canvas.getContext('2d');
-    var M = 130, STRIP = 10;
+    var M = 130, STRIP = 10, LABELS = 130, NOLABELS = 28;
     var cssW = 0, plot = 0, dpr = window.devicePixelRatio || 1;
     var order = []; for (var i = 0; i < n; i++) order.push(i);
     var pos = order.slice();
@@ -135,6 +135,8 @@ export const CLIENT_JS = String.raw`
       var fams = [];
       for (var f = 0; f < n; f++) { var fam = info[f] ? info[f].family : null; if (fam && !(fam in famIndex)) { famIndex[fam] = fams.length; fams.push(fam); } }
     }
+    var famColours = d.family_colours || CATS;
+    function famColour(fam) { var k = famIndex[fam]; return famColours.length > k ? famColours[k] : CATS[k % CATS.length]; }
     canvas.setAttribute('data-n', String(n));
     canvas.setAttribute('data-cells', String(n * n));
 
@@ -167,6 +169,9 @@ export const CLIENT_JS = String.raw`
     function fmt(v) { return (v >= 0 && isFinite(v)) ? v.toFixed(6) : (v < 0 ? 'failed (' + v + ')' : 'missing'); }
     function resize() {
       cssW = Math.max(320, Math.min(root.clientWidth || 900, 1100));
+      // Labels need s ≥ 11 px per cell; when the whole matrix is smaller than that, keep only a
+      // thin margin (no blank label band) until the user zooms in.
+      M = (cssW - LABELS - STRIP - 8) / Math.max(1, n) >= 11 ? LABELS : NOLABELS;
       plot = cssW - M - STRIP - 8;
       dpr = window.devicePixelRatio || 1;
       canvas.style.width = cssW + 'px';
@@ -187,6 +192,11 @@ export const CLIENT_JS = String.raw`
     function x0() { return M + STRIP; }
     function y0() { return M + STRIP; }
     function draw() {
+      var wantM = s >= 11 ? LABELS : NOLABELS;
+      if (wantM !== M && (cssW - LABELS - STRIP - 8) / Math.max(1, n) < 11) {
+        // Zoomed in past the label size (or back out): make room for the labels, keeping the zoom.
+        M = wantM; plot = cssW - M - STRIP - 8;
+      }
       clampView();
       ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
       ctx.clearRect(0, 0, cssW, cssW);
@@ -219,7 +229,7 @@ export const CLIENT_JS = String.raw`
       ctx.beginPath(); ctx.rect(0, y0(), cssW, plot); ctx.clip();
       for (var r2 = firstR; r2 <= lastR; r2++) {
         var m = order[r2];
-        if (info && info[m] && info[m].family) { ctx.fillStyle = CATS[famIndex[info[m].family] % CATS.length]; ctx.fillRect(M, y0() + oy + r2 * s, STRIP - 2, Math.max(1, s)); }
+        if (info && info[m] && info[m].family) { ctx.fillStyle = famColour(info[m].family); ctx.fillRect(M, y0() + oy + r2 * s, STRIP - 2, Math.max(1, s)); }
         if (s >= 11) {
           ctx.fillStyle = (hover && hover[0] === m) ? '#e00' : '#222'; ctx.font = Math.min(12, s * 0.8) + 'px sans-serif';
           ctx.textAlign = 'right'; ctx.textBaseline = 'middle';
@@ -231,7 +241,7 @@ export const CLIENT_JS = String.raw`
       ctx.beginPath(); ctx.rect(x0(), 0, plot, cssW); ctx.clip();
       for (var c4 = first; c4 <= last; c4++) {
         var m2 = order[c4];
-        if (info && info[m2] && info[m2].family) { ctx.fillStyle = CATS[famIndex[info[m2].family] % CATS.length]; ctx.fillRect(x0() + ox + c4 * s, M, Math.max(1, s), STRIP - 2); }
+        if (info && info[m2] && info[m2].family) { ctx.fillStyle = famColour(info[m2].family); ctx.fillRect(x0() + ox + c4 * s, M, Math.max(1, s), STRIP - 2); }
         if (s >= 11) {
           ctx.save();
           ctx.translate(x0() + ox + (c4 + 0.5) * s, M - 4); ctx.rotate(-Math.PI / 2);

@@ -4,29 +4,28 @@ import type { ModelInfo, SimilarityMatrix } from '../analysis/input.js';
 import { type LineageReport, clusteredOrder } from '../analysis/lineage.js';
 import type { RocReport } from '../analysis/roc.js';
 import type { SummaryReport } from '../analysis/summary.js';
-import { distribution } from '../analysis/bins.js';
 import { DIFF_COLOUR, SAME_COLOUR, categorical } from './colour.js';
 import type { DashboardSpec, HeatmapData, Item, Section } from './html.js';
-import { boxPlotSvg, cdfSvg, dendrogramSvg, forestSvg, histogramSvg, num, quartileBarsSvg, rocSvg, scatterLogSvg } from './svg.js';
+import { boxPlotSvg, cdfSvg, dendrogramSvg, forestSvg, histogramSvg, quartileBarsSvg, rocSvg, scatterLogSvg, valueHistogramSvg } from './svg.js';
+import { num, pct } from '../util/format.js';
+import type { ColourRange } from './colour.js';
 
 /** Dashboard specs for each analysis (rendered by renderDashboard, written by writeDashboard). */
 
-const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${(x * 100).toFixed(1)}%`);
+/** Display options shared by the dashboards. */
+export interface DashboardOptions {
+  /** Histograms with a log10 count axis. */
+  logHistogram?: boolean;
+  /** Heatmap colour scale: the metric's range (0–1, default) or the data's. */
+  colourRange?: ColourRange;
+}
 const f4 = (x: number | null | undefined) => num(x, 4);
 const f6 = (x: number | null | undefined) => num(x, 6);
 
 /** A chart item whose SVG is drawn under the item's own id. */
 const chart = (id: string, draw: (id: string) => string): Item => ({ kind: 'chart', id, svg: draw(id) });
 
-/** The same-family and different-family series of a two-group chart (names and colours fixed), from their data. */
-function byFamily<D, T extends object>(data: [same: D, diff: D], of: (d: D) => T): Array<T & { name: string; colour: string }> {
-  return [
-    { name: 'same family', colour: SAME_COLOUR, ...of(data[0]) },
-    { name: 'different family', colour: DIFF_COLOUR, ...of(data[1]) },
-  ];
-}
-
-export function summaryDashboard(report: SummaryReport, scores: number[], file: string): DashboardSpec {
+export function summaryDashboard(report: SummaryReport, scores: number[], file: string, opts: DashboardOptions = {}): DashboardSpec {
   const d = report.distribution;
   return {
     title: 'Score summary',
@@ -57,12 +56,12 @@ export function summaryDashboard(report: SummaryReport, scores: number[], file: 
           {
             kind: 'chart',
             id: 'score_histogram',
-            svg: histogramSvg({
+            svg: valueHistogramSvg({
               id: 'score_histogram',
-              title: 'Scores by bin',
+              title: 'Score histogram',
               xLabel: 'score',
-              categories: d.bins.map((b) => b.label),
-              series: [{ name: 'models', colour: SAME_COLOUR, counts: d.bins.map((b) => b.count) }],
+              log: opts.logHistogram,
+              series: [{ name: 'models', colour: SAME_COLOUR, values: scores }],
             }),
           },
           { kind: 'chart', id: 'score_cdf', svg: cdfSvg({ id: 'score_cdf', title: 'Cumulative distribution', xLabel: 'score', series: [{ name: 'models', colour: SAME_COLOUR, values: scores }] }) },
@@ -92,7 +91,7 @@ function sides(report: DownloadsReport): { name: string; side: SideReport; colou
   return out;
 }
 
-export function downloadsDashboard(report: DownloadsReport): DashboardSpec {
+export function downloadsDashboard(report: DownloadsReport, opts: DashboardOptions = {}): DashboardSpec {
   const ss = sides(report);
   const groupLabels = ss[0]?.side.groups.map((g) => g.label) ?? [];
   const entries: [string, string][] = [];
@@ -172,13 +171,13 @@ export function downloadsDashboard(report: DownloadsReport): DashboardSpec {
         {
           kind: 'chart',
           id: 'overlap_histogram',
-          svg: histogramSvg({
+          svg: valueHistogramSvg({
             id: 'overlap_histogram',
-            title: 'Overlap distribution (share of valid rows)',
+            title: opts.logHistogram ? 'Overlap histogram (log counts)' : 'Overlap histogram (share of valid rows)',
             xLabel: 'bottom-k overlap',
             share: true,
-            categories: ss[0]?.side.distribution.bins.map((b) => b.label) ?? [],
-            series: ss.map(({ name, side, colour }) => ({ name, colour, counts: side.distribution.bins.map((b) => b.count) })),
+            log: opts.logHistogram,
+            series: ss.map(({ name, side, colour }) => ({ name, colour, values: side.table.map((t) => t.overlap) })),
           }),
         },
         {
@@ -231,12 +230,13 @@ export function downloadsDashboard(report: DownloadsReport): DashboardSpec {
     },
     {
       title: 'Anomalies',
-      note: 'downloads < 10 with overlap > 0.9 (likely re-uploads or test copies); downloads > 100 with overlap < 0.1 (likely mislabelled base).',
+      note:
+        'downloads < 10 with overlap > 0.9 (likely re-uploads or test copies); declared derivatives whose overlap is within the different-family range (≤ its 95th percentile, or < 0.1 without a different-family file): possibly a mislabelled base. Each row names its evidence.',
       items: [
         {
           kind: 'table',
-          head: ['side', 'model', 'downloads', 'overlap', 'kind'],
-          rows: ss.flatMap(({ name, side }) => side.anomalies.map((a) => [name, a.model, a.downloads, f6(a.overlap), a.kind])),
+          head: ['side', 'model', 'downloads', 'overlap', 'kind', 'evidence'],
+          rows: ss.flatMap(({ name, side }) => side.anomalies.map((a) => [name, a.model, a.downloads, f6(a.overlap), a.kind, a.evidence])),
         },
       ],
     },
@@ -254,10 +254,11 @@ export function downloadsDashboard(report: DownloadsReport): DashboardSpec {
   return { title: 'Downloads analysis', subtitle: ss.map((s) => `${s.name}: ${s.side.file}`).join(' · '), sections };
 }
 
-export function rocDashboard(report: RocReport, same: number[], diff: number[], files: { same: string; diff: string }): DashboardSpec {
-  const edges = [0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0];
-  const ds = distribution(same, edges);
-  const dd = distribution(diff, edges);
+export function rocDashboard(report: RocReport, same: number[], diff: number[], files: { same: string; diff: string }, opts: DashboardOptions = {}): DashboardSpec {
+  const bySide = [
+    { name: 'same family', colour: SAME_COLOUR, values: same },
+    { name: 'different family', colour: DIFF_COLOUR, values: diff },
+  ];
   return {
     title: 'ROC: same vs different family',
     subtitle: `same: ${files.same} · different: ${files.diff}`,
@@ -300,20 +301,18 @@ export function rocDashboard(report: RocReport, same: number[], diff: number[], 
               ],
             }),
           },
-          chart('score_cdf', (id) => cdfSvg({ id, title: 'Score CDF', xLabel: 'score', series: byFamily([same, diff], (values) => ({ values })) })),
+          chart('score_cdf', (id) => cdfSvg({ id, title: 'Score CDF', xLabel: 'score', series: bySide })),
           chart('score_histogram', (id) =>
-            histogramSvg({
+            valueHistogramSvg({
               id,
-              title: 'Score distribution (share)',
+              title: opts.logHistogram ? 'Score histogram (log counts)' : 'Score histogram (share of each side)',
               xLabel: 'score',
               share: true,
-              categories: ds.bins.map((b) => b.label),
-              series: byFamily([ds, dd], (d) => ({ counts: d.bins.map((b) => b.count) })),
+              log: opts.logHistogram,
+              series: bySide,
             }),
           ),
-          chart('score_box', (id) =>
-            boxPlotSvg({ id, title: 'Scores', yLabel: 'score', groups: byFamily([same, diff], (values) => ({ values })).map(({ name, ...g }) => ({ label: name, ...g })) }),
-          ),
+          chart('score_box', (id) => boxPlotSvg({ id, title: 'Scores', yLabel: 'score', groups: bySide.map(({ name, ...g }) => ({ label: name, ...g })) })),
         ],
       },
       {
@@ -344,12 +343,13 @@ function groupItems(prefix: string, title: string, groups: PairGroup[], yLabel: 
   ];
 }
 
-export function heatmapData(title: string, matrix: SimilarityMatrix, info?: readonly ModelInfo[]): HeatmapData {
+export function heatmapData(title: string, matrix: SimilarityMatrix, info?: readonly ModelInfo[], colourRange: ColourRange = 'metric'): HeatmapData {
   const byId = new Map((info ?? []).map((m) => [m.model_id, m]));
   return {
     title,
     models: matrix.models,
     values: matrix.values,
+    colour_range: colourRange,
     info: info
       ? matrix.models.map((m) => {
           const x = byId.get(m);
@@ -362,7 +362,7 @@ export function heatmapData(title: string, matrix: SimilarityMatrix, info?: read
 /** Above this many models the dashboards skip the clustered order (average linkage is O(n³)). */
 export const CLUSTERED_ORDER_MAX_MODELS = 1500;
 
-export interface FamiliesDashboardOptions {
+export interface FamiliesDashboardOptions extends DashboardOptions {
   /** Heatmap order shown first (and in heatmap.svg): by family (default) or clustered (average linkage on 1 − score). */
   order?: 'family' | 'clustered';
 }
@@ -402,7 +402,7 @@ export function familiesDashboard(
           kind: 'heatmap',
           id: 'heatmap',
           data: {
-            ...heatmapData(src.method ? `${src.method} / ${src.metric}` : 'similarity', matrix, info),
+            ...heatmapData(src.method ? `${src.method} / ${src.metric}` : 'similarity', matrix, info, options.colourRange),
             ...(options.order === 'clustered' || n <= CLUSTERED_ORDER_MAX_MODELS ? { order: clusteredOrder(matrix, 'average') } : {}),
             ...(options.order ? { defaultOrder: options.order } : {}),
           },
@@ -428,14 +428,13 @@ export function familiesDashboard(
       },
     );
   } else {
-    const d = distribution(off, [0, 0.01, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0]);
     sections.push({
       title: 'Values',
       items: [
         {
           kind: 'chart',
           id: 'values_histogram',
-          svg: histogramSvg({ id: 'values_histogram', title: 'Off-diagonal values', xLabel: label, categories: d.bins.map((b) => b.label), series: [{ name: 'pairs', colour: SAME_COLOUR, counts: d.bins.map((b) => b.count) }] }),
+          svg: valueHistogramSvg({ id: 'values_histogram', title: 'Off-diagonal values', xLabel: label, log: options.logHistogram, series: [{ name: 'pairs', colour: SAME_COLOUR, values: off }] }),
         },
       ],
     });

@@ -1,5 +1,6 @@
 import { CLIENT_JS, CSS } from './client.js';
 import { esc, valueDomain } from './svg.js';
+import { type ColourRange, familyColours } from './colour.js';
 
 /** A self-contained dashboard page: all data, styles and scripts inline (no CDN). */
 
@@ -18,6 +19,15 @@ export interface HeatmapData {
   order?: number[];
   /** The order shown first (and used by the static SVG): default 'family' with info, else 'clustered' with order. */
   defaultOrder?: 'family' | 'clustered' | 'input';
+  /** Colour scale: the metric's range (0–1, default) or the data's. */
+  colour_range?: ColourRange;
+}
+
+/** Families in order of first appearance, with their colours (the client uses the same order). */
+function familyPalette(info: (HeatmapModelInfo | null)[] | undefined): string[] {
+  const fams: string[] = [];
+  for (const x of info ?? []) if (x?.family && !fams.includes(x.family)) fams.push(x.family);
+  return familyColours(fams.length);
 }
 
 export type Item =
@@ -67,7 +77,9 @@ function renderItem(item: Item, k: number): string {
         n: d.models.length,
         models: d.models,
         info: d.info ?? null,
-        domain: valueDomain(d.values),
+        domain: valueDomain(d.values, d.colour_range ?? 'metric'),
+        colour_range: d.colour_range ?? 'metric',
+        family_colours: familyPalette(d.info),
         values: encodeValues(d.values),
         order: d.order ?? null,
         default_order: d.defaultOrder ?? null,
@@ -133,7 +145,7 @@ export function renderDashboard(spec: DashboardSpec): string {
 <style>${CSS}</style>
 </head>
 <body>
-<header><h1>${esc(spec.title)}</h1>${spec.subtitle ? `<p>${esc(spec.subtitle)}</p>` : ''}</header>
+<header><h1>${esc(spec.title)}</h1>${spec.subtitle && spec.subtitle !== spec.title ? `<p>${esc(spec.subtitle)}</p>` : ''}</header>
 <nav>${nav}</nav>
 <main>
 ${body}

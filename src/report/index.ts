@@ -4,7 +4,7 @@ import { ModelprintError, messageOf } from '../errors.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { analyzeFamilies, familyTextReport, type FamilyReport } from '../analysis/families.js';
 import type { ModelInfo, SimilarityMatrix } from '../analysis/input.js';
-import { familiesDashboard } from './dashboards.js';
+import { type DashboardOptions, familiesDashboard } from './dashboards.js';
 import { type DashboardSpec, renderDashboard } from './html.js';
 import { heatmapSvg } from './svg.js';
 import type { LineageReport } from '../analysis/lineage.js';
@@ -12,7 +12,7 @@ import { stringifyCsv } from '../util/csv.js';
 
 export { renderDashboard } from './html.js';
 export type { DashboardSpec, Section, Item, HeatmapData } from './html.js';
-export { summaryDashboard, downloadsDashboard, rocDashboard, familiesDashboard, lineageDashboard } from './dashboards.js';
+export { summaryDashboard, downloadsDashboard, rocDashboard, familiesDashboard, lineageDashboard, type DashboardOptions } from './dashboards.js';
 
 export interface WrittenReport {
   dir: string;
@@ -72,6 +72,7 @@ export function writeDashboard(outDir: string, spec: DashboardSpec, report: unkn
               values: order.map((i) => order.map((j) => values[i][j])),
               families: info ? order.map((i) => info[i]?.family ?? null) : undefined,
               labels: info ? order.map((i) => info[i]?.display_name ?? models[i]) : undefined,
+              colourRange: item.data.colour_range,
             })}\n`,
           ),
         );
@@ -137,6 +138,10 @@ export interface MatrixDashboardOptions {
   title?: string;
   /** What the values are, for axis labels (default "score"). */
   label?: string;
+  /** Where the matrix comes from (shown under the title). */
+  source?: string;
+  /** Colour range and histogram scale. */
+  display?: DashboardOptions;
   /** Heatmap order shown first: by family (default with info) or clustered. */
   order?: 'family' | 'clustered';
 }
@@ -157,12 +162,13 @@ export function writeMatrixDashboard(outDir: string, opts: MatrixDashboardOption
   const matrix: SimilarityMatrix = {
     models: opts.models,
     values: matrixRows(opts.matrix, opts.models.length),
-    source: { file: opts.title ?? 'similarity matrix' },
+    source: { file: opts.source ?? '' },
   };
   const info = normalizeInfo(opts.info);
   const report = info ? analyzeFamilies(matrix, info) : null;
-  const spec = familiesDashboard(report, matrix, info, opts.label ?? 'score', { order: opts.order });
+  const spec = familiesDashboard(report, matrix, info, opts.label ?? 'score', { ...opts.display, order: opts.order });
   if (opts.title) spec.title = opts.title;
+  if (!opts.source) delete spec.subtitle;
   const extra = report ? familyTextFiles(report) : {};
   const written = writeDashboard(outDir, spec, report ?? { models: matrix.models, matrix: matrix.values }, extra);
   return { ...written, report };

@@ -1,6 +1,7 @@
-import { MISSING_RGB, categorical, rgbHex, viridis } from './colour.js';
+import { type ColourRange, MISSING_RGB, categorical, familyColours, rgbHex, viridis } from './colour.js';
 import { encodePng } from './png.js';
 import { mean, quantileSorted, sorted } from '../analysis/stats.js';
+import { num } from '../util/format.js';
 
 /**
  * Small, dependency-free SVG charts. Each function returns a standalone SVG document
@@ -13,15 +14,6 @@ export function esc(s: string): string {
 }
 
 const FONT = 'font-family="Helvetica, Arial, sans-serif"';
-
-/** Number for labels and tooltips: up to `digits` significant decimals, no trailing zeros. */
-export function num(x: number | null | undefined, digits = 4): string {
-  if (x === null || x === undefined || !Number.isFinite(x)) return '-';
-  if (Math.abs(x) >= 1e5) return x.toExponential(2);
-  if (Number.isInteger(x)) return String(x);
-  const s = x.toFixed(digits);
-  return s.includes('.') ? s.replace(/0+$/, '').replace(/\.$/, '') : s;
-}
 
 /** min / max without spreading (safe for arrays of any length). */
 function minOf(xs: Iterable<number>, init = Infinity): number {
@@ -411,9 +403,16 @@ export interface HeatmapInput {
   labels?: string[];
   title: string;
   id?: string;
+  colourRange?: ColourRange;
 }
 
-export function valueDomain(values: number[][]): [number, number] {
+/**
+ * The colour scale's domain. `metric` (the default): 0–1 when every valid value lies in
+ * [0, 1] (overlap, Jaccard, cosine similarity), so small differences are not stretched to
+ * the full scale; other values (distances) fall back to the data range. `data`: the data's
+ * min–max. Failed (-1) and missing values never count.
+ */
+export function valueDomain(values: number[][], range: ColourRange = 'metric'): [number, number] {
   let lo = Infinity;
   let hi = -Infinity;
   for (const row of values) {
@@ -424,6 +423,7 @@ export function valueDomain(values: number[][]): [number, number] {
     }
   }
   if (!Number.isFinite(lo)) return [0, 1];
+  if (range === 'metric' && lo >= 0 && hi <= 1) return [0, 1];
   return lo === hi ? [lo, lo + 1] : [lo, hi];
 }
 
@@ -441,7 +441,7 @@ export function heatmapSvg(h: HeatmapInput): string {
   const cell = plot / Math.max(1, n);
   const strip = h.families ? 8 : 0;
   const f: Frame = { width: margin + strip + plot + 90, height: 34 + margin + strip + plot + 26, left: margin + strip, right: 90, top: 34 + margin + strip, bottom: 26 };
-  const [lo, hi] = valueDomain(h.values);
+  const [lo, hi] = valueDomain(h.values, h.colourRange);
   const colour = (v: number) => (Number.isFinite(v) && v >= 0 ? viridis((v - lo) / (hi - lo)) : MISSING_RGB);
   let out = open(f, h.title, h.id);
   if (n <= 100) {
@@ -458,8 +458,9 @@ export function heatmapSvg(h: HeatmapInput): string {
   }
   if (h.families) {
     const fams = [...new Set(h.families.filter((x): x is string => !!x))];
+    const colours = familyColours(fams.length);
     h.families.forEach((fam, i) => {
-      const c = fam ? categorical(fams.indexOf(fam)) : '#ffffff';
+      const c = fam ? colours[fams.indexOf(fam)] : '#ffffff';
       out += `<rect x="${n2(f.left - strip)}" y="${n2(f.top + i * cell)}" width="${strip - 1}" height="${n2(cell + 0.3)}" fill="${c}"/>`;
       out += `<rect x="${n2(f.left + i * cell)}" y="${n2(f.top - strip)}" width="${n2(cell + 0.3)}" height="${strip - 1}" fill="${c}"/>`;
     });
@@ -481,6 +482,105 @@ export function heatmapSvg(h: HeatmapInput): string {
   }
   out += `<text x="${bx + 20}" y="${f.top + 8}">${esc(num(hi))}</text><text x="${bx + 20}" y="${f.top + plot}">${esc(num(lo))}</text>`;
   out += `<rect x="${bx}" y="${f.top + plot + 6}" width="16" height="8" fill="${rgbHex(MISSING_RGB)}"/><text x="${bx + 20}" y="${f.top + plot + 14}" font-size="9">failed</text>`;
+  return `${out}</svg>`;
+}
+
+export interface ValueSeries {
+  name: string;
+  colour: string;
+  values: number[];
+}
+
+/**
+ * Histogram bin edges: 0.05 wide on [0, 1] when every value lies there (scores), else
+ * Freedman–Diaconis (2·IQR·n^(−1/3); Sturges when the IQR is 0), at most 60 bins.
+ */
+export function histogramEdges(values: readonly number[]): number[] {
+  const xs = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);
+  if (xs.length === 0 || (xs[0] >= 0 && xs[xs.length - 1] <= 1)) return Array.from({ length: 21 }, (_, i) => Math.round(i * 5) / 100);
+  const lo = xs[0];
+  const hi = xs[xs.length - 1];
+  if (hi === lo) return [lo - 0.5, lo + 0.5];
+  const q = (p: number) => {
+    const h = (xs.length - 1) * p;
+    const f = Math.floor(h);
+    return xs[f] + (h - f) * ((xs[Math.min(f + 1, xs.length - 1)] ?? xs[f]) - xs[f]);
+  };
+  const iqr = q(0.75) - q(0.25);
+  let bins = iqr > 0 ? Math.ceil((hi - lo) / (2 * iqr * Math.cbrt(1 / xs.length))) : Math.ceil(Math.log2(xs.length) + 1);
+  bins = Math.max(1, Math.min(60, bins));
+  return Array.from({ length: bins + 1 }, (_, i) => lo + ((hi - lo) * i) / bins);
+}
+
+/** Counts per bin [e_i, e_{i+1}) (the last bin closed). */
+export function binCounts(values: readonly number[], edges: readonly number[]): number[] {
+  const k = edges.length - 1;
+  const counts = new Array<number>(k).fill(0);
+  for (const v of values) {
+    if (!Number.isFinite(v) || v < edges[0] || v > edges[k]) continue;
+    let i = Math.floor(((v - edges[0]) / (edges[k] - edges[0])) * k);
+    if (i >= k) i = k - 1;
+    while (i > 0 && v < edges[i]) i--;
+    while (i < k - 1 && v >= edges[i + 1]) i++;
+    counts[i]++;
+  }
+  return counts;
+}
+
+/**
+ * A real histogram on a continuous x axis (bins from histogramEdges, shared by all series;
+ * bars of several series side by side in each bin). `log` plots counts on a log10 axis, so
+ * a tail of a few values stays visible next to a bin of hundreds; `share` plots each
+ * series' share instead of counts (ignored with `log`).
+ */
+export function valueHistogramSvg(opts: { id?: string; title: string; xLabel: string; series: ValueSeries[]; log?: boolean; share?: boolean }): string {
+  const f: Frame = { width: 720, height: 380, left: 62, right: 150, top: 34, bottom: 50 };
+  const edges = histogramEdges(opts.series.flatMap((s) => s.values));
+  const counts = opts.series.map((s) => binCounts(s.values, edges));
+  const totals = counts.map((c) => c.reduce((a, b) => a + b, 0));
+  const share = Boolean(opts.share && !opts.log);
+  const val = (si: number, c: number) => (share ? (totals[si] ? c / totals[si] : 0) : c);
+  const maxV = maxOf(counts.flatMap((cs, si) => cs.map((c) => val(si, c))), share ? 0.01 : 1);
+  let y: (v: number) => number;
+  let axis: string;
+  const h = f.height - f.top - f.bottom;
+  if (opts.log) {
+    const top = Math.pow(10, Math.ceil(Math.log10(Math.max(10, maxV))));
+    y = (v: number) => f.height - f.bottom - (v <= 0 ? 0 : (Math.log10(v + 1) / Math.log10(top + 1)) * h);
+    const ticks: number[] = [0];
+    for (let t = 1; t <= top; t *= 10) ticks.push(t);
+    axis = yAxis(f, ticks, y, 'count (log)', (v) => num(v));
+  } else {
+    const ticks = niceTicks(0, maxV);
+    const top = ticks[ticks.length - 1];
+    y = (v: number) => f.height - f.bottom - (v / top) * h;
+    axis = yAxis(f, ticks, y, share ? 'share' : 'count', (v) => (share ? `${num(v * 100, 1)}%` : num(v)));
+  }
+  const lo = edges[0];
+  const hi = edges[edges.length - 1];
+  const x = (v: number) => f.left + ((v - lo) / (hi - lo)) * (f.width - f.left - f.right);
+  let out = open(f, opts.title, opts.id) + axis;
+  for (const t of niceTicks(lo, hi)) {
+    if (t < lo - 1e-12 || t > hi + 1e-12) continue;
+    out += `<line x1="${n2(x(t))}" x2="${n2(x(t))}" y1="${f.height - f.bottom}" y2="${f.height - f.bottom + 4}" stroke="#888"/><text x="${n2(x(t))}" y="${f.height - f.bottom + 16}" text-anchor="middle">${esc(num(t, 3))}</text>`;
+  }
+  const ns = Math.max(1, opts.series.length);
+  for (let b = 0; b < edges.length - 1; b++) {
+    const x0 = x(edges[b]);
+    const w = (x(edges[b + 1]) - x0) / ns;
+    opts.series.forEach((s, si) => {
+      const c = counts[si][b];
+      if (c === 0) return;
+      const v = val(si, c);
+      out += `<rect class="bar" x="${n2(x0 + si * w)}" y="${n2(y(v))}" width="${n2(Math.max(0.5, w - 0.5))}" height="${n2(Math.max(0.5, y(0) - y(v)))}" fill="${s.colour}" fill-opacity="0.85"><title>${esc(`${s.name} [${num(edges[b], 4)}, ${num(edges[b + 1], 4)}${b === edges.length - 2 ? ']' : ')'}\ncount ${c} (${num(totals[si] ? (c / totals[si]) * 100 : 0, 1)}% of ${totals[si]})`)}</title></rect>`;
+    });
+  }
+  out += `<text x="${(f.left + f.width - f.right) / 2}" y="${f.height - 6}" text-anchor="middle">${esc(`${opts.xLabel} (bin width ${num(edges[1] - edges[0], 4)})`)}</text>`;
+  out += legend(
+    opts.series.map((s, si) => ({ name: `${s.name} (n=${totals[si]})`, colour: s.colour })),
+    f.width - f.right + 12,
+    f.top + 12,
+  );
   return `${out}</svg>`;
 }
 

@@ -64,15 +64,15 @@ export function openSketches(file: string): SketchSet {
 
 export type OutputKind = 'csv' | 'npy' | 'neighbours' | 'part';
 
-/** What `--out` names, from its extension. */
+/** What `--output` names, from its extension. */
 export function outputKind(out: string): OutputKind {
   const ext = path.extname(out).toLowerCase();
   if (ext === '.csv') return 'csv';
   if (ext === '.npy') return 'npy';
   if (ext === '.jsonl' || ext === '.ndjson') return 'neighbours';
   if (ext === PART_EXT) return 'part';
-  throw new ModelprintError('E_USAGE', `--out ${out}: unknown output type "${ext || '(none)'}"`, {
-    subject: '--out',
+  throw new ModelprintError('E_USAGE', `--output ${out}: unknown output type "${ext || '(none)'}"`, {
+    subject: '--output',
     hint: `use matrix.csv or matrix.npy for a matrix, neighbours.jsonl with --top, part${PART_EXT} with --shard`,
   });
 }
@@ -117,9 +117,9 @@ export async function runSimilarity(req: SimilarityRequest): Promise<SimilarityS
   const want: OutputKind[] = shard ? ['part'] : req.top !== undefined ? ['neighbours'] : ['csv', 'npy'];
   if (!want.includes(kind)) {
     const what = shard ? `a part file (*${PART_EXT})` : req.top !== undefined ? 'a neighbours file (*.jsonl)' : 'a matrix file (*.csv or *.npy)';
-    throw new ModelprintError('E_USAGE', `--out ${req.out}: ${shard ? 'with --shard' : req.top !== undefined ? 'with --top' : 'without --top or --shard'} the output is ${what}`, {
-      subject: '--out',
-      hint: `e.g. --out matrix.csv, --top 10 --out neighbours.jsonl, --shard 0/4 --out part-0${PART_EXT}`,
+    throw new ModelprintError('E_USAGE', `--output ${req.out}: ${shard ? 'with --shard' : req.top !== undefined ? 'with --top' : 'without --top or --shard'} the output is ${what}`, {
+      subject: '--output',
+      hint: `e.g. --output matrix.csv, --top 10 --output neighbours.jsonl, --shard 0/4 --output part-0${PART_EXT}`,
     });
   }
   const sk = openSketches(req.sketches);
@@ -162,13 +162,13 @@ export interface MergeSummary {
 export async function mergeShards(parts: string[], out: string): Promise<MergeSummary> {
   const kind = outputKind(out);
   if (kind !== 'csv' && kind !== 'npy') {
-    throw new ModelprintError('E_USAGE', `--out ${out}: a merged matrix is written as .csv or .npy`, { subject: '--out' });
+    throw new ModelprintError('E_USAGE', `--output ${out}: a merged matrix is written as .csv or .npy`, { subject: '--output' });
   }
   for (const p of parts) {
     if (!fs.existsSync(p)) {
       throw new ModelprintError('E_NOT_FOUND', `part file not found: ${p}`, {
         subject: p,
-        hint: 'pass every part written by `modelprint similarity --shard i/n --out <part>`',
+        hint: 'pass every part written by `modelprint similarity --shard i/n --output <part>`',
       });
     }
   }

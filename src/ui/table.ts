@@ -14,7 +14,3 @@ export function renderTable(head: string[], rows: Cell[][]): string {
   return table.toString();
 }
 
-export function fmt(x: number | null | undefined, digits = 4): string {
-  if (x === null || x === undefined || Number.isNaN(x)) return '-';
-  return x.toFixed(digits);
-}

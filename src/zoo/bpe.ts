@@ -7,7 +7,7 @@
  * accented words. So the first merges are " t", "he", "in", " the" … and decoded
  * text is readable-ish, and every token is reachable by encoding some word.
  */
-import type { Rng } from './rng.js';
+import type { Rng } from '../util/rng.js';
 
 const COMMON_WORDS = (
   'the of and to a in is that for it as was with be by on not he this are or his from at which but have an had ' +

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { EXIT, ModelprintError, messageOf } from '../errors.js';
 import { addNoise, average, extendVocab, mergeLora, prune, quantizeRoundTrip, shiftHead } from './derive.js';
 import { encodeLlamaOnnx, generationConfigJson, llamaConfigJson, type HfConfigExtras } from './llama.js';
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 import { DEFAULT_SEED, ZOO_FORMAT, zooSpec, type DerivativeDef, type FamilyDef, type Relation, type ZooSize, type ZooSpec } from './spec.js';
 import { BYTE_TO_CHAR, extendTokenizer, generateTokenizer, tokenizerFiles, type ZooTokenizer } from './tokenizer.js';
 import { initBaseWeights, parameterCount, type LlamaWeights } from './weights.js';
@@ -347,7 +347,7 @@ export function zooTokenizer(spec: ZooSpec, id: string, seed: number): ZooTokeni
 
 /** The weights of a family's base model. */
 export function familyBaseWeights(fam: FamilyDef, tok: ZooTokenizer, seed: number): LlamaWeights {
-  return initBaseWeights({ ...fam.arch, vocabSize: tok.vocabSize }, new Rng('zoo', seed, 'family', fam.name), {
+  return initBaseWeights({ ...fam.arch, vocabSize: tok.vocabSize }, Rng.fromLabels('zoo', seed, 'family', fam.name), {
     untrainedCandidates: untrainedCandidates(tok),
     firstMergeId: tok.style === 'llama' ? 256 + 3 : 256,
   });
@@ -414,7 +414,7 @@ async function buildFamily(
     const parents = d.parents.map((p) => weights.get(p));
     if (parents.some((p) => !p)) throw new Error(`internal: ${id} needs ${d.parents.join(', ')} built first`);
     const pw = parents as LlamaWeights[];
-    const rng = new Rng('zoo', seed, 'model', id);
+    const rng = Rng.fromLabels('zoo', seed, 'model', id);
     const depth = 1 + Math.max(...d.parents.map((p) => depths.get(p) ?? 0));
     const parentIds = d.parents.map((p) => `${fam.name}-${p}`);
     const target = path.join(root, id);

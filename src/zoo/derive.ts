@@ -2,7 +2,7 @@
  * The ways a zoo derivative is made from its parent's weights. Each returns new weights
  * and leaves its input untouched; all randomness comes from the given generator.
  */
-import type { Rng } from './rng.js';
+import type { Rng } from '../util/rng.js';
 import { cloneWeights, matrix, outputHead, tensors, type LlamaWeights, type Matrix, type TensorKind } from './weights.js';
 
 function std(x: Float32Array): number {

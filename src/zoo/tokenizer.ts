@@ -8,7 +8,7 @@
  * so tokens are word-like pieces, most frequent first.
  */
 import { syntheticWordCounts, trainBpe } from './bpe.js';
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 
 export type TokenizerStyle = 'llama' | 'qwen';
 
@@ -103,7 +103,7 @@ export function generateTokenizer(spec: TokenizerSpec): ZooTokenizer {
   if (vocabSize < 512) throw new Error(`vocabulary of ${vocabSize} is too small (need ≥ 512)`);
   const specials = style === 'llama' ? LLAMA_SPECIALS : QWEN_SPECIALS;
   const nMerges = vocabSize - 256 - specials.length;
-  const merges = generateMerges(nMerges, new Rng('tokenizer', ...spec.seed));
+  const merges = generateMerges(nMerges, Rng.fromLabels('tokenizer', ...spec.seed));
   const vocab = new Map<string, number>();
   const added: AddedToken[] = [];
   let next = 0;

@@ -2,7 +2,7 @@
  * Llama weights in memory (Hugging Face layout: linear weights are [out, in], row-major)
  * and the deterministic initialisation of a zoo base model.
  */
-import { Rng } from './rng.js';
+import { Rng } from '../util/rng.js';
 
 export interface LlamaConfig {
   vocabSize: number;

@@ -5,14 +5,15 @@ import { DEFAULT_SCORE_BINS, parseEdges } from '../../analysis/bins.js';
 import { type DownloadsReport, type SideReport, analyzeDownloads } from '../../analysis/downloads.js';
 import {
   DEFAULT_DOWNLOADS_COLUMN,
-  DEFAULT_MODEL_COLUMN,
-  DEFAULT_SCORE_COLUMN,
+  KNOWN_MODEL_COLUMNS,
+  KNOWN_SCORE_COLUMNS,
   type HubRecord,
   loadHubMetadata,
   loadScores,
 } from '../../analysis/input.js';
 import { downloadsDashboard, writeDashboard } from '../../report/index.js';
-import { fmt, renderTable } from '../../ui/table.js';
+import { renderTable } from '../../ui/table.js';
+import { fmt, pct } from '../../util/format.js';
 
 type Result = Omit<DownloadsReport, 'same' | 'diff'> & {
   same?: SideReport;
@@ -29,7 +30,10 @@ export default class AnalyzeDownloads extends BaseCommand<typeof AnalyzeDownload
     '(> --high) summaries and the ratio of same/diff means; Pearson and Spearman correlation of downloads with ' +
     'overlap (p-values from @stdlib/stats-pcorrtest); Welch t test (@stdlib/stats-ttest2) and Mann–Whitney U ' +
     "(tie-corrected normal approximation with continuity correction, scipy's method='asymptotic') of same vs " +
-    'different; filtering strategies, flags, confidence-weighted scores, anomalies and the overlap distribution. ' +
+    'different; filtering strategies, flags, confidence-weighted scores, findings and the overlap distribution. ' +
+    'A "declared_derivative_low_overlap" finding (possibly a mislabelled base) is made only for --same rows, ' +
+    'and only when the overlap is no higher than the 95th percentile of the --diff overlaps (without --diff: < 0.1); ' +
+    'each finding states its evidence. ' +
     'Only rows with overlap ≥ 0 count. --hub-metadata fills in downloads from a hub metadata CSV ' +
     '(base_model, model_id, downloads, likes, …) on the model id when the input lacks them.';
   static override examples = [
@@ -43,11 +47,12 @@ export default class AnalyzeDownloads extends BaseCommand<typeof AnalyzeDownload
     bins: Flags.string({ description: 'Download group edges, comma-separated; groups (lo, hi] plus (last, ∞).', default: '0,10,100,1000' }),
     'score-bins': Flags.string({ description: 'Overlap distribution bin edges.', default: DEFAULT_SCORE_BINS }),
     'downloads-column': Flags.string({ description: 'Column with the download counts.', default: DEFAULT_DOWNLOADS_COLUMN }),
-    'score-column': Flags.string({ description: 'Column with the overlap score.', default: DEFAULT_SCORE_COLUMN }),
-    'model-column': Flags.string({ description: 'Column with the model id.', default: DEFAULT_MODEL_COLUMN }),
+    'score-column': Flags.string({ description: `Column with the overlap score. [default: the first of ${KNOWN_SCORE_COLUMNS.join(', ')}]` }),
+    'model-column': Flags.string({ description: `Column with the model id. [default: the first of ${KNOWN_MODEL_COLUMNS.join(', ')}]` }),
     'hub-metadata': Flags.string({ description: 'Hub metadata CSV (model_id, downloads, …) to join downloads from.' }),
     low: Flags.integer({ description: 'Low downloads: ≤ this (zeros and unknown included); also the "balanced" filter.', default: 10, min: 0 }),
     high: Flags.integer({ description: 'High downloads: > this; also the "conservative" filter.', default: 100, min: 0 }),
+    'log-histogram': Flags.boolean({ description: 'Dashboard histograms with a log count axis.' }),
     'output-dir': Flags.string({ char: 'o', description: 'Write dashboard.html, SVG charts and report.json here.' }),
   };
 
@@ -78,7 +83,7 @@ export default class AnalyzeDownloads extends BaseCommand<typeof AnalyzeDownload
     this.print(report);
     const result: Result = { ...report };
     if (f['output-dir']) {
-      const w = writeDashboard(f['output-dir'], downloadsDashboard(report), report);
+      const w = writeDashboard(f['output-dir'], downloadsDashboard(report, { logHistogram: f['log-histogram'] }), report);
       result.output = { dir: w.dir, files: w.files };
       this.logger.info(`wrote ${w.html}`);
     }
@@ -143,17 +148,14 @@ export default class AnalyzeDownloads extends BaseCommand<typeof AnalyzeDownload
         sides.map(([name, s]) => [name, ...s.distribution.bins.map((b) => `${b.count} (${pct(b.share)})`)]),
       ),
     );
-    const anomalies = sides.flatMap(([name, s]) => s.anomalies.map((a) => [name, a.model, a.downloads, fmt(a.overlap), a.kind]));
+    const anomalies = sides.flatMap(([name, s]) => s.anomalies.map((a) => [name, a.model, a.downloads, fmt(a.overlap), a.kind, a.evidence]));
     if (anomalies.length) {
-      this.out('anomalies:');
-      this.out(renderTable(['side', 'model', 'downloads', 'overlap', 'kind'], anomalies));
+      this.out('findings (each with its evidence):');
+      this.out(renderTable(['side', 'model', 'downloads', 'overlap', 'kind', 'evidence'], anomalies));
     }
   }
 }
 
-function pct(x: number | null): string {
-  return x === null ? '-' : `${(x * 100).toFixed(1)}%`;
-}
 
 function pval(p: number | null): string {
   if (p === null) return '-';

@@ -4,7 +4,8 @@ import { ModelprintError } from '../../errors.js';
 import { type FamilyReport, type PairGroup, analyzeFamilies } from '../../analysis/families.js';
 import { loadMatrix, loadModelInfo } from '../../analysis/input.js';
 import { familiesDashboard, familyTextFiles, writeDashboard } from '../../report/index.js';
-import { fmt, renderTable } from '../../ui/table.js';
+import { renderTable } from '../../ui/table.js';
+import { fmt } from '../../util/format.js';
 
 type Result = FamilyReport & { output?: { dir: string; files: string[] } };
 
@@ -30,6 +31,8 @@ export default class AnalyzeFamilies extends BaseCommand<typeof AnalyzeFamilies>
     'model-info': Flags.string({ description: 'Model info: JSON or CSV with model_id, family, model_type, display_name.', required: true }),
     method: Flags.string({ description: 'Method in a runner JSON (default: the first).' }),
     metric: Flags.string({ description: 'Metric in a runner JSON (default: the first of the method).' }),
+    'color-range': Flags.string({ description: 'Heatmap colour scale: the metric range (0–1; distances: their data range) or the data min–max.', options: ['metric', 'data'], default: 'metric' }),
+    'log-histogram': Flags.boolean({ description: 'Dashboard histograms with a log count axis.' }),
     'output-dir': Flags.string({ char: 'o', description: 'Write dashboard.html, SVG charts, report.json and text reports here.' }),
     order: Flags.string({
       description: 'Heatmap order in the dashboard and heatmap.svg: family (grouped by the given families) or clustered (average-linkage tree on 1 − score, for when the family is the unknown).',
@@ -70,7 +73,7 @@ export default class AnalyzeFamilies extends BaseCommand<typeof AnalyzeFamilies>
     const result: Result = { ...report };
     if (f['output-dir']) {
       const label = matrix.source.metric ?? 'score';
-      const w = writeDashboard(f['output-dir'], familiesDashboard(report, matrix, info, label, { order: f.order as 'family' | 'clustered' }), report, familyTextFiles(report));
+      const w = writeDashboard(f['output-dir'], familiesDashboard(report, matrix, info, label, { order: f.order as 'family' | 'clustered', colourRange: f['color-range'] as 'metric' | 'data', logHistogram: f['log-histogram'] }), report, familyTextFiles(report));
       result.output = { dir: w.dir, files: w.files };
       this.logger.info(`wrote ${w.html}`);
     }

@@ -5,7 +5,8 @@ import { LINEAGE_DEFAULTS, type LineageMethod, type LineageReport, analyzeLineag
 import { loadLineageMetadata } from '../../analysis/lineage-input.js';
 import { loadMatrix } from '../../analysis/input.js';
 import { lineageDashboard, lineageFiles, writeDashboard } from '../../report/index.js';
-import { fmt, renderTable } from '../../ui/table.js';
+import { renderTable } from '../../ui/table.js';
+import { fmt } from '../../util/format.js';
 
 type Result = LineageReport & { output?: { dir: string; files: string[] } };
 

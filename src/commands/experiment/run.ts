@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import path from 'node:path';
-import { BaseCommand } from '../../cli/base.js';
+import { BaseCommand, registryFlag } from '../../cli/base.js';
 import { onnxVariantFlag } from '../../cli/method-flags.js';
 import type { OnnxVariantRequest } from '../../inference/format.js';
 import { readExperimentConfig, runExperiment, type ExperimentResult } from '../../methods/experiment.js';
@@ -16,10 +16,11 @@ export default class ExperimentRun extends BaseCommand<typeof ExperimentRun> {
     '<%= config.bin %> experiment run --config exp.json --registry postgres://me@db/modelprint --use-existing --write-to-registry',
   ];
   static override flags = {
+    ...registryFlag,
     config: Flags.string({ description: 'Experiment config (JSON).', required: true }),
     'use-existing': Flags.boolean({ description: 'Use fingerprints already in the registry instead of recomputing them.' }),
     'write-to-registry': Flags.boolean({ description: 'Store new fingerprints in the registry.' }),
-    'output-dir': Flags.string({ description: 'Output folder.', default: 'experiment' }),
+    'output-dir': Flags.string({ char: 'o', description: 'Output folder.', default: 'experiment' }),
     'sketches-out': Flags.string({ description: 'Also write the bottom-k sketches (.mpsk) that `modelprint similarity --sketches` reads.' }),
     device: Flags.string({ options: ['cpu', 'cuda', 'auto'], default: 'auto', description: 'Inference device.' }),
     progress: Flags.string({ options: ['auto', 'tty', 'jsonl', 'plain', 'none'], default: 'auto', description: 'Progress display.' }),

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BaseCommand } from '../../cli/base.js';
+import { BaseCommand, registryFlag } from '../../cli/base.js';
 import { onnxVariantFlag } from '../../cli/method-flags.js';
 import { ModelprintError } from '../../errors.js';
 import { detectFormat, type OnnxVariantRequest } from '../../inference/format.js';
@@ -23,6 +23,7 @@ export default class ModelsAdd extends BaseCommand<typeof ModelsAdd> {
     path: Args.string({ description: 'Model directory (Hugging Face / Optimum ONNX layout), model file, or Hub id in the local cache.', required: true }),
   };
   static override flags = {
+    ...registryFlag,
     name: Flags.string({ description: 'Unique name (e.g. the hub id). [default: the hub repo id, else the directory name]' }),
     family: Flags.string({ description: 'Family the model belongs to.' }),
     'model-type': Flags.string({ description: 'Type label: Base, Chat, Instruct, Quantized, Finetune, …' }),

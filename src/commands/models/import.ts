@@ -1,7 +1,7 @@
 import { Args } from '@oclif/core';
 import fs from 'node:fs';
 import path from 'node:path';
-import { BaseCommand } from '../../cli/base.js';
+import { BaseCommand, registryFlag } from '../../cli/base.js';
 import { ModelprintError } from '../../errors.js';
 import { detectFormat } from '../../inference/format.js';
 import { readCsvFile, requireColumns } from '../../util/csv.js';
@@ -13,6 +13,8 @@ export default class ModelsImport extends BaseCommand<typeof ModelsImport> {
   static override description = 'Paths are relative to the CSV. Models already registered under the same name are left as they are.';
   static override examples = ['<%= config.bin %> models import ./zoo/models.csv', '<%= config.bin %> models import models.csv --registry postgres://admin@db/modelprint --json'];
   static override args = { csv: Args.string({ description: 'Models CSV.', required: true }) };
+
+  static override flags = { ...registryFlag };
 
   async run(): Promise<{ added: ModelRecord[]; existing: string[] }> {
     const file = this.args.csv;

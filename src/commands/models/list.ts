@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../cli/base.js';
+import { BaseCommand, registryFlag } from '../../cli/base.js';
 import { renderTable } from '../../ui/table.js';
 import type { ModelRecord } from '../../registry/types.js';
 
@@ -7,6 +7,7 @@ export default class ModelsList extends BaseCommand<typeof ModelsList> {
   static override summary = 'List the registered models.';
   static override examples = ['<%= config.bin %> models list', '<%= config.bin %> models list --family alpha --json'];
   static override flags = {
+    ...registryFlag,
     family: Flags.string({ description: 'Only models of this family.' }),
   };
 

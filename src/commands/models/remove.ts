@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { BaseCommand } from '../../cli/base.js';
+import { BaseCommand, registryFlag } from '../../cli/base.js';
 import { ModelprintError } from '../../errors.js';
 
 export default class ModelsRemove extends BaseCommand<typeof ModelsRemove> {
@@ -8,6 +8,8 @@ export default class ModelsRemove extends BaseCommand<typeof ModelsRemove> {
   static override args = {
     model: Args.string({ description: 'Registry id or name.', required: true }),
   };
+
+  static override flags = { ...registryFlag };
 
   async run(): Promise<{ removed: string }> {
     const removed = await (await this.registry()).removeModel(this.args.model);

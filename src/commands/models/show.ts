@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { BaseCommand } from '../../cli/base.js';
+import { BaseCommand, registryFlag } from '../../cli/base.js';
 import { ModelprintError } from '../../errors.js';
 import { renderTable } from '../../ui/table.js';
 import type { ModelRecord } from '../../registry/types.js';
@@ -10,6 +10,8 @@ export default class ModelsShow extends BaseCommand<typeof ModelsShow> {
   static override args = {
     model: Args.string({ description: 'Registry id or name.', required: true }),
   };
+
+  static override flags = { ...registryFlag };
 
   /** Only reads: a registry that does not exist is empty, and none is created. */
   static override registryAccess = 'read' as const;

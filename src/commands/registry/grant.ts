@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { BaseCommand } from '../../cli/base.js';
+import { BaseCommand, registryFlag } from '../../cli/base.js';
 import { ModelprintError } from '../../errors.js';
 import { isPostgresUrl } from '../../registry/index.js';
 
@@ -15,6 +15,7 @@ export default class RegistryGrant extends BaseCommand<typeof RegistryGrant> {
     user: Args.string({ description: 'PostgreSQL login role.', required: true }),
   };
   static override flags = {
+    ...registryFlag,
     role: Flags.string({ description: 'Which group role.', options: ['admin', 'reader'], required: true }),
     revoke: Flags.boolean({ description: 'Take the role away instead.' }),
   };

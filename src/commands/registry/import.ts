@@ -1,5 +1,5 @@
 import { Args } from '@oclif/core';
-import { BaseCommand } from '../../cli/base.js';
+import { BaseCommand, registryFlag } from '../../cli/base.js';
 import { importRegistry, TABLES, type ImportResult } from '../../registry/transfer.js';
 
 export default class RegistryImport extends BaseCommand<typeof RegistryImport> {
@@ -13,6 +13,8 @@ export default class RegistryImport extends BaseCommand<typeof RegistryImport> {
   static override args = {
     file: Args.string({ description: 'A file written by `modelprint registry export`.', required: true }),
   };
+
+  static override flags = { ...registryFlag };
 
   async run(): Promise<ImportResult> {
     const r = await importRegistry(await this.registry(), this.args.file);

@@ -1,10 +1,12 @@
-import { BaseCommand } from '../../cli/base.js';
+import { BaseCommand, registryFlag } from '../../cli/base.js';
 import { renderTable } from '../../ui/table.js';
 import type { RegistryInfo } from '../../registry/types.js';
 
 export default class RegistryInfoCmd extends BaseCommand<typeof RegistryInfoCmd> {
   static override summary = 'Show where the registry is, its schema version and what it holds.';
   static override examples = ['<%= config.bin %> registry info', '<%= config.bin %> registry info --registry /scratch/reg.db --json'];
+
+  static override flags = { ...registryFlag };
 
   /** Only reads: a registry that does not exist is empty, and none is created. */
   static override registryAccess = 'read' as const;

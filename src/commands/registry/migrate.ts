@@ -1,5 +1,5 @@
 import { Flags } from '@oclif/core';
-import { BaseCommand } from '../../cli/base.js';
+import { BaseCommand, registryFlag } from '../../cli/base.js';
 import { ModelprintError } from '../../errors.js';
 import { DEFAULT_REGISTRY, isPostgresUrl } from '../../registry/index.js';
 import { LATEST_SCHEMA_VERSION } from '../../registry/migrations.js';
@@ -24,13 +24,14 @@ On PostgreSQL, migrations need the modelprint_admin role. --setup-roles (run onc
     '<%= config.bin %> registry migrate --registry postgres://postgres@db.example.org/modelprint --setup-roles',
   ];
   static override flags = {
+    ...registryFlag,
     'setup-roles': Flags.boolean({
       description: 'PostgreSQL only: create the modelprint_admin / modelprint_reader roles and grant their privileges (needs a superuser).',
     }),
   };
 
   async run(): Promise<MigrateResult> {
-    const spec = this.flags.registry ?? DEFAULT_REGISTRY;
+    const spec = this.registrySpec() ?? DEFAULT_REGISTRY;
     let roles: RoleSetup | undefined;
     if (this.flags['setup-roles']) {
       if (!isPostgresUrl(spec)) {

@@ -6,30 +6,30 @@ export default class Similarity extends BaseCommand<typeof Similarity> {
   static override summary = 'All-pairs bottom-k similarity of many models from their sketches (native CPU / CUDA engine).';
   static override description = `Reads a sketch collection (binary .mpsk, memory-mapped, or JSON lines: {"model": id, "sets": [[ids…], …]} per line) and computes, for every pair of models, the mean over prompts of the overlap |A∩B|/|A| (A the row model's set) or the Jaccard index (METHODS §1.4–1.5). Diagonal 1; a failed model (no sketch) is -1 in its row and column.
 
---out chooses the result: matrix.csv (model ids as header row and first column, six decimals) or matrix.npy (float32); with --top N, neighbours.jsonl ({"model": id, "neighbours": [{"model": id, "score": s}, …]}, streamed without holding the n × n matrix); with --shard i/n, a part file (*${PART_EXT}) holding a balanced 1/n of the matrix, for HPC array jobs — combine the parts with \`modelprint similarity merge\`. Files are written atomically.
+--output chooses the result: matrix.csv (model ids as header row and first column, six decimals) or matrix.npy (float32); with --top N, neighbours.jsonl ({"model": id, "neighbours": [{"model": id, "score": s}, …]}, streamed without holding the n × n matrix); with --shard i/n, a part file (*${PART_EXT}) holding a balanced 1/n of the matrix, for HPC array jobs — combine the parts with \`modelprint similarity merge\`. Files are written atomically.
 
 --device auto uses CUDA when a driver, a GPU and NVRTC are present, else the CPU; --device cuda fails when they are not.`;
   static override examples = [
-    '<%= config.bin %> similarity --sketches sketches.mpsk --out matrix.csv',
-    '<%= config.bin %> similarity --sketches sketches.jsonl --metric jaccard --out matrix.npy --device cpu --threads 8',
-    '<%= config.bin %> similarity --sketches sketches.mpsk --top 10 --out neighbours.jsonl',
-    `<%= config.bin %> similarity --sketches sketches.mpsk --shard 0/4 --out part-0${PART_EXT}`,
+    '<%= config.bin %> similarity --sketches sketches.mpsk --output matrix.csv',
+    '<%= config.bin %> similarity --sketches sketches.jsonl --metric jaccard --output matrix.npy --device cpu --threads 8',
+    '<%= config.bin %> similarity --sketches sketches.mpsk --top 10 --output neighbours.jsonl',
+    `<%= config.bin %> similarity --sketches sketches.mpsk --shard 0/4 --output part-0${PART_EXT}`,
   ];
   static override flags = {
     sketches: Flags.string({ description: 'Sketch collection: .mpsk (binary) or .jsonl (JSON lines).', required: true }),
     metric: Flags.string({ description: 'Per-prompt score.', options: [...METRICS], default: 'overlap' }),
-    top: Flags.integer({ description: 'Write the N best neighbours of every model (to a .jsonl --out) instead of the matrix.', min: 1 }),
+    top: Flags.integer({ description: 'Write the N best neighbours of every model (to a .jsonl --output) instead of the matrix.', min: 1 }),
     shard: Flags.string({ description: `Compute shard i of n (0-based, "i/n") of the full matrix into a part file (*${PART_EXT}).` }),
     device: Flags.string({ description: 'Where to compute.', options: [...DEVICES], default: 'auto' }),
     threads: Flags.integer({ description: 'CPU threads (default: all cores).', min: 1 }),
-    out: Flags.string({ description: `Output: matrix.csv | matrix.npy | neighbours.jsonl (with --top) | part${PART_EXT} (with --shard).`, required: true }),
+    output: Flags.string({ char: 'o', aliases: ['out'], deprecateAliases: true, description: `Output: matrix.csv | matrix.npy | neighbours.jsonl (with --top) | part${PART_EXT} (with --shard).`, required: true }),
   };
 
   async run(): Promise<SimilaritySummary> {
     const f = this.flags;
     const s = await runSimilarity({
       sketches: f.sketches,
-      out: f.out,
+      out: f.output,
       metric: f.metric as Metric,
       device: f.device as DeviceRequest,
       threads: f.threads,

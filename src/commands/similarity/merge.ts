@@ -5,13 +5,13 @@ import { PART_EXT, mergeShards, type MergeSummary } from '../../similarity/index
 export default class SimilarityMerge extends BaseCommand<typeof SimilarityMerge> {
   static override summary = 'Merge the shard parts of `modelprint similarity --shard i/n` into the full matrix.';
   static override description = `Every shard 0 … n-1 must be given exactly once, all computed from the same sketches with the same metric; a missing or foreign part is an error naming it. The matrix is written atomically as CSV (six decimals) or NPY (float32).`;
-  static override examples = [`<%= config.bin %> similarity merge part-0${PART_EXT} part-1${PART_EXT} part-2${PART_EXT} part-3${PART_EXT} --out matrix.csv`];
+  static override examples = [`<%= config.bin %> similarity merge part-0${PART_EXT} part-1${PART_EXT} part-2${PART_EXT} part-3${PART_EXT} --output matrix.csv`];
   static override strict = false;
   static override args = {
     parts: Args.string({ description: `Part files (*${PART_EXT}).`, required: true }),
   };
   static override flags = {
-    out: Flags.string({ description: 'Output: matrix.csv or matrix.npy.', required: true }),
+    output: Flags.string({ char: 'o', description: 'Output: matrix.csv or matrix.npy.', required: true, aliases: ['out'], deprecateAliases: true }),
   };
 
   async run(): Promise<MergeSummary> {
@@ -24,7 +24,7 @@ export default class SimilarityMerge extends BaseCommand<typeof SimilarityMerge>
       strict: false,
     });
     const parts = argv.map(String);
-    const s = await mergeShards(parts, this.flags.out);
+    const s = await mergeShards(parts, this.flags.output);
     this.out(`merged ${s.parts} parts into a ${s.n} × ${s.n} ${s.metric} matrix → ${s.out}`);
     return s;
   }

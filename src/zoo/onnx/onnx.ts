@@ -1,16 +1,11 @@
 /**
- * Encoders for the ONNX protobuf messages a decoder-only language model needs
- * (field numbers from onnx/onnx.proto, IR version 8).
+ * The model description the zoo builds (plain data) and its encoding with the project's
+ * one ONNX codec (src/onnx/codec.ts: protobufjs over the official onnx.proto).
  */
 import os from 'node:os';
-import { ProtoWriter } from './protobuf.js';
+import { AttributeType, DataType, encodeModel as encodeModelProto, type DataTypeId, type onnx } from '../../onnx/codec.js';
 
-/** TensorProto.DataType values used here. */
-export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10, BFLOAT16: 16 } as const;
-export type DataTypeId = (typeof DataType)[keyof typeof DataType];
-
-/** AttributeProto.AttributeType values. */
-const AttrType = { FLOAT: 1, INT: 2, STRING: 3, TENSOR: 4, FLOATS: 6, INTS: 7, STRINGS: 8 } as const;
+export { DataType, type DataTypeId };
 
 /** A dimension: a fixed size or a symbolic name (dim_param). */
 export type Dim = number | string;
@@ -80,113 +75,85 @@ export function leBytes(a: Float32Array | BigInt64Array | Int32Array | Uint8Arra
   return out;
 }
 
-// TensorProto: dims=1, data_type=2, name=8, raw_data=9, external_data=13
-// (StringStringEntryProto: key=1, value=2), data_location=14 (EXTERNAL = 1).
-function encodeTensor(t: TensorData): ProtoWriter {
-  const w = new ProtoWriter();
-  for (const d of t.dims) w.int(1, d);
-  w.int(2, t.dataType);
-  w.string(8, t.name);
-  if (t.external) {
-    const e = t.external;
-    for (const [k, v] of [['location', e.location], ['offset', String(e.offset)], ['length', String(e.length)]]) {
-      w.message(13, new ProtoWriter().string(1, k).string(2, v));
-    }
-    w.int(14, 1);
-  } else {
-    w.bytes(9, t.raw);
-  }
-  return w;
-}
+// ONNX external data: `location` (relative to the model file), `offset`, `length`; data_location EXTERNAL.
+const tensorProto = (t: TensorData): onnx.ITensorProto =>
+  t.external
+    ? {
+        dims: t.dims,
+        dataType: t.dataType,
+        name: t.name,
+        externalData: [
+          { key: 'location', value: t.external.location },
+          { key: 'offset', value: String(t.external.offset) },
+          { key: 'length', value: String(t.external.length) },
+        ],
+        dataLocation: 1,
+      }
+    : { dims: t.dims, dataType: t.dataType, name: t.name, rawData: t.raw };
 
-// TensorShapeProto.Dimension: dim_value=1, dim_param=2. TensorShapeProto: dim=1.
-// TypeProto.Tensor: elem_type=1, shape=2. TypeProto: tensor_type=1. ValueInfoProto: name=1, type=2.
-function encodeValueInfo(v: ValueInfo): ProtoWriter {
-  const shape = new ProtoWriter();
-  for (const d of v.shape) {
-    const dim = new ProtoWriter();
-    if (typeof d === 'number') dim.int(1, d);
-    else dim.string(2, d);
-    shape.message(1, dim);
-  }
-  const tensorType = new ProtoWriter().int(1, v.elemType).message(2, shape);
-  const type = new ProtoWriter().message(1, tensorType);
-  return new ProtoWriter().string(1, v.name).message(2, type);
-}
+const valueInfoProto = (v: ValueInfo): onnx.IValueInfoProto => ({
+  name: v.name,
+  type: {
+    tensorType: {
+      elemType: v.elemType,
+      shape: { dim: v.shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+    },
+  },
+});
 
 const isFloatAttr = (v: AttrValue): v is FloatAttr => typeof v === 'object' && v !== null && 'float' in v;
 const isFloatsAttr = (v: AttrValue): v is FloatsAttr => typeof v === 'object' && v !== null && 'floats' in v;
 const isTensor = (v: AttrValue): v is TensorData => typeof v === 'object' && v !== null && 'raw' in v;
+const utf8 = (s: string): Uint8Array => Buffer.from(s, 'utf8');
 
-// AttributeProto: name=1, f=2, i=3, s=4, t=5, floats=7, ints=8, strings=9, type=20.
-function encodeAttribute(name: string, v: AttrValue): ProtoWriter {
-  const w = new ProtoWriter().string(1, name);
+function attributeProto(name: string, v: AttrValue): onnx.IAttributeProto {
   if (typeof v === 'number') {
     if (!Number.isInteger(v)) throw new Error(`attribute ${name}: ${v} is not an integer (use {float: x})`);
-    w.int(3, v).int(20, AttrType.INT);
-  } else if (typeof v === 'string') {
-    w.string(4, v).int(20, AttrType.STRING);
-  } else if (Array.isArray(v)) {
-    if (v.length > 0 && v.every((x) => typeof x === 'string')) {
-      for (const s of v as string[]) w.string(9, s);
-      w.int(20, AttrType.STRINGS);
-    } else {
-      for (const x of v as number[]) w.int(8, x);
-      w.int(20, AttrType.INTS);
-    }
-  } else if (isFloatAttr(v)) {
-    w.float(2, v.float).int(20, AttrType.FLOAT);
-  } else if (isFloatsAttr(v)) {
-    for (const x of v.floats) w.float(7, x);
-    w.int(20, AttrType.FLOATS);
-  } else if (isTensor(v)) {
-    w.message(5, encodeTensor(v)).int(20, AttrType.TENSOR);
+    return { name, i: v, type: AttributeType.INT };
   }
-  return w;
+  if (typeof v === 'string') return { name, s: utf8(v), type: AttributeType.STRING };
+  if (Array.isArray(v)) {
+    if (v.length > 0 && v.every((x) => typeof x === 'string')) return { name, strings: (v as string[]).map(utf8), type: AttributeType.STRINGS };
+    return { name, ints: v as number[], type: AttributeType.INTS };
+  }
+  if (isFloatAttr(v)) return { name, f: v.float, type: AttributeType.FLOAT };
+  if (isFloatsAttr(v)) return { name, floats: v.floats, type: AttributeType.FLOATS };
+  if (isTensor(v)) return { name, t: tensorProto(v), type: AttributeType.TENSOR };
+  return { name };
 }
 
-// NodeProto: input=1, output=2, name=3, op_type=4, attribute=5, domain=7.
-function encodeNode(n: NodeData): ProtoWriter {
-  const w = new ProtoWriter();
-  for (const i of n.inputs) w.string(1, i);
-  for (const o of n.outputs) w.string(2, o);
-  w.string(3, n.name);
-  w.string(4, n.opType);
-  for (const [k, v] of Object.entries(n.attributes)) w.message(5, encodeAttribute(k, v));
-  if (n.domain) w.string(7, n.domain);
-  return w;
+function nodeProto(n: NodeData): onnx.INodeProto {
+  return {
+    input: n.inputs,
+    output: n.outputs,
+    name: n.name,
+    opType: n.opType,
+    attribute: Object.entries(n.attributes).map(([k, v]) => attributeProto(k, v)),
+    ...(n.domain ? { domain: n.domain } : {}),
+  };
 }
 
-// GraphProto: node=1, name=2, initializer=5, doc_string=10, input=11, output=12.
-function encodeGraph(g: GraphData): ProtoWriter {
-  const w = new ProtoWriter();
-  for (const n of g.nodes) w.message(1, encodeNode(n));
-  w.string(2, g.name);
-  for (const t of g.initializers) w.message(5, encodeTensor(t));
-  if (g.docString) w.string(10, g.docString);
-  for (const v of g.inputs) w.message(11, encodeValueInfo(v));
-  for (const v of g.outputs) w.message(12, encodeValueInfo(v));
-  return w;
+function graphProto(g: GraphData): onnx.IGraphProto {
+  return {
+    node: g.nodes.map(nodeProto),
+    name: g.name,
+    initializer: g.initializers.map(tensorProto),
+    ...(g.docString ? { docString: g.docString } : {}),
+    input: g.inputs.map(valueInfoProto),
+    output: g.outputs.map(valueInfoProto),
+  };
 }
 
-/**
- * ModelProto: ir_version=1, producer_name=2, producer_version=3, doc_string=6, graph=7,
- * opset_import=8 (OperatorSetIdProto: domain=1, version=2), metadata_props=14
- * (StringStringEntryProto: key=1, value=2).
- */
+/** Encodes a model file. */
 export function encodeModel(m: ModelData): Buffer {
-  const w = new ProtoWriter();
-  w.int(1, m.irVersion);
-  w.string(2, m.producerName);
-  w.string(3, m.producerVersion);
-  if (m.docString) w.string(6, m.docString);
-  w.message(7, encodeGraph(m.graph));
-  for (const o of m.opsets) {
-    const op = new ProtoWriter();
-    if (o.domain) op.string(1, o.domain);
-    op.int(2, o.version);
-    w.message(8, op);
-  }
-  for (const [k, v] of Object.entries(m.metadata ?? {})) w.message(14, new ProtoWriter().string(1, k).string(2, v));
-  return w.toBuffer();
+  const bytes = encodeModelProto({
+    irVersion: m.irVersion,
+    producerName: m.producerName,
+    producerVersion: m.producerVersion,
+    ...(m.docString ? { docString: m.docString } : {}),
+    graph: graphProto(m.graph),
+    opsetImport: m.opsets.map((o) => ({ ...(o.domain ? { domain: o.domain } : {}), version: o.version })),
+    metadataProps: Object.entries(m.metadata ?? {}).map(([key, value]) => ({ key, value })),
+  });
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
