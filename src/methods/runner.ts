@@ -26,8 +26,8 @@ import { computeSketch, generatePrompts, promptListHash, type ModelSketch } from
 import type { ModelEntry } from './models-input.js';
 import { promptParamsHash, sketchConfigHash, type BottomKParams } from './params.js';
 
-export type RegistryWrite = 'write' | 'read-only' | 'off';
-export const REGISTRY_WRITE_MODES: readonly RegistryWrite[] = ['write', 'read-only', 'off'];
+export const REGISTRY_WRITE_MODES = ['write', 'read-only', 'off'] as const;
+export type RegistryWrite = (typeof REGISTRY_WRITE_MODES)[number];
 
 export interface RunContext {
   params: BottomKParams;
