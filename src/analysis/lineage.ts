@@ -52,12 +52,29 @@ export interface LineageOptions {
   window?: number;
   /** Break exact ties between copies by the uploader namespace (see above). */
   namePrior?: boolean;
+  /**
+   * Orient an edge by the model names when one name extends the other (see nameAncestor):
+   * `Qwen2-7B` ranks above `Qwen2-7B-Instruct`, `SmolLM3-3B-Base` above `SmolLM3-3B`.
+   */
+  nameOrientation?: boolean;
   /** Rank originals above their derivatives by the size of their copy group. */
   copyCountPrior?: boolean;
   /** Centrality over the copy groups scoring ≥ τ with the group (default), or over its whole family. */
   centrality?: 'neighbours' | 'family';
+  /**
+   * The window is measured from the best score of all candidates ('all') or of the candidates
+   * that outrank the model ('above': the model's own derivatives do not push its parent out).
+   */
+  windowOf?: 'all' | 'above';
+  /**
+   * Models with no score ≥ τ: link a mutual nearest neighbour whose score is at least
+   * 10^isolatedGap times the next best of both rows (0 disables).
+   */
+  isolatedGap?: number;
+  /** Chain step only through candidates that outrank the model (else: any candidate). */
+  chainAbove?: boolean;
   /** Among the candidates that outrank the model: the top-ranked one (default) or the best-scoring one. */
-  parentChoice?: 'rank' | 'score';
+  parentChoice?: 'rank' | 'score' | 'copies' | 'tier';
   /**
    * Chains: move the parent from the chosen (top-ranked) candidate p to a closer candidate j
    * when the pair (model, p) is the weakest side of the triangle (model, j, p) by this margin,
@@ -73,8 +90,12 @@ export const LINEAGE_DEFAULTS = {
   copyProfileCorrelation: 0.9,
   window: 0.6,
   namePrior: true,
+  nameOrientation: true,
+  windowOf: 'above' as 'all' | 'above',
+  chainAbove: true,
+  isolatedGap: 0.3,
   copyCountPrior: true,
-  parentChoice: 'rank' as 'rank' | 'score',
+  parentChoice: 'copies' as 'rank' | 'score' | 'copies' | 'tier',
   centrality: 'neighbours' as 'neighbours' | 'family',
   chainMargin: 0.1,
 };
@@ -313,6 +334,33 @@ export function publisherPrior(id: string): number {
   if ([org, ...orgWords].some((t) => t.length >= 3 && flatName.includes(t))) return 1;
   const nameWords = (name.match(/[a-z]{4,}/g) ?? []) as string[];
   return nameWords.some((w) => org.includes(w)) ? 1 : 0;
+}
+
+function nameTokens(id: string): Set<string> {
+  return new Set(tokens(id.slice(id.indexOf('/') + 1)));
+}
+
+/**
+ * The "name extension" convention of model hubs: a derivative is named after its base with
+ * words added (`Qwen2-7B` → `Qwen2-7B-Instruct`, `Llama-3.1-8B` → `Llama-3.1-8B-Instruct`), and
+ * a pretrained checkpoint published next to its tuned version carries the word "base"
+ * (`SmolLM3-3B-Base` → `SmolLM3-3B`). Returns 1 when model a's name (namespace dropped) is
+ * the ancestor by this convention, −1 when b's is, 0 when neither name extends the other.
+ * Only orients pairs the scores already call related; never creates an edge.
+ */
+export function nameAncestor(a: string, b: string): number {
+  const ta = nameTokens(a);
+  const tb = nameTokens(b);
+  const baseA = ta.delete('base');
+  const baseB = tb.delete('base');
+  if (ta.size === 0 || tb.size === 0) return 0;
+  const subset = (x: Set<string>, y: Set<string>) => [...x].every((t) => y.has(t));
+  const aInB = subset(ta, tb);
+  const bInA = subset(tb, ta);
+  if (aInB && bInA) return baseA === baseB ? 0 : baseA ? 1 : -1;
+  if (aInB && !baseB) return 1;
+  if (bInA && !baseA) return -1;
+  return 0;
 }
 
 function profileCorrelation(S: readonly (readonly number[])[], a: number, b: number): number {
@@ -589,6 +637,31 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
   // families: connected components of S ≥ τ
   const famUf = new UnionFind(n);
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (finite(S[i][j]) && S[i][j] >= tau) famUf.union(i, j);
+  // Below τ, a mutual nearest neighbour that stands out from the rest of both rows (its
+  // score ≥ 10^gap × the runner-up's) still links two copy groups.
+  const gapLinks = new Set<string>();
+  if (o.isolatedGap > 0) {
+    const nearest = new Map<number, { j: number; s: number; second: number }>();
+    for (let i = 0; i < n; i++) {
+      if (failed[i] || gid[i] !== i) continue;
+      let best = { j: -1, s: -Infinity, second: -Infinity };
+      for (let j = 0; j < n; j++) {
+        if (gid[j] === i || failed[j] || !finite(S[i][j])) continue;
+        if (S[i][j] > best.s) best = { j: gid[j], s: S[i][j], second: best.j === gid[j] ? best.second : best.s };
+        else if (S[i][j] > best.second && gid[j] !== best.j) best.second = S[i][j];
+      }
+      if (best.j >= 0) nearest.set(i, best);
+    }
+    for (const [i, b] of nearest) {
+      const back = nearest.get(b.j);
+      if (!back || back.j !== i || b.s >= tau) continue;
+      const gap = (x: { s: number; second: number }) => log10s(x.s) - log10s(Math.max(x.second, 0));
+      if (gap(b) >= o.isolatedGap && gap(back) >= o.isolatedGap) {
+        gapLinks.add(`${i},${b.j}`);
+        famUf.union(i, b.j);
+      }
+    }
+  }
   for (const [rep, list] of groups) for (const i of list) famUf.union(rep, i);
   const fam = ids.map((_, i) => famUf.find(i));
   const ctx: Ctx = { n, ids, S, M: matrix.values, tau, mixture: learned.mixture, failed, gid, groups, fam, meta };
@@ -634,18 +707,39 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
     }
     return k ? sum / k : 0;
   });
+  // Rank value of a copy group (higher = closer to the root): the number of copies, then
+  // centrality (< 1), then the mean score against all models (tiny weight).
+  const rankValue = new Map<number, number>();
+  for (const [rep, list] of groups) {
+    rankValue.set(rep, (o.copyCountPrior ? list.length : 0) + 0.999 * Math.min(1, centrality.get(rep)!) + 1e-6 * globalMean[rep]);
+  }
+  if (o.nameOrientation) {
+    // A name ancestor (see nameAncestor) ranks above each related name descendant: it
+    // inherits the highest rank value among them, so the order stays transitive.
+    const pairs: [number, number][] = [];
+    for (const list of famGroups.values()) {
+      for (const a of list) {
+        for (const b of list) {
+          if (a !== b && !failed[a] && !failed[b] && nameAncestor(ids[a], ids[b]) > 0 && groupScore(ctx, a, b) >= tau) pairs.push([a, b]);
+        }
+      }
+    }
+    for (let pass = 0, changed = true; changed && pass <= n; pass++) {
+      changed = false;
+      for (const [a, b] of pairs) {
+        if (rankValue.get(a)! <= rankValue.get(b)!) {
+          rankValue.set(a, rankValue.get(b)! + 1e-9);
+          changed = true;
+        }
+      }
+    }
+  }
   /** > 0 when group a ranks above group b (closer to the root). */
   const outranks = (a: number, b: number): number => {
     const ca = created(a);
     const cb = created(b);
     if (ca !== null && cb !== null && ca !== cb) return cb - ca;
-    if (o.copyCountPrior) {
-      const d = groups.get(a)!.length - groups.get(b)!.length;
-      if (d !== 0) return d;
-    }
-    const dc = centrality.get(a)! - centrality.get(b)!;
-    if (dc !== 0) return dc;
-    return globalMean[a] - globalMean[b] || b - a;
+    return rankValue.get(a)! - rankValue.get(b)! || b - a;
   };
 
   // parents of copy-group representatives
@@ -654,7 +748,7 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
   if (o.method === 'hub' || o.method === 'nearest') {
     for (const i of reps) {
       const cand = famGroups.get(fam[i])!.filter((j) => j !== i && !failed[j]);
-      const scored = cand.map((j) => ({ j, s: groupScore(ctx, i, j) })).filter((x) => finite(x.s) && x.s >= tau);
+      const scored = cand.map((j) => ({ j, s: groupScore(ctx, i, j) })).filter((x) => finite(x.s) && (x.s >= tau || gapLinks.has(`${i},${x.j}`)));
       if (!scored.length) continue;
       const top = Math.max(...scored.map((x) => x.s));
       if (o.method === 'nearest') {
@@ -662,14 +756,22 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
         parentOf.set(i, { p: best.j, why: 'nearest neighbour', used: [] });
         continue;
       }
-      const near = scored.filter((x) => x.s >= o.window * top);
+      const above = scored.filter((x) => outranks(x.j, i) > 0);
+      if (!above.length) continue;
+      const ref = o.windowOf === 'above' ? Math.max(...above.map((x) => x.s)) : top;
+      const near = scored.filter((x) => x.s >= o.window * ref);
       const up = near.filter((x) => outranks(x.j, i) > 0);
       if (!up.length) continue;
-      let best = up.reduce((a, b) => (o.parentChoice === 'score' ? (b.s > a.s ? b : a) : outranks(b.j, a.j) > 0 ? b : a));
+      const tier = (j: number) => (o.parentChoice === 'tier' ? Math.floor(rankValue.get(j)!) : groups.get(j)!.length);
+      const topTier = Math.max(...up.map((x) => tier(x.j)));
+      let best =
+        o.parentChoice === 'copies' || o.parentChoice === 'tier'
+          ? up.filter((x) => tier(x.j) === topTier).reduce((a, b) => (b.s > a.s ? b : a))
+          : up.reduce((a, b) => (o.parentChoice === 'score' ? (b.s > a.s ? b : a) : outranks(b.j, a.j) > 0 ? b : a));
       let chained = false;
       for (let step = 0; o.chainMargin > 0 && step < near.length; step++) {
         const p = best;
-        const between = near.filter((x) => x.j !== p.j && x.s > p.s && p.s < Math.min(x.s, groupScore(ctx, x.j, p.j)) - o.chainMargin);
+        const between = (o.chainAbove ? up : near).filter((x) => x.j !== p.j && x.s > p.s && p.s < Math.min(x.s, groupScore(ctx, x.j, p.j)) - o.chainMargin);
         if (!between.length) break;
         best = between.reduce((a, b) => (b.s > a.s ? b : a));
         chained = true;
