@@ -10,21 +10,29 @@ import { pearsonR } from './stats.js';
  * Pure functions. The pair score is S(i, j) = (M[i][j] + M[j][i]) / 2 (a bottom-k matrix is
  * asymmetric: row i is scored on model i's prompts); a pair with a negative or missing
  * value in either direction has no score. The steps of the default method ("hub"):
+ *  0. degenerate sketches: two models with S ≥ copyThreshold whose score profiles against
+ *     all other models disagree (Pearson r of log10 S < copyProfileCorrelation) cannot be one
+ *     checkpoint — the probe returned the same tokens whatever the model; such models are
+ *     left out like failed ones (role "degenerate");
  *  1. same/different threshold τ learned from the scores: a two-component Gaussian mixture
  *     on log10 S of all pairs; τ is where the "same" component's posterior reaches 0.5;
- *  2. copy groups: pairs with S ≥ copyThreshold whose score profiles against every other
- *     model agree (Pearson r of log10 S ≥ copyProfileCorrelation) are one checkpoint
+ *  2. copy groups: pairs with S ≥ copyThreshold whose score profiles agree are one checkpoint
  *     (re-uploads, lossless conversions); the representative is the oldest (created_at),
  *     else most downloaded, else the upload whose namespace names the model ("publisher
  *     prior", only to break exact ties), else the shortest id;
  *  3. families: single-linkage clusters of S ≥ τ (the connected components);
- *  4. rank inside a family: copy-group size (originals get re-uploaded), then centrality
- *     (mean score against the copy groups it scores ≥ τ with), then the mean score against
- *     all models; with created_at for both models, the older one ranks first;
- *  5. parent: among the copy groups within `window` × the best score of the model (and ≥ τ),
- *     the highest-ranked one that outranks the model; none → a root;
- *  6. chains: while a closer candidate j sits between the model and that parent p (the
- *     model–p score is the weakest side of the triangle by `chainMargin`), j becomes the parent.
+ *  4. rank inside a family: created_at when both have one (older first); else a rank value:
+ *     copy-group size (originals get re-uploaded), then centrality (mean score against the
+ *     copy groups it scores ≥ τ with), then the mean score against all models; a name
+ *     ancestor (nameAncestor: `Qwen2-7B` for `Qwen2-7B-Instruct`) that scores ≥ τ with its
+ *     name descendant is lifted just above it (the order stays transitive);
+ *  5. parent: the candidates are the copy groups scoring ≥ τ that outrank the model; those
+ *     within `window` × the best of their scores are kept (windowOf "above"; "all": × the
+ *     model's best score over all groups, so its own derivatives can push its parent out);
+ *     the parent is the best-scoring of those with the most copies; none → a root;
+ *  6. chains: while a closer candidate j that also outranks the model sits between the model
+ *     and that parent p (the model–p score is the weakest side of the triangle by
+ *     `chainMargin`), j becomes the parent.
  * Other members of a copy group get the representative as parent. "arborescence" (Chu-Liu/
  * Edmonds on the directed scores) and "nearest" are kept as measured alternatives.
  */
@@ -66,15 +74,17 @@ export interface LineageOptions {
    * that outrank the model ('above': the model's own derivatives do not push its parent out).
    */
   windowOf?: 'all' | 'above';
-  /**
-   * Models with no score ≥ τ: link a mutual nearest neighbour whose score is at least
-   * 10^isolatedGap times the next best of both rows (0 disables).
-   */
-  isolatedGap?: number;
+  /** Leave out models with degenerate sketches (see analyzeLineage). */
+  detectDegenerate?: boolean;
   /** Chain step only through candidates that outrank the model (else: any candidate). */
   chainAbove?: boolean;
-  /** Among the candidates that outrank the model: the top-ranked one (default) or the best-scoring one. */
-  parentChoice?: 'rank' | 'score' | 'copies' | 'tier';
+  /**
+   * Among the candidates that outrank the model (within the window): the best-scoring one
+   * among those with the most copies (default: a quantization goes to the re-uploaded
+   * original, a fine-tune to the closer of two equally re-uploaded ancestors), the top-ranked
+   * one ('rank'), or the best-scoring one ('score').
+   */
+  parentChoice?: 'rank' | 'score' | 'copies';
   /**
    * Chains: move the parent from the chosen (top-ranked) candidate p to a closer candidate j
    * when the pair (model, p) is the weakest side of the triangle (model, j, p) by this margin,
@@ -87,15 +97,15 @@ export interface LineageOptions {
 export const LINEAGE_DEFAULTS = {
   method: 'hub' as LineageMethod,
   copyThreshold: 0.98,
-  copyProfileCorrelation: 0.9,
+  copyProfileCorrelation: 0.95,
   window: 0.6,
   namePrior: true,
   nameOrientation: true,
   windowOf: 'above' as 'all' | 'above',
   chainAbove: true,
-  isolatedGap: 0.3,
+  detectDegenerate: true,
   copyCountPrior: true,
-  parentChoice: 'copies' as 'rank' | 'score' | 'copies' | 'tier',
+  parentChoice: 'copies' as 'rank' | 'score' | 'copies',
   centrality: 'neighbours' as 'neighbours' | 'family',
   chainMargin: 0.1,
 };
@@ -121,7 +131,7 @@ export interface ParentRow {
   score: number | null;
   /** 1-based rank of the parent among the model's neighbours by score. */
   rank: number | null;
-  role: 'root' | 'copy' | 'derived' | 'isolated' | 'failed';
+  role: 'root' | 'copy' | 'derived' | 'isolated' | 'failed' | 'degenerate';
   metadata_used: string[];
 }
 
@@ -156,10 +166,17 @@ export interface LineageReport {
     chain_margin: number;
     centrality: 'neighbours' | 'family';
     name_prior: boolean;
+    name_orientation: boolean;
     copy_count_prior: boolean;
+    window_of: 'all' | 'above';
+    parent_choice: 'rank' | 'score' | 'copies';
+    chain_above: boolean;
+    detect_degenerate: boolean;
   };
   models: number;
   failed_models: string[];
+  /** Models left out because their sketches are degenerate (see analyzeLineage). */
+  degenerate_models: string[];
   threshold: ThresholdFit;
   copy_groups: { representative: string; members: string[] }[];
   families: FamilyRow[];
@@ -355,8 +372,14 @@ export function nameAncestor(a: string, b: string): number {
   const baseB = tb.delete('base');
   if (ta.size === 0 || tb.size === 0) return 0;
   const subset = (x: Set<string>, y: Set<string>) => [...x].every((t) => y.has(t));
-  const aInB = subset(ta, tb);
-  const bInA = subset(tb, ta);
+  // Or the whole name, punctuation dropped, inside the other (Qwen3-1.7B in FluentlyQwen3-1.7B,
+  // Llama-3.1-8B in Hermes-3-Llama-3.1-8B); at least 6 characters.
+  const flat = (id: string) => tokens(id.slice(id.indexOf('/') + 1)).filter((t) => t !== 'base').join('');
+  const fa = flat(a);
+  const fb = flat(b);
+  const within = (x: string, y: string) => x.length >= 6 && y.includes(x);
+  const aInB = subset(ta, tb) || within(fa, fb);
+  const bInA = subset(tb, ta) || within(fb, fa);
   if (aInB && bInA) return baseA === baseB ? 0 : baseA ? 1 : -1;
   if (aInB && !baseB) return 1;
   if (bInA && !baseA) return -1;
@@ -583,6 +606,23 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
   const failed = ids.map((_, i) => isFailedModel(matrix.values, i));
   const S = pairScores(matrix.values);
   for (let i = 0; i < n; i++) if (failed[i]) for (let j = 0; j < n; j++) S[i][j] = S[j][i] = NaN;
+  // Degenerate sketches: two models whose bottom-k sets coincide (S ≥ copyThreshold) but
+  // whose scores against everyone else disagree (profile r < copyProfileCorrelation) cannot be
+  // one checkpoint; the coincidence means the probe returned the same tokens whatever the
+  // model (e.g. a tokenizer mismatch). Their scores carry no lineage: left out like failures.
+  const degenerate = new Array<boolean>(n).fill(false);
+  if (o.detectDegenerate) {
+    for (let i = 0; i < n; i++) {
+      for (let j = i + 1; j < n; j++) {
+        if (finite(S[i][j]) && S[i][j] >= o.copyThreshold && profileCorrelation(S, i, j) < o.copyProfileCorrelation) degenerate[i] = degenerate[j] = true;
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      if (!degenerate[i]) continue;
+      failed[i] = true;
+      for (let j = 0; j < n; j++) S[i][j] = S[j][i] = NaN;
+    }
+  }
   const learned = learnThreshold(S);
   const fit: ThresholdFit =
     o.threshold !== undefined && o.threshold !== null
@@ -637,31 +677,6 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
   // families: connected components of S ≥ τ
   const famUf = new UnionFind(n);
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (finite(S[i][j]) && S[i][j] >= tau) famUf.union(i, j);
-  // Below τ, a mutual nearest neighbour that stands out from the rest of both rows (its
-  // score ≥ 10^gap × the runner-up's) still links two copy groups.
-  const gapLinks = new Set<string>();
-  if (o.isolatedGap > 0) {
-    const nearest = new Map<number, { j: number; s: number; second: number }>();
-    for (let i = 0; i < n; i++) {
-      if (failed[i] || gid[i] !== i) continue;
-      let best = { j: -1, s: -Infinity, second: -Infinity };
-      for (let j = 0; j < n; j++) {
-        if (gid[j] === i || failed[j] || !finite(S[i][j])) continue;
-        if (S[i][j] > best.s) best = { j: gid[j], s: S[i][j], second: best.j === gid[j] ? best.second : best.s };
-        else if (S[i][j] > best.second && gid[j] !== best.j) best.second = S[i][j];
-      }
-      if (best.j >= 0) nearest.set(i, best);
-    }
-    for (const [i, b] of nearest) {
-      const back = nearest.get(b.j);
-      if (!back || back.j !== i || b.s >= tau) continue;
-      const gap = (x: { s: number; second: number }) => log10s(x.s) - log10s(Math.max(x.second, 0));
-      if (gap(b) >= o.isolatedGap && gap(back) >= o.isolatedGap) {
-        gapLinks.add(`${i},${b.j}`);
-        famUf.union(i, b.j);
-      }
-    }
-  }
   for (const [rep, list] of groups) for (const i of list) famUf.union(rep, i);
   const fam = ids.map((_, i) => famUf.find(i));
   const ctx: Ctx = { n, ids, S, M: matrix.values, tau, mixture: learned.mixture, failed, gid, groups, fam, meta };
@@ -713,7 +728,7 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
   for (const [rep, list] of groups) {
     rankValue.set(rep, (o.copyCountPrior ? list.length : 0) + 0.999 * Math.min(1, centrality.get(rep)!) + 1e-6 * globalMean[rep]);
   }
-  if (o.nameOrientation) {
+  if (o.namePrior && o.nameOrientation) {
     // A name ancestor (see nameAncestor) ranks above each related name descendant: it
     // inherits the highest rank value among them, so the order stays transitive.
     const pairs: [number, number][] = [];
@@ -748,7 +763,7 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
   if (o.method === 'hub' || o.method === 'nearest') {
     for (const i of reps) {
       const cand = famGroups.get(fam[i])!.filter((j) => j !== i && !failed[j]);
-      const scored = cand.map((j) => ({ j, s: groupScore(ctx, i, j) })).filter((x) => finite(x.s) && (x.s >= tau || gapLinks.has(`${i},${x.j}`)));
+      const scored = cand.map((j) => ({ j, s: groupScore(ctx, i, j) })).filter((x) => finite(x.s) && x.s >= tau);
       if (!scored.length) continue;
       const top = Math.max(...scored.map((x) => x.s));
       if (o.method === 'nearest') {
@@ -762,11 +777,11 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
       const near = scored.filter((x) => x.s >= o.window * ref);
       const up = near.filter((x) => outranks(x.j, i) > 0);
       if (!up.length) continue;
-      const tier = (j: number) => (o.parentChoice === 'tier' ? Math.floor(rankValue.get(j)!) : groups.get(j)!.length);
-      const topTier = Math.max(...up.map((x) => tier(x.j)));
+      const copies = (j: number) => groups.get(j)!.length;
+      const topCopies = Math.max(...up.map((x) => copies(x.j)));
       let best =
-        o.parentChoice === 'copies' || o.parentChoice === 'tier'
-          ? up.filter((x) => tier(x.j) === topTier).reduce((a, b) => (b.s > a.s ? b : a))
+        o.parentChoice === 'copies'
+          ? up.filter((x) => copies(x.j) === topCopies).reduce((a, b) => (b.s > a.s ? b : a))
           : up.reduce((a, b) => (o.parentChoice === 'score' ? (b.s > a.s ? b : a) : outranks(b.j, a.j) > 0 ? b : a));
       let chained = false;
       for (let step = 0; o.chainMargin > 0 && step < near.length; step++) {
@@ -867,6 +882,19 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
 
   const parents: ParentRow[] = ids.map((id, i) => {
     const metaUsed = (extra: string[]) => [...new Set([...extra])];
+    if (degenerate[i]) {
+      return {
+        model: id,
+        parent: null,
+        confidence: 0,
+        family: familyName(i),
+        reason: `degenerate sketch: scores ≥ ${o.copyThreshold} with a model whose scores against all others disagree (probe returns the same tokens whatever the model); left out`,
+        score: null,
+        rank: null,
+        role: 'degenerate',
+        metadata_used: [],
+      };
+    }
     if (failed[i]) {
       return { model: id, parent: null, confidence: 0, family: familyName(i), reason: 'failed model (-1 in its row): no scores', score: null, rank: null, role: 'failed', metadata_used: [] };
     }
@@ -1047,10 +1075,16 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
       chain_margin: o.chainMargin,
       centrality: o.centrality,
       name_prior: o.namePrior,
+      name_orientation: o.namePrior && o.nameOrientation,
       copy_count_prior: o.copyCountPrior,
+      window_of: o.windowOf,
+      parent_choice: o.parentChoice,
+      chain_above: o.chainAbove,
+      detect_degenerate: o.detectDegenerate,
     },
     models: n,
-    failed_models: ids.filter((_, i) => failed[i]),
+    failed_models: ids.filter((_, i) => failed[i] && !degenerate[i]),
+    degenerate_models: ids.filter((_, i) => degenerate[i]),
     threshold: fit,
     copy_groups: [...groups.values()].filter((l) => l.length > 1).map((l) => ({ representative: ids[l[0]], members: l.map((i) => ids[i]) })),
     families,
@@ -1101,7 +1135,13 @@ function quantileLinear(xs: number[], q: number): number {
  * recall counts models whose declared bases are all in the matrix and whose predicted
  * parent is one of them. Also computes the per-row Tukey-fence baseline.
  */
-export function scoreLineage(matrix: Pick<SimilarityMatrix, 'models' | 'values'>, declared: Map<string, string[]>, predicted?: Map<string, string | null>): LineageScore {
+export function scoreLineage(
+  matrix: Pick<SimilarityMatrix, 'models' | 'values'>,
+  declared: Map<string, string[]>,
+  predicted?: Map<string, string | null>,
+  /** Score the predicted parents of these models only (e.g. one half of a split). */
+  subset?: (model: string) => boolean,
+): LineageScore {
   const ids = matrix.models;
   const M = matrix.values;
   const n = ids.length;
@@ -1145,12 +1185,13 @@ export function scoreLineage(matrix: Pick<SimilarityMatrix, 'models' | 'values'>
   const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
   let pred: LineageScore['predicted'] = null;
   if (predicted) {
-    const withp = ids.filter((m) => predicted.get(m));
+    const inSubset = subset ?? (() => true);
+    const withp = ids.filter((m) => predicted.get(m) && inSubset(m));
     const correct = withp.filter((m) => {
       const p = predicted.get(m)!;
       return bases(m).includes(p) || edges.has(key(p, m)) || related.get(m)!.has(p);
     }).length;
-    const needed = ids.filter((m) => bases(m).length && bases(m).every((b) => idx.has(b)));
+    const needed = ids.filter((m) => inSubset(m) && bases(m).length && bases(m).every((b) => idx.has(b)));
     const found = needed.filter((m) => bases(m).includes(predicted.get(m) ?? '\u0000')).length;
     pred = {
       correct,
