@@ -353,37 +353,46 @@ export function publisherPrior(id: string): number {
   return nameWords.some((w) => org.includes(w)) ? 1 : 0;
 }
 
-function nameTokens(id: string): Set<string> {
-  return new Set(tokens(id.slice(id.indexOf('/') + 1)));
+interface NameKey {
+  /** Words of the name (namespace dropped), without "base". */
+  words: Set<string>;
+  /** Whether the name has the word "base". */
+  base: boolean;
+  /** The words joined (punctuation dropped). */
+  flat: string;
+}
+
+function nameKey(id: string): NameKey {
+  const all = tokens(id.slice(id.indexOf('/') + 1));
+  const words = all.filter((t) => t !== 'base');
+  return { words: new Set(words), base: words.length < all.length, flat: words.join('') };
+}
+
+function nameAncestorOf(a: NameKey, b: NameKey): number {
+  if (a.words.size === 0 || b.words.size === 0) return 0;
+  const subset = (x: Set<string>, y: Set<string>) => [...x].every((t) => y.has(t));
+  // Or the whole name, punctuation dropped, inside the other (Qwen3-1.7B in FluentlyQwen3-1.7B,
+  // Llama-3.1-8B in Hermes-3-Llama-3.1-8B); at least 6 characters.
+  const within = (x: string, y: string) => x.length >= 6 && y.includes(x);
+  const aInB = subset(a.words, b.words) || within(a.flat, b.flat);
+  const bInA = subset(b.words, a.words) || within(b.flat, a.flat);
+  if (aInB && bInA) return a.base === b.base ? 0 : a.base ? 1 : -1;
+  if (aInB && !b.base) return 1;
+  if (bInA && !a.base) return -1;
+  return 0;
 }
 
 /**
  * The "name extension" convention of model hubs: a derivative is named after its base with
- * words added (`Qwen2-7B` → `Qwen2-7B-Instruct`, `Llama-3.1-8B` → `Llama-3.1-8B-Instruct`), and
- * a pretrained checkpoint published next to its tuned version carries the word "base"
- * (`SmolLM3-3B-Base` → `SmolLM3-3B`). Returns 1 when model a's name (namespace dropped) is
- * the ancestor by this convention, −1 when b's is, 0 when neither name extends the other.
- * Only orients pairs the scores already call related; never creates an edge.
+ * words added (`Qwen2-7B` → `Qwen2-7B-Instruct`, `Llama-3.1-8B` → `Llama-3.1-8B-Instruct`), or
+ * the base's whole name inside its own (`Qwen3-1.7B` → `FluentlyQwen3-1.7B`), and a pretrained
+ * checkpoint published next to its tuned version carries the word "base" (`SmolLM3-3B-Base` →
+ * `SmolLM3-3B`). Returns 1 when model a's name (namespace dropped) is the ancestor by this
+ * convention, −1 when b's is, 0 when neither name extends the other. analyzeLineage uses it
+ * only to orient pairs the scores already call related; it never creates an edge.
  */
 export function nameAncestor(a: string, b: string): number {
-  const ta = nameTokens(a);
-  const tb = nameTokens(b);
-  const baseA = ta.delete('base');
-  const baseB = tb.delete('base');
-  if (ta.size === 0 || tb.size === 0) return 0;
-  const subset = (x: Set<string>, y: Set<string>) => [...x].every((t) => y.has(t));
-  // Or the whole name, punctuation dropped, inside the other (Qwen3-1.7B in FluentlyQwen3-1.7B,
-  // Llama-3.1-8B in Hermes-3-Llama-3.1-8B); at least 6 characters.
-  const flat = (id: string) => tokens(id.slice(id.indexOf('/') + 1)).filter((t) => t !== 'base').join('');
-  const fa = flat(a);
-  const fb = flat(b);
-  const within = (x: string, y: string) => x.length >= 6 && y.includes(x);
-  const aInB = subset(ta, tb) || within(fa, fb);
-  const bInA = subset(tb, ta) || within(fb, fa);
-  if (aInB && bInA) return baseA === baseB ? 0 : baseA ? 1 : -1;
-  if (aInB && !baseB) return 1;
-  if (bInA && !baseA) return -1;
-  return 0;
+  return nameAncestorOf(nameKey(a), nameKey(b));
 }
 
 function profileCorrelation(S: readonly (readonly number[])[], a: number, b: number): number {
@@ -732,10 +741,12 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
     // A name ancestor (see nameAncestor) ranks above each related name descendant: it
     // inherits the highest rank value among them, so the order stays transitive.
     const pairs: [number, number][] = [];
+    const keys = new Map<number, NameKey>();
+    const keyOf = (g: number) => keys.get(g) ?? keys.set(g, nameKey(ids[g])).get(g)!;
     for (const list of famGroups.values()) {
       for (const a of list) {
         for (const b of list) {
-          if (a !== b && !failed[a] && !failed[b] && nameAncestor(ids[a], ids[b]) > 0 && groupScore(ctx, a, b) >= tau) pairs.push([a, b]);
+          if (a !== b && !failed[a] && !failed[b] && groupScore(ctx, a, b) >= tau && nameAncestorOf(keyOf(a), keyOf(b)) > 0) pairs.push([a, b]);
         }
       }
     }
