@@ -273,7 +273,7 @@ describe('lineage: names, degenerate sketches, the window (second round)', () =>
     const r = analyzeLineage(m);
     expect(r.degenerate_models).toEqual(['d/D1', 'e/D2']);
     expect(r.failed_models).toEqual([]);
-    for (const d of r.degenerate_models) expect(r.parents.find((p) => p.model === d)).toMatchObject({ parent: null, role: 'degenerate', confidence: 0 });
+    for (const d of r.degenerate_models) expect(r.parents.find((p) => p.model === d)).toMatchObject({ parent: null, role: 'degenerate', confidence: 0, family: '(degenerate)' });
     expect(r.copy_groups).toEqual([{ representative: 'org/M-7B-Instruct', members: ['org/M-7B-Instruct', 'mirror/M-7B-Instruct'] }]);
     // Without the check the coincidence reads as the strongest relation in the matrix.
     const off = analyzeLineage(m, { detectDegenerate: false });

@@ -876,7 +876,7 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
     const top = (roots.length ? roots : list).reduce((a, b) => (outranks(b, a) > 0 ? b : a));
     famRoot.set(f, top);
   }
-  const familyName = (i: number) => (failed[i] ? '(failed)' : ids[famRoot.get(fam[i])!]);
+  const familyName = (i: number) => (degenerate[i] ? '(degenerate)' : failed[i] ? '(failed)' : ids[famRoot.get(fam[i])!]);
 
   // neighbour rank of p for model i
   const rankOf = (i: number, p: number): number => {
