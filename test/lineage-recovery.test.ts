@@ -287,6 +287,9 @@ describe('lineage: names, degenerate sketches, the window (second round)', () =>
     const parent = (opts: Parameters<typeof analyzeLineage>[1]) => new Map(analyzeLineage(m, opts).parents.map((p) => [p.model, p.parent]));
     const d = parent({});
     expect(d.get('org/M-7B-Instruct')).toBe('org/M-7B');
+    const why = analyzeLineage(m).parents.find((p) => p.model === 'org/M-7B-Instruct')!;
+    expect(why.reason).toContain('name orientation');
+    expect(why.metadata_used).toEqual(['name']);
     expect(d.get('mirror/M-7B-Instruct')).toBe('org/M-7B-Instruct');
     for (const ft of ['x/ft-a', 'y/ft-b', 'z/ft-c']) expect(d.get(ft), ft).toBe('org/M-7B-Instruct');
     expect(d.get('org/M-7B')).toBeNull();

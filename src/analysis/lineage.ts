@@ -737,12 +737,13 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
   for (const [rep, list] of groups) {
     rankValue.set(rep, (o.copyCountPrior ? list.length : 0) + 0.999 * Math.min(1, centrality.get(rep)!) + 1e-6 * globalMean[rep]);
   }
-  if (o.namePrior && o.nameOrientation) {
+  const nameKeys = new Map<number, NameKey>();
+  const keyOf = (g: number) => nameKeys.get(g) ?? nameKeys.set(g, nameKey(ids[g])).get(g)!;
+  const useNames = o.namePrior && o.nameOrientation;
+  if (useNames) {
     // A name ancestor (see nameAncestor) ranks above each related name descendant: it
     // inherits the highest rank value among them, so the order stays transitive.
     const pairs: [number, number][] = [];
-    const keys = new Map<number, NameKey>();
-    const keyOf = (g: number) => keys.get(g) ?? keys.set(g, nameKey(ids[g])).get(g)!;
     for (const list of famGroups.values()) {
       for (const a of list) {
         for (const b of list) {
@@ -803,14 +804,19 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
         chained = true;
       }
       const used: string[] = [];
-      if (created(best.j) !== null && created(i) !== null) used.push('created_at');
+      const dated = created(best.j) !== null && created(i) !== null;
+      if (dated) used.push('created_at');
+      const named = !dated && useNames && nameAncestorOf(keyOf(best.j), keyOf(i)) > 0;
+      if (named) used.push('name');
       const why = chained
-        ? 'closer model between this one and the top-ranked candidate (chain)'
-        : created(best.j) !== null && created(i) !== null && created(best.j)! < created(i)!
+        ? 'closer model between this one and the chosen candidate (chain)'
+        : dated && created(best.j)! < created(i)!
           ? 'older of the strong neighbours'
-          : o.copyCountPrior && groups.get(best.j)!.length > groups.get(i)!.length
-            ? `most re-uploaded strong neighbour (${groups.get(best.j)!.length} copies)`
-            : 'most central strong neighbour';
+          : named
+            ? 'strong neighbour whose name this one extends (name orientation)'
+            : groups.get(best.j)!.length > groups.get(i)!.length
+              ? `most re-uploaded strong neighbour (${groups.get(best.j)!.length} copies)`
+              : 'best-scoring more central strong neighbour';
       parentOf.set(i, { p: best.j, why, used });
     }
   } else {
