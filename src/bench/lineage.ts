@@ -130,11 +130,15 @@ interface ZooLineageModel {
   relation: string;
 }
 
-export async function benchLineageZoo(work: string): Promise<string> {
+/**
+ * Zoo part. `givenMatrix`: use this matrix file of the default zoo instead of computing or
+ * reusing one under `work` (said so in the output).
+ */
+export async function benchLineageZoo(work: string, givenMatrix?: string): Promise<string> {
   const zooDir = path.join(work, 'zoo');
   await ensureZoo(zooDir, { size: 'default', seed: 42 });
   const outDir = path.join(work, 'lineage-matrix');
-  const matrixFile = path.join(outDir, 'overlap_matrix.csv');
+  const matrixFile = givenMatrix ?? path.join(outDir, 'overlap_matrix.csv');
   let matrixSeconds: number | null = null;
   if (!fs.existsSync(matrixFile)) {
     const t0 = performance.now();
@@ -183,15 +187,15 @@ export async function benchLineageZoo(work: string): Promise<string> {
   }
   return (
     `Inputs: the default zoo (seed 42, 52 models: 4 families × base + 12 derivatives) and its matrix \`modelprint matrix --num-prompts 3\`` +
-    `${matrixSeconds !== null ? ` (computed in ${matrixSeconds.toFixed(0)} s)` : ' (reused from a previous run)'}; truth: lineage.json (a merge counts as recovered when either parent is predicted).\n\n${rows.join('\n')}`
+    `${givenMatrix ? ` (not recomputed: ${path.relative(ROOT, givenMatrix)})` : matrixSeconds !== null ? ` (computed in ${matrixSeconds.toFixed(0)} s)` : ' (reused from a previous run)'}; truth: lineage.json (a merge counts as recovered when either parent is predicted).\n\n${rows.join('\n')}`
   );
 }
 
-export async function runLineageBench(file = 'BENCHMARKS.md'): Promise<void> {
+export async function runLineageBench(file = 'BENCHMARKS.md', zooMatrix?: string): Promise<void> {
   const work = path.resolve('.modelprint', 'bench');
   fs.mkdirSync(work, { recursive: true });
   const dev = benchLineageDev();
-  const zoo = await benchLineageZoo(work);
+  const zoo = await benchLineageZoo(work, zooMatrix);
   updateBenchSection(
     file,
     'lineage',
