@@ -130,15 +130,11 @@ interface ZooLineageModel {
   relation: string;
 }
 
-/**
- * Zoo part. `givenMatrix`: use this matrix file of the default zoo instead of computing or
- * reusing one under `work` (said so in the output).
- */
-export async function benchLineageZoo(work: string, givenMatrix?: string): Promise<string> {
+export async function benchLineageZoo(work: string): Promise<string> {
   const zooDir = path.join(work, 'zoo');
   await ensureZoo(zooDir, { size: 'default', seed: 42 });
   const outDir = path.join(work, 'lineage-matrix');
-  const matrixFile = givenMatrix ?? path.join(outDir, 'overlap_matrix.csv');
+  const matrixFile = path.join(outDir, 'overlap_matrix.csv');
   let matrixSeconds: number | null = null;
   if (!fs.existsSync(matrixFile)) {
     const t0 = performance.now();
@@ -187,15 +183,15 @@ export async function benchLineageZoo(work: string, givenMatrix?: string): Promi
   }
   return (
     `Inputs: the default zoo (seed 42, 52 models: 4 families × base + 12 derivatives) and its matrix \`modelprint matrix --num-prompts 3\`` +
-    `${givenMatrix ? ` (not recomputed: ${path.relative(ROOT, givenMatrix)})` : matrixSeconds !== null ? ` (computed in ${matrixSeconds.toFixed(0)} s)` : ' (reused from a previous run)'}; truth: lineage.json (a merge counts as recovered when either parent is predicted).\n\n${rows.join('\n')}`
+    `${matrixSeconds !== null ? ` (computed in ${matrixSeconds.toFixed(0)} s)` : ' (reused from a previous run)'}; truth: lineage.json (a merge counts as recovered when either parent is predicted).\n\n${rows.join('\n')}`
   );
 }
 
-export async function runLineageBench(file = 'BENCHMARKS.md', zooMatrix?: string): Promise<void> {
+export async function runLineageBench(file = 'BENCHMARKS.md'): Promise<void> {
   const work = path.resolve('.modelprint', 'bench');
   fs.mkdirSync(work, { recursive: true });
   const dev = benchLineageDev();
-  const zoo = await benchLineageZoo(work, zooMatrix);
+  const zoo = await benchLineageZoo(work);
   updateBenchSection(
     file,
     'lineage',
