@@ -73,11 +73,14 @@ export function causalMask(g: GraphBuilder, inputs: Pick<DecoderInputs, 'inputId
   const pastLen = g.op('Sub', [total, seq]);
   const zero = g.int64([0], []);
   const one = g.int64([1], []);
-  const totalS = g.op('Squeeze', [total, g.int64([0])]);
-  const keyIdx = g.op('Unsqueeze', [g.op('Range', [zero, totalS, one]), g.int64([0])]);
-  const queryIdx = g.op('Unsqueeze', [g.op('Range', [g.op('Squeeze', [pastLen, g.int64([0])]), totalS, one]), g.int64([1])]);
+  // The op order is part of the zoo's model bytes (and so of their content hashes): keep it.
+  const keyRange = g.op('Range', [zero, g.op('Squeeze', [total, g.int64([0])]), one]);
+  const queryRange = g.op('Range', [g.op('Squeeze', [pastLen, g.int64([0])]), g.op('Squeeze', [total, g.int64([0])]), one]);
+  const keyIdx = g.op('Unsqueeze', [keyRange, g.int64([0])]);
+  const queryIdx = g.op('Unsqueeze', [queryRange, g.int64([1])]);
+  const causal = g.op('LessOrEqual', [keyIdx, queryIdx]);
   const keep = g.op('Unsqueeze', [g.op('Cast', [inputs.attentionMask], { to: DataType.BOOL }), g.int64([1, 2, 3])]);
-  const allowed = g.op('And', [g.op('LessOrEqual', [keyIdx, queryIdx]), keep]);
+  const allowed = g.op('And', [causal, keep]);
   return { keyIdx, queryIdx, allowed, bias: maskBias(g, allowed) };
 }
 
