@@ -10,6 +10,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import os from 'node:os';
 import { machineLine } from './markdown.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -55,6 +56,7 @@ export async function benchSafetensors(work: string, log: (msg: string) => void)
     if (g.status !== 0) throw new Error('tools/gen_hf_fixtures.py --bench failed');
   }
   const weightBytes = fs.statSync(path.join(models[0], 'model.safetensors')).size;
+  const loadStart = os.loadavg()[0];
   const cache = path.join(work, 'hf-graph-cache');
   fs.rmSync(cache, { recursive: true, force: true });
   const env = { MODELPRINT_CACHE_DIR: cache };
@@ -93,6 +95,7 @@ export async function benchSafetensors(work: string, log: (msg: string) => void)
     '## safetensors checkpoints vs transformers + PyTorch (issue 11)',
     '',
     machineLine(),
+    `Load average (1 min) at the start ${loadStart.toFixed(1)}, at the end ${os.loadavg()[0].toFixed(1)}: other work on the machine slows the two engines unequally.`,
     `Inputs: 4 checkpoints with Qwen2.5-0.5B's config (494 M parameters, vocab 151,936, tied head), random init, bf16 safetensors (${gib(weightBytes)} each), written by \`tools/gen_hf_fixtures.py --bench\`; a word-level tokenizer as wide as the vocabulary. Job: METHODS §1.5 base vs 3 derivatives, N = 10 prompts generated from the base (64 tokens, KV cache), k = 2000. modelprint: ONNX Runtime CPU, float32 compute (bf16 weights cast at load), graph cache empty at the start. transformers + PyTorch: \`tools/bench_torch_lineage.py\` (${torch.engine}), the same job with its own prompts.`,
     '',
     '| | modelprint | transformers + PyTorch | ratio (PyTorch / modelprint) |',
