@@ -175,6 +175,28 @@ describe('sketch, merge, identify', () => {
   }, 120_000);
 });
 
+describe('lineage --shard and CSV merge', () => {
+  it('shards the derived list; merge restores the single-process CSV and names a missing shard', () => {
+    const sub = writeCsv(path.join(dir, 'lineage-models.csv'), models.filter((m) => m.family === 'beta').slice(0, 5));
+    const base = models.find((m) => m.model_id === 'beta-base')!.path;
+    const common = ['lineage', '--base', base, '--derived', sub, '--num-prompts', '2', '--total-len', '16', '--k', K, '--threads', '1', '--no-reuse', '--registry', path.join(dir, 'reg.db'), '--progress', 'none', '--json'];
+    const single = path.join(dir, 'lineage-single.csv');
+    expect(runCli([...common, '--out', single, '--shard', 'none']).code).toBe(0);
+    const out = path.join(dir, 'lineage.csv');
+    for (const i of ['0', '1']) {
+      const r = runCli([...common, '--out', out], { env: { SLURM_ARRAY_TASK_ID: i, SLURM_ARRAY_TASK_COUNT: '2', SLURM_ARRAY_TASK_MIN: '0' } });
+      expect(r.code, r.stderr).toBe(0);
+      expect(parseJson<{ out: string; rows: number }>(r)).toMatchObject({ out: path.join(dir, `lineage.shard-${i}-of-2.csv`), rows: i === '0' ? 3 : 2 });
+    }
+    const missing = runCli(['merge', path.join(dir, 'lineage.shard-1-of-2.csv'), '--out', out, '--json']);
+    expect(parseJson<{ error: { message: string } }>(missing).error.message).toContain('missing shard 0 of 2 (lineage.shard-0-of-2.csv)');
+    const ok = runCli(['merge', '--out', out, '--shards', '2', '--json']);
+    expect(ok.code, ok.stdout).toBe(0);
+    expect(parseJson<{ rows: number }>(ok).rows).toBe(5);
+    expect(fs.readFileSync(out, 'utf8')).toBe(fs.readFileSync(single, 'utf8'));
+  }, 120_000);
+});
+
 describe('shard selection', () => {
   it('takes --shard over SLURM_ARRAY_*, checks the range', () => {
     expect(resolveShard(undefined, {})).toBeNull();

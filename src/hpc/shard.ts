@@ -81,3 +81,19 @@ export function checkShards<T>(items: Array<{ shard: Shard; item: T }>, count: n
   const duplicated = [...by.entries()].filter(([, l]) => l.length > 1).map(([index, l]) => ({ index, items: l }));
   return { count, missing, duplicated };
 }
+
+/** Sidecar `<shard output>.shard.json` of a shard of a CSV-writing command (lineage). */
+export interface ShardManifest {
+  format: 'modelprint-shard';
+  version: 1;
+  command: string;
+  shard: Shard;
+  models_total: number;
+  models_hash: string;
+  /** The shard's models: id and position in the full list. */
+  models: Array<{ model: string; index: number }>;
+}
+
+export function shardManifestPath(out: string): string {
+  return `${out}.shard.json`;
+}

@@ -55,11 +55,12 @@ export function flagValue(args: string[], name: string): string | undefined {
   return undefined;
 }
 
-const SHARDABLE = new Set(['sketch']);
+const SHARDABLE = new Set(['sketch', 'lineage']);
 
 /** The default merge step of a command run as an array, or null when it needs none / has none. */
 export function defaultMerge(command: string[], array: number): string[] | null {
   if (command[0] === 'sketch') return ['merge', '--out', flagValue(command, 'out') ?? 'sketches.mpsk', '--shards', String(array)];
+  if (command[0] === 'lineage') return ['merge', '--out', flagValue(command, 'out') ?? 'lineage_results.csv', '--shards', String(array)];
   return null;
 }
 
