@@ -12,6 +12,19 @@ export declare class SketchSet {
    */
   static fromArrays(models: Array<string>, ids: Uint32Array, lengths: Uint32Array, init: SketchSetInit): SketchSet
   /**
+   * A collection from the bytes of a `.mpsk` file (how the registry stores sketches),
+   * checked like a file.
+   */
+  static fromBytes(bytes: Buffer): SketchSet
+  /** The `.mpsk` bytes of the collection. */
+  toBytes(): Buffer
+  /** All ids, model-major and prompt-minor (a copy). */
+  get ids(): Uint32Array
+  /** `lengths[m * prompts + p]` = size of set (m, p); 0 = a missing prompt. */
+  get lengths(): Uint32Array
+  /** Anchor ranges (2 values per model), or null when every row scores every prompt. */
+  get anchors(): Uint32Array | null
+  /**
    * Opens a `.jsonl` / `.json` / `.ndjson` (JSON lines) or a binary `.mpsk` file (mapped,
    * not copied). `vocabSize` / `k` apply to JSON lines without a header line.
    */
@@ -63,11 +76,23 @@ export declare function bottomKRows(data: Float32Array, width: number, k: number
  */
 export declare function bottomKRowsSorted(data: Float32Array, width: number, k: number): Uint32Array
 
+/** The CPU counting kernel. */
+export type CpuKernelName = 'auto' | 'sliced' | 'bitset' | 'merge'
+
 /** Why CUDA cannot be used here, or null when it can. */
 export declare function cudaUnavailableReason(): string | null
 
+/** Which engine ran. */
+export type DeviceKind = 'cpu' | 'cuda'
+
+/** Where to compute: "cuda" fails when CUDA is unavailable, "auto" falls back to the CPU. */
+export type DeviceRequest = 'cpu' | 'cuda' | 'auto'
+
 /** Eigenvalues of a real square matrix, interleaved `[re0, im0, re1, im1, …]`. */
 export declare function eigenvalues(data: Float64Array, n: number): Float64Array
+
+/** Every `code` the addon's errors can carry (modelprint_core::ErrorCode), e.g. "E_INPUT". */
+export declare function errorCodes(): Array<string>
 
 /** input_output fingerprint (METHODS §3) from V and U, each row-major `d × n`. */
 export declare function ioFingerprint(v: Float64Array, u: Float64Array, d: number, n: number, n0: number): Float64Array
@@ -83,8 +108,7 @@ export interface MatrixResult {
   scores: Float32Array
   /** e.g. "cpu (sliced-avx512, 8 threads)" or "cuda (NVIDIA H100, sm_90)". */
   device: string
-  /** "cpu" or "cuda". */
-  deviceKind: string
+  deviceKind: DeviceKind
   /** Compute time (file writing excluded). */
   seconds: number
   /** The file written, if any. */
@@ -95,7 +119,7 @@ export interface MatrixResult {
 export interface MergeResult {
   modelIds: Array<string>
   n: number
-  metric: string
+  metric: MetricName
   parts: number
   /** Empty when `returnScores` was false. */
   scores: Float32Array
@@ -103,13 +127,16 @@ export interface MergeResult {
   outPath?: string
 }
 
+/** The per-prompt set score. */
+export type MetricName = 'overlap' | 'jaccard'
+
 /** Top-N neighbours: model i's are `index[offsets[i]..offsets[i+1]]` with `scores[…]`. */
 export interface NeighboursResult {
   offsets: Uint32Array
   index: Uint32Array
   scores: Float32Array
   device: string
-  deviceKind: string
+  deviceKind: DeviceKind
   seconds: number
   outPath?: string
 }
@@ -120,6 +147,12 @@ export declare function overlapRatio(a: Uint32Array, b: Uint32Array): number
 /** Moore–Penrose pseudo-inverse of a row-major `rows × cols` matrix (result `cols × rows`). */
 export declare function pinv(data: Float64Array, rows: number, cols: number): Float64Array
 
+/**
+ * Per-prompt scores of model `b` of `other` against model `a` of this set (the anchor):
+ * NaN where either set is missing. Their mean is what the engine reports for the pair.
+ */
+export declare function promptScores(anchor: SketchSet, a: number, other: SketchSet, b: number, metric?: MetricName | undefined | null): Float64Array
+
 /** A written shard part. */
 export interface ShardResult {
   shardIndex: number
@@ -128,7 +161,7 @@ export interface ShardResult {
   tiles: number
   n: number
   device: string
-  deviceKind: string
+  deviceKind: DeviceKind
   seconds: number
   outPath: string
 }
@@ -143,18 +176,18 @@ export declare function similarityMatrix(sketches: SketchSet, options?: Similari
 export declare function similarityMerge(parts: Array<string>, outPath?: string | undefined | null, returnScores?: boolean | undefined | null): Promise<MergeResult>
 
 /** The metric names the engine accepts (for CLI validation). */
-export declare function similarityMetrics(): Array<string>
+export declare function similarityMetrics(): Array<MetricName>
 
 /** How to compute. */
 export interface SimilarityOptions {
-  /** "overlap" (default) or "jaccard". */
-  metric?: string
-  /** "cpu", "cuda" or "auto" (default: CUDA when available, else CPU). */
-  device?: string
+  /** Default "overlap". */
+  metric?: MetricName
+  /** Default "auto": CUDA when available, else CPU. */
+  device?: DeviceRequest
   /** CPU threads (default: all cores). */
   threads?: number
-  /** CPU kernel: "auto" (default), "sliced", "bitset" or "merge". */
-  cpuKernel?: string
+  /** Default "auto". */
+  cpuKernel?: CpuKernelName
   /**
    * Write the result here inside the task (atomically): `.csv` / `.npy` for matrices,
    * `.jsonl` for neighbours.
@@ -192,10 +225,33 @@ export interface SketchSetInit {
   promptHash?: string
   /** Models without a sketch (their sets must be empty); default none. */
   failed?: Array<boolean>
+  /**
+   * The §1.5 matrix protocol: per model `[start, end)` of the prompts its row is scored
+   * over (2 values per model); default: every model scores over every prompt.
+   */
+  anchors?: Uint32Array
 }
 
-/** §2 text metrics of two normalised texts: [pal_k, lev_sim, lcs_ratio, score]. */
-export declare function textMetrics(a: string, b: string, kPrefix: number): Array<number>
+/** §2 text metrics of two normalised texts. */
+export declare function textMetrics(a: string, b: string, kPrefix: number): TextMetrics
+
+/** §2 text metrics of two normalised texts. */
+export interface TextMetrics {
+  /** PAL_k: agreement of the first k characters. */
+  palK: number
+  /** Levenshtein similarity. */
+  levSim: number
+  /** Longest-common-subsequence ratio. */
+  lcsRatio: number
+  /** The combined score. */
+  score: number
+}
 
 /** The `s` largest singular values of a row-major `rows × cols` matrix, descending. */
 export declare function topSingularValues(data: Float32Array, rows: number, cols: number, s: number): Float64Array
+
+/**
+ * Writes a matrix as `.csv` (pandas layout, six decimals) or `.npy` (float32), atomically:
+ * the one writer of matrix files.
+ */
+export declare function writeMatrixFile(path: string, rows: Array<string>, cols: Array<string>, scores: Float32Array): void

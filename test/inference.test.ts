@@ -105,7 +105,8 @@ describe('inference on the zoo', () => {
     };
     await expectCode(mk('gguf', { 'model-Q4_K_M.gguf': 'GGUF\u0003' }), 'unsupported_gguf');
     await expectCode(mk('mlx', { 'config.json': '{"model_type":"llama","quantization":{"group_size":64,"bits":4}}', 'model.safetensors': 'x' }), 'unsupported_mlx');
-    await expectCode(mk('st', { 'config.json': '{"model_type":"llama"}', 'model.safetensors': 'x' }), 'unsupported_safetensors');
+    await expectCode(mk('st', { 'config.json': '{"model_type":"mamba"}', 'model.safetensors': 'x' }), 'unsupported_architecture');
+    await expectCode(mk('st-corrupt', { 'config.json': '{"model_type":"llama","vocab_size":8,"hidden_size":4,"num_hidden_layers":1,"num_attention_heads":1}', 'model.safetensors': 'x' }), 'corrupt_safetensors');
     await expectCode(
       mk('bnb', { 'config.json': '{"model_type":"llama","quantization_config":{"quant_method":"bitsandbytes","load_in_4bit":true}}', 'model.safetensors': 'x' }),
       'unsupported_bitsandbytes',

@@ -230,7 +230,8 @@ describe('matrix (pairwise protocol)', () => {
 
 describe('matrix scores from the native engine', () => {
   it('equal the straightforward per-pair, per-prompt mean (METHODS §1.5)', async () => {
-    const { engineMatrix } = await import('../src/methods/matrix.js');
+    const { collectSketches } = await import('../src/methods/bottomk.js');
+    const { native } = await import('../src/native/index.js');
     let s = 99;
     const rnd = (n: number) => ((s = (s * 1103515245 + 12345) % 2 ** 31), s % n);
     const n = 7;
@@ -253,8 +254,15 @@ describe('matrix scores from the native engine', () => {
     );
     const ranges = Array.from({ length: n }, (_, i) => [i * N, (i + 1) * N] as [number, number]);
     const ids = Array.from({ length: n }, (_, i) => `m${i}`);
+    const prompts = Array.from({ length: P }, (_, p) => `prompt ${p}`);
+    const sets = sketches.map((sk, i) => {
+      if (!sk) return null;
+      const flat = Uint32Array.from(sk.sets.flatMap((x) => [...x]));
+      return native.SketchSet.fromArrays([ids[i]], flat, Uint32Array.from(sk.sets.map((x) => x.length)), { prompts: P, vocabSize: vocab, k: 80 });
+    });
+    const collection = collectSketches(ids, sets, prompts, ranges);
     for (const metric of ['overlap', 'jaccard'] as const) {
-      const m = (await engineMatrix(sketches, ranges, ids, metric, 'cpu'))!;
+      const m = (await native.similarityMatrix(collection, { metric, device: 'cpu' })).scores;
       for (let i = 0; i < n; i++) {
         for (let j = 0; j < n; j++) {
           const v = m[i * n + j];

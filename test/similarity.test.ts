@@ -23,19 +23,25 @@ function intersect(a: number[], b: number[]): number {
 function score(metric: string, c: number, la: number, lb: number): number {
   if (metric === 'overlap') return la === 0 ? 0 : c / la;
   const u = la + lb - c;
-  return u === 0 ? 1 : c / u;
+  return u === 0 ? 0 : c / u;
 }
 
 const isFailed = (m: Model) => m.sets === null || m.sets.every((s) => s.length === 0);
 
+/** Mean over the prompts both models have (an empty set is a missing prompt); -1 when none. */
 function refPair(a: Model, b: Model, metric: string, prompts: number): number {
   let sum = 0;
+  let common = 0;
   for (let p = 0; p < prompts; p++) {
     const x = a.sets![p];
     const y = b.sets![p];
     sum += score(metric, intersect(x, y), x.length, y.length);
+    if (x.length > 0 && y.length > 0) common++;
   }
-  return Math.fround(prompts === 0 ? 0 : sum / prompts);
+  // The engine's arithmetic: the mean over all P, rescaled once to the common prompts.
+  const mean = Math.fround(prompts === 0 ? 0 : sum / prompts);
+  if (common === prompts) return mean;
+  return common === 0 ? -1 : Math.fround((mean * prompts) / common);
 }
 
 function refMatrix(models: Model[], metric: string, prompts: number): Float32Array {
@@ -43,7 +49,7 @@ function refMatrix(models: Model[], metric: string, prompts: number): Float32Arr
   const m = new Float32Array(n * n);
   for (let i = 0; i < n; i++)
     for (let j = 0; j < n; j++)
-      m[i * n + j] = i === j ? 1 : isFailed(models[i]) || isFailed(models[j]) ? -1 : refPair(models[i], models[j], metric, prompts);
+      m[i * n + j] = isFailed(models[i]) || isFailed(models[j]) ? -1 : i === j ? 1 : refPair(models[i], models[j], metric, prompts);
   return m;
 }
 
@@ -164,7 +170,7 @@ describe('modelprint similarity (native engine)', () => {
     expect(typeof s.seconds).toBe('number');
     const rows = parseCsv(fs.readFileSync(out, 'utf8'));
     const ids = models.map((m) => m.model);
-    expect(rows[0]).toEqual(['model', ...ids]);
+    expect(rows[0]).toEqual(['', ...ids]);
     const ref = refMatrix(models, 'overlap', P);
     for (let i = 0; i < 40; i++) {
       expect(rows[i + 1][0]).toBe(ids[i]);

@@ -1,6 +1,15 @@
 import { Flags } from '@oclif/core';
 import { BottomKParamsSchema, type BottomKParams } from '../methods/params.js';
 import { ModelprintError } from '../errors.js';
+import { ONNX_VARIANT_CHOICES } from '../inference/format.js';
+
+/** --onnx-variant, for every command that opens models. */
+export const onnxVariantFlag = Flags.string({
+  description:
+    'ONNX file of a folder holding several (transformers.js onnx/ layout): auto takes the first present of fp32 (model.onnx), fp16, quantized (q8), int8, uint8, q4, q4f16, bnb4; a name takes that one (model_<name>.onnx or decoder_model_merged_<name>.onnx).',
+  options: [...ONNX_VARIANT_CHOICES],
+  default: 'auto',
+});
 
 /** Flags shared by the bottom-k pipeline commands (lineage, matrix). */
 export const bottomKFlags = {
@@ -15,7 +24,14 @@ export const bottomKFlags = {
   threads: Flags.integer({ description: 'ONNX Runtime threads per model (0 = all cores).', default: 0, min: 0 }),
   'batch-size': Flags.integer({ description: 'Prompts per forward pass. On the CPU 1 is fastest (no padding, the full logits output stays small); raise it for CUDA.', default: 1, min: 1 }),
   reuse: Flags.boolean({ description: 'Reuse probe sets and sketches stored in the registry.', default: true, allowNo: true }),
+  'registry-write': Flags.string({
+    description: 'What the run stores in the registry: write (default; a refused write, e.g. as a PostgreSQL reader, turns the run read-only with a warning), read-only (use what is stored, write nothing) or off (neither read nor write).',
+    options: ['write', 'read-only', 'off'],
+    default: 'write',
+  }),
+  'sketches-out': Flags.string({ description: 'Also write the bottom-k sketches as a sketch collection (.mpsk, or .jsonl) that `modelprint similarity --sketches` reads.' }),
   progress: Flags.string({ description: 'Progress display: a live table on a TTY, JSON lines otherwise.', options: ['auto', 'tty', 'jsonl', 'plain', 'none'], default: 'auto' }),
+  'onnx-variant': onnxVariantFlag,
 };
 
 export function bottomKParamsFrom(flags: Record<string, unknown>): BottomKParams {

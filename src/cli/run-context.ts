@@ -1,5 +1,5 @@
 import type { OpenOptions } from '../inference/session.js';
-import type { RunContext } from '../methods/lineage.js';
+import type { RegistryWrite, RunContext } from '../methods/runner.js';
 import type { BottomKParams } from '../methods/params.js';
 import type { Registry } from '../registry/types.js';
 import { makeProgress, type ProgressMode } from '../ui/progress.js';
@@ -10,7 +10,7 @@ import { StopSignal } from '../util/signals.js';
  * RunContext; an interrupted run reports how to resume and exits 130 / 143.
  */
 export async function withRunContext<T>(
-  opts: { params: BottomKParams; open: OpenOptions; registry: Registry | null; reuse: boolean; progress: ProgressMode; quiet: boolean },
+  opts: { params: BottomKParams; open: OpenOptions; registry: Registry | null; reuse: boolean; registryWrite?: RegistryWrite; progress: ProgressMode; quiet: boolean; warn?: (msg: string) => void },
   body: (ctx: RunContext) => Promise<T>,
 ): Promise<T> {
   const stop = new StopSignal();
@@ -19,7 +19,9 @@ export async function withRunContext<T>(
     params: opts.params,
     open: opts.open,
     registry: opts.registry,
-    reuse: opts.reuse,
+    reuse: opts.reuse && opts.registryWrite !== 'off',
+    registryWrite: opts.registryWrite,
+    warn: opts.warn,
     progress,
     stop,
     resumeHint: `modelprint ${process.argv.slice(2).join(' ')}`,

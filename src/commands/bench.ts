@@ -1,3 +1,5 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../cli/base.js';
 import { runPipelineBenches } from '../bench/pipeline.js';
@@ -7,17 +9,29 @@ export default class Bench extends BaseCommand<typeof Bench> {
   static override hidden = false;
   static override examples = ['<%= config.bin %> bench', '<%= config.bin %> bench --only inference --only quality'];
   static override flags = {
-    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity'], multiple: true }),
+    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage', 'safetensors'], multiple: true }),
     file: Flags.string({ description: 'Markdown file to update.', default: 'BENCHMARKS.md' }),
   };
 
   async run(): Promise<{ file: string; sections: string[] }> {
     const only = this.flags.only;
-    const sections = only ?? ['inference', 'pipeline', 'quality', 'vector', 'similarity'];
-    await runPipelineBenches(this.flags.file, sections);
+    const sections = only ?? ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage', 'safetensors'];
+    if (sections.some((x) => ['inference', 'pipeline', 'quality', 'vector'].includes(x))) await runPipelineBenches(this.flags.file, sections);
+    if (sections.includes('lineage')) {
+      const { runLineageBench } = await import('../bench/lineage.js');
+      await runLineageBench(this.flags.file);
+    }
     if (sections.includes('similarity')) {
       const { benchSimilarity } = await import('../bench/similarity.js');
       await benchSimilarity();
+    }
+    if (sections.includes('safetensors')) {
+      const { benchSafetensors } = await import('../bench/safetensors.js');
+      const { updateBenchSection } = await import('../bench/markdown.js');
+      const work = path.resolve('.modelprint', 'bench');
+      fs.mkdirSync(work, { recursive: true });
+      const md = await benchSafetensors(work, (m) => this.logger.info(m));
+      if (md) updateBenchSection(this.flags.file, 'safetensors', md);
     }
     this.logger.info(`updated ${this.flags.file}`);
     return { file: this.flags.file, sections };

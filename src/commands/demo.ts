@@ -8,7 +8,7 @@ import { resolveModelList } from '../methods/models-input.js';
 import { runMatrix } from '../methods/matrix.js';
 import { BottomKParamsSchema } from '../methods/params.js';
 import { lineageQuality, labelsFromEntries } from '../methods/quality.js';
-import { scoreSketches } from '../methods/bottomk.js';
+import { promptScores } from '../methods/bottomk.js';
 import { LINEAGE_COLUMNS, csvLine, formatScore, scoresJson } from '../methods/results.js';
 import type { ProgressMode } from '../ui/progress.js';
 import { withRunContext } from '../cli/run-context.js';
@@ -53,18 +53,18 @@ export default class Demo extends BaseCommand<typeof Demo> {
         const lineageFiles: string[] = [];
         for (const base of labels.filter((l) => l.base === l.id)) {
           const bi = idx.get(base.id)!;
-          const range = r.ranges[bi];
-          const bs = r.sketches[bi];
+          const n = r.models.length;
           let text = csvLine([...LINEAGE_COLUMNS]);
           for (const l of labels.filter((x) => x.family === base.family && x.id !== base.id)) {
-            const ds = r.sketches[idx.get(l.id)!];
-            if (!bs || !ds || !range) {
-              text += csvLine([base.id, l.id, 0, '-1.0', f.k, '[]', r.status[idx.get(l.id)!].code ?? 'inference_failed', r.status[idx.get(l.id)!].message ?? '']);
+            const di = idx.get(l.id)!;
+            const score = r.matrix[bi * n + di];
+            if (!r.status[bi].ok || !r.status[di].ok || score < 0) {
+              text += csvLine([base.id, l.id, 0, '-1.0', f.k, '[]', r.status[di].code ?? 'inference_failed', r.status[di].message ?? '']);
               continue;
             }
-            const pick = (s: typeof bs) => ({ ...s, sets: s.sets.slice(range[0], range[1]) });
-            const s = scoreSketches(pick(bs), pick(ds), 'overlap');
-            text += csvLine([base.id, l.id, s.perPrompt.length, formatScore(s.score), f.k, scoresJson(s.perPrompt), '', '']);
+            // The base's row of the matrix: over the base's own prompts (its anchor range).
+            const per = promptScores(r.sketches, bi, r.sketches, di, 'overlap');
+            text += csvLine([base.id, l.id, per.length, formatScore(score), f.k, scoresJson(per), '', '']);
           }
           const file = path.join(out, `lineage_${base.id}.csv`);
           writeFileAtomic(file, text);

@@ -5,12 +5,14 @@ import { runMatrix } from '../methods/matrix.js';
 import { resolveModelList } from '../methods/models-input.js';
 import type { ProgressMode } from '../ui/progress.js';
 import { withRunContext } from '../cli/run-context.js';
+import type { RegistryWrite } from '../methods/runner.js';
 import type { DeviceRequest } from '../inference/device.js';
+import type { OnnxVariantRequest } from '../inference/format.js';
 import { renderTable } from '../ui/table.js';
 
 export default class Matrix extends BaseCommand<typeof Matrix> {
   static override summary = 'Pairwise bottom-k overlap matrix of many models (METHODS §1.5).';
-  static override description = `Each model generates N probe prompts of its own, then every model computes its bottom-k sets on all n·N prompts; M[i][j] is the mean over model i's prompts of the overlap of S_j with S_i. Writes overlap_matrix.csv (six decimals), overlap_matrix.npy (float32), matrix_models.json (status and error codes) and prompts.json, refreshed atomically as models finish. Failed models are -1 in their row and column; probe sets and sketches are reused from the registry, so an interrupted run resumes.`;
+  static override description = `Each model generates N probe prompts of its own, then every model computes its bottom-k sets on all n·N prompts; M[i][j] is the mean over model i's prompts of the overlap of S_j with S_i. Writes overlap_matrix.csv (six decimals, pandas layout), overlap_matrix.npy (float32), matrix_models.json (status and error codes) and prompts.json; with --sketches-out also the sketch collection (every model on every prompt, each row anchored on its own prompts) from which \`modelprint similarity\` gives the same matrix bit for bit. The matrix is one call of the native engine. Failed models are -1 in their row and column; probe sets and sketches are reused from the registry, so an interrupted run resumes.`;
   static override examples = [
     '<%= config.bin %> matrix --models ./zoo/models.csv --out-dir ./matrix',
     '<%= config.bin %> matrix --models ./zoo/alpha-base ./zoo/beta-base ./zoo/alpha-int8 --num-prompts 5 --out-dir m --json',
@@ -25,10 +27,10 @@ export default class Matrix extends BaseCommand<typeof Matrix> {
     const f = this.flags;
     const params = bottomKParamsFrom(f);
     const registry = await this.registry();
-    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'] };
-    return withRunContext({ params, open, registry, reuse: f.reuse, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet) }, async (ctx) => {
+    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest };
+    return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m) }, async (ctx) => {
       const models = await resolveModelList(f.models, registry);
-      const r = await runMatrix(ctx, models, f['out-dir']);
+      const r = await runMatrix(ctx, models, f['out-dir'], { sketchesOut: f['sketches-out'] });
       ctx.progress.close();
       const failures = r.status.filter((s) => !s.ok);
       if (failures.length > 0) this.out(renderTable(['model', 'error code', 'message'], failures.map((s) => [s.model, s.code, (s.message ?? '').slice(0, 100)])));

@@ -44,7 +44,8 @@ Sharding: --shard i/n (0-based) takes models m with m mod n = i of the model lis
         k: f.k,
         open: { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'] },
         progress: ctx.progress,
-        check: ctx.check,
+        stop: ctx.stop,
+        resumeHint: ctx.resume,
         retryFailed: f['retry-failed'],
       }),
     );

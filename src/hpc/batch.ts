@@ -18,6 +18,8 @@ export const batchFlags = {
 export interface BatchContext {
   progress: Progress;
   stop: StopSignal;
+  /** The command line that resumes the run. */
+  resume: string;
   check: () => void;
 }
 
@@ -25,7 +27,7 @@ export async function withBatch<T>(opts: { progress: string; quiet: boolean; hea
   const stop = new StopSignal();
   const progress = await makeProgress(opts.progress as ProgressMode, opts.quiet, { heartbeatSeconds: opts.heartbeat });
   const resume = `modelprint ${process.argv.slice(2).join(' ')}`;
-  const ctx: BatchContext = { progress, stop, check: () => stop.check(resume) };
+  const ctx: BatchContext = { progress, stop, resume, check: () => stop.check(resume) };
   try {
     return await body(ctx);
   } catch (e) {

@@ -8,10 +8,11 @@ import { ModelprintError } from '../errors.js';
 import { CausalLM, type OpenOptions } from '../inference/session.js';
 import { computeSketch } from '../methods/bottomk.js';
 import { native } from '../native/index.js';
+import type { SketchSet } from '../../native/index.js';
 import { engineError, openSketches, type DeviceRequest, type Metric } from '../similarity/index.js';
 import { readCsvFile } from '../util/csv.js';
 import type { ProbeBank } from './probes.js';
-import { buildSet, readManifest, type SketchManifest } from './sketch.js';
+import { readManifest, type SketchManifest } from './sketch.js';
 
 export interface IdentifyOptions {
   model: string;
@@ -74,22 +75,17 @@ export async function identify(o: IdentifyOptions): Promise<IdentifyResult> {
   }
   const lm = await CausalLM.open(o.model, o.open);
   const t1 = Date.now();
-  let sketch;
+  let query: SketchSet;
+  let failedPrompts: number;
   try {
-    sketch = await computeSketch(lm, bank.prompts.map((p) => p.text), man.k);
+    // Throws non_finite_logits (E_INFERENCE) when every probe prompt fails.
+    const sk = await computeSketch(lm, bank.prompts.map((p) => p.text), man.k, o.model);
+    query = sk.set;
+    failedPrompts = sk.errors.filter((e) => e !== null).length;
   } finally {
     await lm.release();
   }
-  const failedPrompts = sketch.sets.filter((s) => s === null).length;
-  if (failedPrompts === sketch.sets.length) {
-    throw new ModelprintError('E_INFERENCE', `${o.model}: every probe prompt failed (${sketch.errors.find((e) => e) ?? 'unknown'})`, { subject: o.model, hint: 'the model produces NaN or infinite logits; check its weights' });
-  }
   const t2 = Date.now();
-  const query = buildSet(
-    [{ entry: { model: o.model, index: 0, path: o.model, family: null, ok: true, error_code: null, error_message: null, vocab_size: lm.logitsWidth ?? lm.tok.vocabSize, failed_prompts: failedPrompts, meta: {} }, sets: sketch.sets.map((s) => s ?? new Uint32Array(0)) }],
-    bank,
-    man.k,
-  );
   const top = Math.min(o.top, index.count);
   let r;
   try {

@@ -5,11 +5,11 @@
 import type { ModelEntry } from '../methods/models-input.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { stableHash } from '../util/hash.js';
-import { resolveShard, shardIndices, shardManifestPath, shardPath, type ShardManifest } from './shard.js';
+import { resolveShard, shardIndices, shardManifestPath, shardPath, type Shard, type ShardManifest } from './shard.js';
 
-export function shardOfList(all: ModelEntry[], out: string, flag: string | undefined, command: string): { derived: ModelEntry[]; out: string } {
+export function shardOfList(all: ModelEntry[], out: string, flag: string | undefined, command: string): { derived: ModelEntry[]; out: string; shard: Shard | null } {
   const shard = resolveShard(flag);
-  if (!shard) return { derived: all, out };
+  if (!shard) return { derived: all, out, shard: null };
   const idx = shardIndices(all.length, shard);
   const file = shardPath(out, shard);
   const man: ShardManifest = {
@@ -22,5 +22,5 @@ export function shardOfList(all: ModelEntry[], out: string, flag: string | undef
     models: idx.map((i) => ({ model: all[i].id, index: i })),
   };
   writeFileAtomic(shardManifestPath(file), `${JSON.stringify(man, null, 2)}\n`);
-  return { derived: idx.map((i) => all[i]), out: file };
+  return { derived: idx.map((i) => all[i]), out: file, shard };
 }

@@ -10,7 +10,7 @@ import { ModelprintError } from '../errors.js';
 import { native } from '../native/index.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { checkShards, parseShardPath, shardIndices, shardPath, type Shard } from './shard.js';
-import { buildSet, manifestPath, readManifest, readSketches, type ModelSketch, type SketchManifest } from './sketch.js';
+import { buildSet, manifestPath, readManifest, readSketches, type IndexedSketch, type SketchManifest } from './sketch.js';
 
 export interface MergeSketchesSummary {
   out: string;
@@ -87,7 +87,7 @@ export function mergeSketchShards(filesIn: string[], out: string, expectShards?:
       hint: check.missing.length > 0 ? `run the missing array tasks again (e.g. \`modelprint sketch … --shard ${check.missing[0]}/${count}\`), then merge` : 'pass each shard file once',
     });
   }
-  const items: ModelSketch[] = [];
+  const items: IndexedSketch[] = [];
   const seen = new Map<string, string>();
   for (const m of mans) {
     const want = shardIndices(m.man.models_total, m.shard);
@@ -105,11 +105,11 @@ export function mergeSketchShards(filesIn: string[], out: string, expectShards?:
     }
   }
   items.sort((a, b) => a.entry.index - b.entry.index);
-  const set = buildSet(items, first.man.bank, first.man.k);
+  const set = buildSet(items, first.man.bank);
   set.save(out);
   const man: SketchManifest = { ...first.man, shard: null, models: items.map((i) => i.entry), created: new Date().toISOString() };
   writeFileAtomic(manifestPath(out), `${JSON.stringify(man)}\n`);
-  const failed = items.filter((i) => !i.sets).length;
+  const failed = items.filter((i) => !i.set).length;
   return {
     out,
     sidecar: manifestPath(out),

@@ -8,12 +8,12 @@ import fs from 'node:fs';
 import { z } from 'zod';
 import { ModelprintError, messageOf } from '../errors.js';
 import { CausalLM, type OpenOptions } from '../inference/session.js';
-import { generatePrompts } from '../methods/bottomk.js';
+import { generatePrompts, promptListHash } from '../methods/bottomk.js';
 import type { ModelEntry } from '../methods/models-input.js';
 import { BottomKParamsSchema } from '../methods/params.js';
 import type { Progress } from '../ui/progress.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { contentHash, stableHash } from '../util/hash.js';
+import { contentHash } from '../util/hash.js';
 
 export const BankParamsSchema = z.object({
   perModel: z.number().int().positive(),
@@ -38,7 +38,7 @@ export type ProbeBank = z.infer<typeof ProbeBankSchema>;
 
 /** Hash of a prompt list (64 hex digits, the .mpsk prompt hash of sketches made from it). */
 export function promptsHash(prompts: string[]): string {
-  return stableHash({ v: 1, prompts });
+  return promptListHash(prompts);
 }
 
 /** Validates a parsed bank (schema and hash); `source` names it in errors. */

@@ -16,13 +16,16 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { SketchSet } from '../../native/index.js';
 import { ModelprintError, messageOf } from '../errors.js';
-import { CausalLM, type OpenOptions } from '../inference/session.js';
-import { isModelError } from '../inference/errors.js';
-import { computeSketch } from '../methods/bottomk.js';
+import type { OpenOptions } from '../inference/session.js';
+import { ModelError } from '../inference/errors.js';
+import { collectSketches, computeSketch, modelSketches } from '../methods/bottomk.js';
 import type { ModelEntry } from '../methods/models-input.js';
+import { BottomKParamsSchema } from '../methods/params.js';
+import { forEachModel, type RunContext } from '../methods/runner.js';
 import { native } from '../native/index.js';
 import { engineError } from '../similarity/index.js';
 import type { Progress } from '../ui/progress.js';
+import type { StopSignal } from '../util/signals.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { stableHash } from '../util/hash.js';
 import { ProbeBankSchema, type ProbeBank } from './probes.js';
@@ -85,61 +88,33 @@ export function modelsHash(models: ModelEntry[]): string {
   return stableHash(models.map((m) => m.id));
 }
 
-/** One model's sets on the bank, or why it has none. */
-export interface ModelSketch {
+/** One model's sketch on the bank (a one-model collection), or null with why in its entry. */
+export interface IndexedSketch {
   entry: SketchModel;
-  /** Per prompt ascending ids (empty for a failed prompt); null for a failed model. */
-  sets: Uint32Array[] | null;
+  set: SketchSet | null;
 }
 
-/** Concatenates model sketches into a collection (same order) and its arrays. */
-export function buildSet(items: ModelSketch[], bank: ProbeBank, k: number): SketchSet {
-  const P = bank.prompts.length;
-  const lens = new Uint32Array(items.length * P);
-  let total = 0;
-  let vocab = 1;
-  items.forEach((it, m) => {
-    if (!it.sets) return;
-    for (let p = 0; p < P; p++) {
-      const s = it.sets[p];
-      lens[m * P + p] = s.length;
-      total += s.length;
-      if (s.length) vocab = Math.max(vocab, s[s.length - 1] + 1);
-    }
-    vocab = Math.max(vocab, it.entry.vocab_size ?? 0);
-  });
-  const ids = new Uint32Array(total);
-  let o = 0;
-  for (const it of items) {
-    if (!it.sets) continue;
-    for (const s of it.sets) {
-      ids.set(s, o);
-      o += s.length;
-    }
-  }
+/** One collection of model sketches (same order) over the bank's prompts. */
+export function buildSet(items: IndexedSketch[], bank: ProbeBank): SketchSet {
   try {
-    return native.SketchSet.fromArrays(
+    return collectSketches(
       items.map((it) => it.entry.model),
-      ids,
-      lens,
-      { prompts: P, vocabSize: vocab, k, promptHash: bank.hash, failed: items.map((it) => !it.sets) },
+      items.map((it) => it.set),
+      bank.prompts.map((p) => p.text),
     );
   } catch (e) {
     throw engineError(e);
   }
 }
 
-/** The model sketches of a collection (with its manifest entries). */
-export function readSketches(set: SketchSet, entries: SketchModel[]): ModelSketch[] {
+/** The model sketches of a collection, for the entries of its sidecar. */
+export function readSketches(set: SketchSet, entries: SketchModel[]): IndexedSketch[] {
   const ids = set.modelIds;
-  const failed = set.failed;
+  const sets = modelSketches(set);
   return entries.map((entry) => {
     const m = ids.indexOf(entry.model);
     if (m < 0) throw new ModelprintError('E_INPUT', `model ${entry.model} is in the sidecar but not in the sketch file`, { subject: entry.model, hint: 'the .mpsk and its .json belong together; write them again' });
-    if (failed[m]) return { entry, sets: null };
-    const sets: Uint32Array[] = [];
-    for (let p = 0; p < set.prompts; p++) sets.push(Uint32Array.from(set.set(m, p)));
-    return { entry, sets };
+    return { entry, set: sets[m] };
   });
 }
 
@@ -153,8 +128,10 @@ export interface SketchRunOptions {
   k: number;
   open: OpenOptions;
   progress: Progress;
-  /** Throws when the run should stop (Ctrl-C / SIGTERM); called between models. */
-  check: () => void;
+  /** Ctrl-C / SIGTERM: checked between models. */
+  stop: StopSignal;
+  /** The command that resumes the run (in the interruption message). */
+  resumeHint: string;
   retryFailed?: boolean;
 }
 
@@ -180,46 +157,8 @@ function partName(id: string): string {
 
 const FailedPartSchema = z.object({ entry: SketchModelSchema, bank_hash: z.string(), k: z.number() });
 
-/** Sketches one model on the bank; a failure is a result, not an exception. */
-async function sketchOne(e: ModelEntry, index: number, bank: ProbeBank, k: number, open: OpenOptions, progress: Progress): Promise<ModelSketch> {
-  const entry: SketchModel = {
-    model: e.id,
-    index,
-    path: e.path,
-    family: e.meta.family?.trim() ? e.meta.family.trim() : null,
-    ok: false,
-    error_code: null,
-    error_message: null,
-    vocab_size: null,
-    failed_prompts: 0,
-    meta: e.meta,
-  };
-  let lm: CausalLM | null = null;
-  const prompts = bank.prompts.map((p) => p.text);
-  try {
-    progress.emit({ event: 'phase', model: e.id, phase: 'loading', done: 0, total: 0 });
-    if (!e.path || !fs.existsSync(e.path)) {
-      return { entry: { ...entry, error_code: 'not_found', error_message: e.path ? `no such file or folder ${e.path}` : 'model could not be found locally or in the registry' }, sets: null };
-    }
-    lm = await CausalLM.open(e.path, { ...open, id: e.id });
-    progress.emit({ event: 'phase', model: e.id, phase: 'sketch', done: 0, total: prompts.length });
-    const sk = await computeSketch(lm, prompts, k, (done, total) => progress.emit({ event: 'phase', model: e.id, phase: 'sketch', done, total }));
-    const failedPrompts = sk.sets.filter((s) => s === null).length;
-    if (failedPrompts === prompts.length) {
-      return { entry: { ...entry, error_code: 'non_finite_logits', error_message: `every prompt failed: ${sk.errors.find((x) => x) ?? 'unknown'}` }, sets: null };
-    }
-    return {
-      entry: { ...entry, ok: true, vocab_size: lm.logitsWidth ?? lm.tok.vocabSize, failed_prompts: failedPrompts },
-      sets: sk.sets.map((s) => s ?? new Uint32Array(0)),
-    };
-  } catch (err) {
-    if (err instanceof ModelprintError && (err.code === 'E_INTERRUPTED' || err.code === 'E_DEVICE')) throw err;
-    const code = isModelError(err) ? err.modelCode : 'inference_failed';
-    const message = isModelError(err) && err.hint ? `${err.message} (${err.hint})` : messageOf(err);
-    return { entry: { ...entry, error_code: code, error_message: message }, sets: null };
-  } finally {
-    await lm?.release();
-  }
+function entryOf(e: ModelEntry, index: number): SketchModel {
+  return { model: e.id, index, path: e.path, family: familyOf(e), ok: false, error_code: null, error_message: null, vocab_size: null, failed_prompts: 0, meta: e.meta };
 }
 
 /** Runs `modelprint sketch` for one shard (or the whole list). */
@@ -229,7 +168,7 @@ export async function runSketch(o: SketchRunOptions): Promise<SketchRunSummary> 
   const sidecar = manifestPath(target);
   const partsDir = `${target}.parts`;
   const mine = shardIndices(o.models.length, o.shard);
-  const done = new Map<string, ModelSketch>();
+  const done = new Map<string, IndexedSketch>();
 
   // Resume 1: a finished collection from the same bank and k.
   if (fs.existsSync(target) && fs.existsSync(sidecar)) {
@@ -250,7 +189,7 @@ export async function runSketch(o: SketchRunOptions): Promise<SketchRunSummary> 
       try {
         if (f.endsWith('.failed.json')) {
           const r = FailedPartSchema.parse(JSON.parse(fs.readFileSync(file, 'utf8')));
-          if (r.bank_hash === o.bank.hash && r.k === o.k) done.set(r.entry.model, { entry: r.entry, sets: null });
+          if (r.bank_hash === o.bank.hash && r.k === o.k) done.set(r.entry.model, { entry: r.entry, set: null });
         } else if (f.endsWith('.mpsk')) {
           const set = native.SketchSet.open(file);
           const side = readManifest(file);
@@ -264,7 +203,7 @@ export async function runSketch(o: SketchRunOptions): Promise<SketchRunSummary> 
 
   const isDone = (id: string) => {
     const d = done.get(id);
-    return Boolean(d && (d.sets || !o.retryFailed));
+    return Boolean(d && (d.set || !o.retryFailed));
   };
   const todo = mine.filter((m) => !isDone(o.models[m].id));
   const resumed = mine.length - todo.length;
@@ -272,43 +211,52 @@ export async function runSketch(o: SketchRunOptions): Promise<SketchRunSummary> 
   for (const m of mine) {
     const d = done.get(o.models[m].id);
     if (d && isDone(o.models[m].id)) {
-      if (d.sets) o.progress.emit({ event: 'model_done', model: d.entry.model, score: null, reused: true, seconds: 0 });
+      if (d.set) o.progress.emit({ event: 'model_done', model: d.entry.model, score: null, reused: true, seconds: 0 });
     }
   }
   let computed = 0;
-  for (const m of todo) {
-    o.check();
-    const e = o.models[m];
-    const t = Date.now();
-    const ms = await sketchOne(e, m, o.bank, o.k, o.open, o.progress);
-    fs.mkdirSync(partsDir, { recursive: true });
-    const base = path.join(partsDir, partName(e.id));
-    if (ms.sets) {
-      const set = buildSet([ms], o.bank, o.k);
-      set.save(`${base}.mpsk`);
-      writeManifest(`${base}.mpsk`, o, [ms.entry]);
-      fs.rmSync(`${base}.failed.json`, { force: true });
-      o.progress.emit({ event: 'model_done', model: e.id, score: null, reused: false, seconds: (Date.now() - t) / 1000 });
-    } else {
-      writeFileAtomic(`${base}.failed.json`, `${JSON.stringify({ entry: ms.entry, bank_hash: o.bank.hash, k: o.k })}\n`);
-      o.progress.emit({ event: 'model_failed', model: e.id, code: ms.entry.error_code ?? 'inference_failed', message: ms.entry.error_message ?? '' });
-    }
-    done.set(e.id, ms);
-    computed++;
-  }
+  const prompts = o.bank.prompts.map((p) => p.text);
+  const part = (e: ModelEntry) => path.join(partsDir, partName(e.id));
+  // The runner's loop: stop checks, one load per model, model_done / model_failed events.
+  const ctx: RunContext = { params: BottomKParamsSchema.parse({ k: o.k }), open: o.open, registry: null, reuse: false, progress: o.progress, stop: o.stop, resumeHint: o.resumeHint };
+  await forEachModel(
+    ctx,
+    todo.map((m) => o.models[m]),
+    async (e, model, i) => {
+      if (e.path && !fs.existsSync(e.path)) throw new ModelError('not_found', e.id, `no such file or folder ${e.path}`, 'check the path');
+      const lm = await model.get();
+      o.progress.emit({ event: 'phase', model: e.id, phase: 'sketch', done: 0, total: prompts.length });
+      const sk = await computeSketch(lm, prompts, o.k, e.id, (done, total) => o.progress.emit({ event: 'phase', model: e.id, phase: 'sketch', done, total }));
+      const entry: SketchModel = { ...entryOf(e, todo[i]), ok: true, vocab_size: lm.logitsWidth ?? lm.tok.vocabSize, failed_prompts: sk.errors.filter((x) => x !== null).length };
+      fs.mkdirSync(partsDir, { recursive: true });
+      sk.set.save(`${part(e)}.mpsk`);
+      writeManifest(`${part(e)}.mpsk`, o, [entry]);
+      fs.rmSync(`${part(e)}.failed.json`, { force: true });
+      done.set(e.id, { entry, set: sk.set });
+      computed++;
+      return { value: null, reused: false };
+    },
+    (e, f, i) => {
+      const entry: SketchModel = { ...entryOf(e, todo[i]), error_code: f.code, error_message: f.message };
+      fs.mkdirSync(partsDir, { recursive: true });
+      writeFileAtomic(`${part(e)}.failed.json`, `${JSON.stringify({ entry, bank_hash: o.bank.hash, k: o.k })}\n`);
+      done.set(e.id, { entry, set: null });
+      computed++;
+    },
+  );
 
   // Everything of this shard is done: one collection, written atomically, then its sidecar.
   const items = mine.map((m) => {
     const d = done.get(o.models[m].id)!;
-    return { entry: { ...d.entry, index: m, path: o.models[m].path, meta: o.models[m].meta, family: familyOf(o.models[m]) ?? d.entry.family }, sets: d.sets };
+    return { entry: { ...d.entry, index: m, path: o.models[m].path, meta: o.models[m].meta, family: familyOf(o.models[m]) ?? d.entry.family }, set: d.set };
   });
-  const set = buildSet(items, o.bank, o.k);
+  const set = buildSet(items, o.bank);
   // The collection first, then its sidecar: a kill in between leaves a sidecar that lists
   // a subset of the collection, which a re-run still reads.
   set.save(target);
   writeManifest(target, o, items.map((it) => it.entry));
   fs.rmSync(partsDir, { recursive: true, force: true });
-  const failures = items.filter((it) => !it.sets).map((it) => ({ model: it.entry.model, code: it.entry.error_code ?? 'inference_failed', message: it.entry.error_message ?? '' }));
+  const failures = items.filter((it) => !it.set).map((it) => ({ model: it.entry.model, code: it.entry.error_code ?? 'inference_failed', message: it.entry.error_message ?? '' }));
   const seconds = (Date.now() - t0) / 1000;
   o.progress.emit({ event: 'done', ok: items.length - failures.length, failed: failures.length, skipped: resumed, seconds });
   return {

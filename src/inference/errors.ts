@@ -7,12 +7,16 @@ import { ModelprintError, type ErrorCode } from '../errors.js';
  */
 export type ModelErrorCode =
   | 'not_found'
+  | 'unsafe_path'
   | 'gated'
   | 'unsupported_gguf'
   | 'unsupported_mlx'
   | 'unsupported_safetensors'
   | 'unsupported_bitsandbytes'
   | 'unsupported_format'
+  | 'unsupported_architecture'
+  | 'corrupt_safetensors'
+  | 'missing_base_model'
   | 'missing_tokenizer'
   | 'tokenizer_mismatch'
   | 'corrupt_onnx'
@@ -24,12 +28,16 @@ export type ModelErrorCode =
 
 const CLI_CODE: Record<ModelErrorCode, ErrorCode> = {
   not_found: 'E_NOT_FOUND',
+  unsafe_path: 'E_INPUT',
   gated: 'E_PERMISSION',
   unsupported_gguf: 'E_MODEL_FORMAT',
   unsupported_mlx: 'E_MODEL_FORMAT',
   unsupported_safetensors: 'E_MODEL_FORMAT',
   unsupported_bitsandbytes: 'E_MODEL_FORMAT',
   unsupported_format: 'E_MODEL_FORMAT',
+  unsupported_architecture: 'E_MODEL_FORMAT',
+  corrupt_safetensors: 'E_MODEL_LOAD',
+  missing_base_model: 'E_NOT_FOUND',
   missing_tokenizer: 'E_TOKENIZER',
   tokenizer_mismatch: 'E_TOKENIZER',
   corrupt_onnx: 'E_MODEL_LOAD',

@@ -1,7 +1,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { detectFormat, findOnnxFile, type ModelFormat } from './format.js';
+import { detectFormat, listOnnxCandidates, pickOnnxCandidate, variantOfFile, type ModelFormat, type OnnxVariantName, type OnnxVariantRequest } from './format.js';
 import { ModelError, type ModelErrorCode } from './errors.js';
+import { prepareSafetensors } from '../formats/hf-checkpoint.js';
+import { stableHash } from '../util/hash.js';
+import { assertInsideRepo, cacheRepoOf, parseHubId, resolveHubId, snapshotOf, type HubSnapshot } from './hub.js';
 
 /** Where a model's files are. */
 export interface ModelFiles {
@@ -11,6 +14,13 @@ export interface ModelFiles {
   format: ModelFormat;
   onnxPath: string | null;
   tokenizerPath: string | null;
+  /** The ONNX variant used (by file name: model_fp16.onnx → fp16) and its path relative to dir. */
+  onnxVariant: OnnxVariantName | null;
+  onnxFile: string | null;
+  /** Every ONNX variant the folder holds (relative paths, preference order). */
+  onnxVariants: string[];
+  /** Hugging Face cache provenance, when the model came from the cache. */
+  hub: { repoId: string; revision: string; ref: string | null } | null;
 }
 
 /** `…/hub/models--org--name` (or a snapshot below it) → org/name. */
@@ -19,23 +29,32 @@ export function hubIdFromCachePath(p: string): string | null {
   return m ? m[1].split('--').join('/') : null;
 }
 
-/** A hub cache repo folder (models--org--name) resolves to the snapshot named by refs/main. */
-function resolveHubCacheRoot(dir: string): string {
-  const snapshots = path.join(dir, 'snapshots');
-  if (!fs.existsSync(snapshots)) return dir;
-  const refMain = path.join(dir, 'refs', 'main');
-  if (fs.existsSync(refMain)) {
-    const rev = fs.readFileSync(refMain, 'utf8').trim();
-    if (fs.existsSync(path.join(snapshots, rev))) return path.join(snapshots, rev);
+/**
+ * Where a reference points: an existing path as is (a cache repo folder resolves to its
+ * snapshot by refs/main), else a Hub id looked up in the local cache.
+ */
+export function locateModel(ref: string, id?: string): { abs: string; hub: HubSnapshot | null; id: string } {
+  const abs = path.resolve(ref);
+  if (fs.existsSync(abs)) {
+    const cache = cacheRepoOf(abs);
+    if (cache) {
+      const display = id ?? cache.repoId;
+      if (path.resolve(cache.repoFolder) === abs && fs.existsSync(path.join(abs, 'snapshots'))) {
+        const snap = snapshotOf(abs, cache.repoId, null, display);
+        return { abs: snap.snapshotDir, hub: snap, id: display };
+      }
+      if (cache.snapshot) {
+        const repoDir = fs.realpathSync(cache.repoFolder);
+        return { abs, hub: { repoId: cache.repoId, revision: cache.snapshot, ref: null, repoDir, snapshotDir: abs }, id: display };
+      }
+    }
+    return { abs, hub: null, id: id ?? hubIdFromCachePath(abs) ?? ref };
   }
-  const revs = fs.readdirSync(snapshots);
-  if (revs.length === 1) return path.join(snapshots, revs[0]);
-  throw new ModelError(
-    'not_found',
-    dir,
-    `hub cache folder has ${revs.length} snapshots and no refs/main`,
-    'pass the snapshot folder itself (…/snapshots/<revision>)',
-  );
+  if (parseHubId(ref)) {
+    const snap = resolveHubId(ref);
+    return { abs: snap.snapshotDir, hub: snap, id: id ?? ref };
+  }
+  throw new ModelError('not_found', id ?? ref, `no such file or folder ${abs}`, 'check the path (models are read from local disk, or as org/name[@revision] from the Hugging Face cache)');
 }
 
 const FORMAT_ERRORS: Partial<Record<ModelFormat, [ModelErrorCode, string, string]>> = {
@@ -48,27 +67,70 @@ const FORMAT_ERRORS: Partial<Record<ModelFormat, [ModelErrorCode, string, string
 };
 
 /**
- * Resolves a model reference: a local folder (Optimum layout), a hub cache snapshot,
- * a hub cache repo folder, or an .onnx file (tokenizer next to it, in its parent, or
- * given explicitly). Throws a ModelError that says precisely what it cannot run.
+ * Resolves a model reference: a local folder (Optimum / transformers.js layout), a hub
+ * cache snapshot or repo folder, a Hub id (org/name[@revision]) in the local cache, or an
+ * .onnx file (tokenizer next to it, in its parent, or given explicitly). The ONNX variant
+ * is the first of the preference list (format.ts ONNX_VARIANTS) unless one is requested.
+ * Throws a ModelError that says precisely what it cannot run.
  */
-export function resolveModel(ref: string, opts: { tokenizer?: string; id?: string } = {}): ModelFiles {
-  const abs = path.resolve(ref);
-  if (!fs.existsSync(abs)) {
-    throw new ModelError('not_found', opts.id ?? ref, `no such file or folder ${abs}`, 'check the path (models are read from local disk or a Hugging Face cache)');
-  }
+export function resolveModel(ref: string, opts: { tokenizer?: string; id?: string; onnxVariant?: OnnxVariantRequest; adapterBase?: string } = {}): ModelFiles {
+  const { abs, hub, id } = locateModel(ref, opts.id);
   let dir = abs;
   let onnxPath: string | null = null;
+  let onnxVariant: OnnxVariantName | null = null;
+  let onnxFile: string | null = null;
+  let onnxVariants: string[] = [];
   const st = fs.statSync(abs);
   if (st.isFile()) {
     dir = path.dirname(abs);
-    if (abs.endsWith('.onnx')) onnxPath = abs;
+    if (abs.endsWith('.onnx')) {
+      onnxPath = abs;
+      onnxVariant = variantOfFile(abs);
+      onnxFile = path.basename(abs);
+      onnxVariants = [onnxFile];
+    }
   } else {
-    dir = resolveHubCacheRoot(abs);
-    onnxPath = findOnnxFile(dir);
+    const cands = listOnnxCandidates(dir);
+    onnxVariants = cands.map((c) => c.file);
+    const request = opts.onnxVariant ?? 'auto';
+    // A folder with a single ONNX file has no choice to make: it uses that file under any request.
+    const c = cands.length === 1 ? cands[0] : pickOnnxCandidate(cands, request);
+    if (!c && cands.length > 0) {
+      throw new ModelError(
+        'not_found',
+        id,
+        `no ${request} ONNX variant in ${dir} (it has: ${cands.map((x) => `${x.file} [${x.variant}]`).join(', ')})`,
+        'pick one of those with --onnx-variant, or --onnx-variant auto',
+      );
+    }
+    if (c) {
+      onnxPath = path.join(dir, c.file);
+      onnxVariant = c.variant;
+      onnxFile = c.file;
+    }
   }
-  const id = opts.id ?? hubIdFromCachePath(abs) ?? ref;
   const format = onnxPath ? 'onnx' : detectFormat(st.isFile() ? abs : dir);
+  if (!onnxPath && format === 'safetensors') {
+    // A transformers checkpoint or PEFT LoRA adapter: the graph is built from config.json (src/formats).
+    const prepared = prepareSafetensors(dir, id, { adapterBase: opts.adapterBase });
+    const tokenizerPath =
+      [opts.tokenizer ? path.resolve(opts.tokenizer) : null, path.join(dir, 'tokenizer.json'), path.join(prepared.weightsDir, 'tokenizer.json')].find(
+        (p): p is string => !!p && fs.existsSync(p) && fs.statSync(p).isFile(),
+      ) ?? null;
+    // A LoRA adapter without its own tokenizer reads config and tokenizer from its base.
+    const filesDir = tokenizerPath && path.dirname(tokenizerPath) === prepared.weightsDir ? prepared.weightsDir : dir;
+    return {
+      id,
+      dir: filesDir,
+      format: 'safetensors',
+      onnxPath: prepared.onnxPath,
+      tokenizerPath,
+      onnxVariant: null,
+      onnxFile: null,
+      onnxVariants: [],
+      hub: hub ? { repoId: hub.repoId, revision: hub.revision, ref: hub.ref } : null,
+    };
+  }
   if (!onnxPath) {
     const [code, msg, hint] = FORMAT_ERRORS[format] ?? FORMAT_ERRORS.unknown!;
     throw new ModelError(code, id, msg, hint);
@@ -78,5 +140,48 @@ export function resolveModel(ref: string, opts: { tokenizer?: string; id?: strin
     : [path.join(path.dirname(onnxPath), 'tokenizer.json'), path.join(dir, 'tokenizer.json'), path.join(path.dirname(onnxPath), '..', 'tokenizer.json')];
   const tokenizerPath = candidates.find((p) => fs.existsSync(p) && fs.statSync(p).isFile()) ?? null;
   const modelDir = path.basename(path.dirname(onnxPath)) === 'onnx' ? path.dirname(path.dirname(onnxPath)) : dir;
-  return { id, dir: modelDir, format: 'onnx', onnxPath, tokenizerPath };
+  if (hub) {
+    // Snapshot files are links into ../../blobs: allowed, as long as they stay in the repo folder.
+    for (const p of [onnxPath, tokenizerPath && !opts.tokenizer ? tokenizerPath : null, path.join(modelDir, 'config.json')]) {
+      if (p && (p === onnxPath || fs.existsSync(p))) assertInsideRepo(id, hub.repoDir, p);
+    }
+  }
+  return {
+    id,
+    dir: modelDir,
+    format: 'onnx',
+    onnxPath,
+    tokenizerPath,
+    onnxVariant,
+    onnxFile: onnxFile && path.basename(path.dirname(onnxPath)) === 'onnx' && !onnxFile.startsWith('onnx/') ? `onnx/${onnxFile}` : onnxFile,
+    onnxVariants,
+    hub: hub ? { repoId: hub.repoId, revision: hub.revision, ref: hub.ref } : null,
+  };
+}
+
+/**
+ * The key fingerprints of a model are stored under: its content hash, or — for a folder
+ * holding several ONNX variants — a hash of the content hash and the variant file used, so
+ * fp32 and q4 sketches of one upload never stand in for each other. A path that does not
+ * resolve keys by its content hash (opening it will say why it cannot run).
+ */
+export function fingerprintKey(modelPath: string, hash: string, onnxVariant: OnnxVariantRequest = 'auto'): string {
+  let files: ModelFiles;
+  try {
+    files = resolveModel(modelPath, { onnxVariant });
+  } catch {
+    return hash;
+  }
+  if (files.onnxVariants.length <= 1 || !files.onnxFile) return hash;
+  return stableHash({ content: hash, onnx_file: files.onnxFile });
+}
+
+/** The ONNX file and variant a model path opens with, or null when it does not resolve (opening it says why). */
+export function onnxFileOf(modelPath: string, onnxVariant: OnnxVariantRequest = 'auto'): Pick<ModelFiles, 'onnxFile' | 'onnxVariant'> | null {
+  try {
+    const f = resolveModel(modelPath, { onnxVariant });
+    return { onnxFile: f.onnxFile, onnxVariant: f.onnxVariant };
+  } catch {
+    return null;
+  }
 }

@@ -3,6 +3,7 @@ import { messageOf } from '../errors.js';
 import { readModelConfig, type ModelConfig } from './config.js';
 import { resolveDevice, type Device, type DeviceRequest } from './device.js';
 import { ModelError } from './errors.js';
+import type { OnnxVariantRequest } from './format.js';
 import { resolveModel, type ModelFiles } from './resolve.js';
 import { loadTokenizer, type LoadedTokenizer } from './tokenizer.js';
 
@@ -14,6 +15,30 @@ export interface OpenOptions {
   id?: string;
   /** Max prompts per forward pass. */
   batchSize?: number;
+  /** Which ONNX variant of a folder to open (format.ts ONNX_VARIANTS); auto = the preference list. */
+  onnxVariant?: OnnxVariantRequest;
+  /** Base checkpoint folder of PEFT LoRA adapters (else adapter_config.json's base_model_name_or_path). */
+  adapterBase?: string;
+}
+
+type FloatType = 'float32' | 'float16';
+type IntType = 'int32' | 'int64';
+
+let halfTable: Float32Array | null = null;
+/** IEEE 754 half (as stored by ONNX Runtime in a Uint16Array) → float32. */
+export function halfToFloat(bits: Uint16Array): Float32Array {
+  if (!halfTable) {
+    halfTable = new Float32Array(65536);
+    for (let h = 0; h < 65536; h++) {
+      const sign = h & 0x8000 ? -1 : 1;
+      const exp = (h >> 10) & 0x1f;
+      const frac = h & 0x3ff;
+      halfTable[h] = exp === 0 ? sign * 2 ** -14 * (frac / 1024) : exp === 31 ? (frac ? NaN : sign * Infinity) : sign * 2 ** (exp - 15) * (1 + frac / 1024);
+    }
+  }
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = halfTable[bits[i]];
+  return out;
 }
 
 const KNOWN_INPUTS = new Set(['input_ids', 'attention_mask', 'position_ids', 'token_type_ids', 'use_cache_branch']);
@@ -44,8 +69,11 @@ export class CausalLM {
   readonly headDim: number;
   readonly hasPast: boolean;
   logitsWidth: number | null;
+  /** Element type of the logits (and of the KV cache): float32, or float16 for half-precision exports. */
+  readonly dtype: FloatType;
+  private readonly pastType: FloatType;
   private readonly inputNames: Set<string>;
-  private readonly idsType: 'int64' | 'int32';
+  private readonly intTypes = new Map<string, IntType>();
   private released = false;
 
   private constructor(
@@ -86,14 +114,29 @@ export class CausalLM {
     }
     const logitsMeta = tensorMeta(session.outputMetadata, 'logits');
     this.logitsWidth = dim(logitsMeta?.shape[2], config?.vocabSize ?? null);
-    const idsMeta = tensorMeta(session.inputMetadata, 'input_ids');
-    this.idsType = idsMeta?.type === 'int32' ? 'int32' : 'int64';
+    // Every input is fed in the element type the graph declares (fp16 exports take an fp16 cache).
+    const floatType = (what: string, t: unknown): FloatType => {
+      if (t === 'float32' || t === 'float16') return t;
+      throw new ModelError(
+        'unexpected_io',
+        id,
+        `${what} has element type ${t === undefined ? 'bfloat16 or another type onnxruntime-node cannot exchange' : String(t)}`,
+        'modelprint feeds float32 and float16 graphs; convert the export to float16 or float32 (onnxruntime-node has no bfloat16 tensors)',
+      );
+    };
+    this.dtype = floatType('output logits', logitsMeta ? logitsMeta.type : 'float32');
+    this.pastType = this.hasPast ? floatType('input past_key_values.0.key', pastMeta ? pastMeta.type : 'float32') : 'float32';
+    for (const name of ['input_ids', 'attention_mask', 'position_ids', 'token_type_ids']) {
+      const t = tensorMeta(session.inputMetadata, name)?.type;
+      if (t !== undefined && t !== 'int32' && t !== 'int64') throw new ModelError('unexpected_io', id, `input ${name} has element type ${t}`, 'modelprint feeds int64 or int32 token ids');
+      this.intTypes.set(name, t === 'int32' ? 'int32' : 'int64');
+    }
   }
 
   /** Opens a model folder / hub snapshot / ONNX file; every failure is a ModelError with its code. */
   static async open(ref: string, opts: OpenOptions = {}): Promise<CausalLM> {
     const device = resolveDevice(opts.device ?? 'auto');
-    const files = resolveModel(ref, { tokenizer: opts.tokenizer, id: opts.id });
+    const files = resolveModel(ref, { tokenizer: opts.tokenizer, id: opts.id, onnxVariant: opts.onnxVariant, adapterBase: opts.adapterBase });
     let config: ModelConfig | null;
     try {
       config = readModelConfig(files.dir);
@@ -112,6 +155,15 @@ export class CausalLM {
       });
     } catch (e) {
       const msg = messageOf(e);
+      if (/Unsupported data type: 16\b/.test(msg)) {
+        throw new ModelError(
+          'unexpected_io',
+          files.id,
+          `the graph ${files.onnxPath} has bfloat16 inputs or outputs, which onnxruntime-node cannot exchange (${msg.split('\n')[0]})`,
+          'convert the export to float16 (onnxruntime.transformers.float16, keep_io_types=False) or float32',
+          e,
+        );
+      }
       const corrupt = /protobuf|INVALID_PROTOBUF|parsing failed|truncated|Failed to load model|ModelProto/i.test(msg);
       throw new ModelError(
         corrupt ? 'corrupt_onnx' : 'load_failed',
@@ -152,8 +204,8 @@ export class CausalLM {
     return this.tok.tokenizer.decode(Uint32Array.from(ids as ArrayLike<number>), skipSpecialTokens);
   }
 
-  private idsTensor(values: number[], dims: number[]): ort.Tensor {
-    return this.idsType === 'int32'
+  private idsTensor(values: number[], dims: number[], input = 'input_ids'): ort.Tensor {
+    return this.intTypes.get(input) === 'int32'
       ? new ort.Tensor('int32', Int32Array.from(values), dims)
       : new ort.Tensor('int64', BigInt64Array.from(values, (v) => BigInt(v)), dims);
   }
@@ -162,7 +214,8 @@ export class CausalLM {
     const feeds: Feeds = {};
     for (let i = 0; i < this.numLayers; i++) {
       for (const kind of ['key', 'value']) {
-        feeds[`past_key_values.${i}.${kind}`] = new ort.Tensor('float32', new Float32Array(0), [batch, this.kvHeads, 0, this.headDim]);
+        const empty = this.pastType === 'float16' ? new ort.Tensor('float16', new Uint16Array(0), [batch, this.kvHeads, 0, this.headDim]) : new ort.Tensor('float32', new Float32Array(0), [batch, this.kvHeads, 0, this.headDim]);
+        feeds[`past_key_values.${i}.${kind}`] = empty;
       }
     }
     return feeds;
@@ -200,9 +253,9 @@ export class CausalLM {
       for (let j = pastLen; j < pastLen + len; j++) pos.push(rowMask[j] === 0 ? 1 : cum[j] - 1);
     }
     const feeds: Feeds = { input_ids: this.idsTensor(ids, [b, len]) };
-    if (this.inputNames.has('attention_mask')) feeds.attention_mask = this.idsTensor(mask, [b, pastLen + len]);
-    if (this.inputNames.has('position_ids')) feeds.position_ids = this.idsTensor(pos, [b, len]);
-    if (this.inputNames.has('token_type_ids')) feeds.token_type_ids = this.idsTensor(new Array(b * len).fill(0), [b, len]);
+    if (this.inputNames.has('attention_mask')) feeds.attention_mask = this.idsTensor(mask, [b, pastLen + len], 'attention_mask');
+    if (this.inputNames.has('position_ids')) feeds.position_ids = this.idsTensor(pos, [b, len], 'position_ids');
+    if (this.inputNames.has('token_type_ids')) feeds.token_type_ids = this.idsTensor(new Array(b * len).fill(0), [b, len], 'token_type_ids');
     if (this.inputNames.has('use_cache_branch')) feeds.use_cache_branch = new ort.Tensor('bool', [pastLen > 0], [1]);
     if (this.hasPast) Object.assign(feeds, past ?? this.emptyPast(b));
     const out = await this.run(feeds, wantPresent ? undefined : ['logits']);
@@ -213,7 +266,7 @@ export class CausalLM {
       this.logitsWidth = width;
       this.checkVocab(width);
     }
-    const data = logits.data as Float32Array;
+    const data = logits.type === 'float16' ? halfToFloat(logits.data as Uint16Array) : (logits.data as Float32Array);
     const rows = new Float32Array(b * width);
     for (let i = 0; i < b; i++) rows.set(data.subarray((i * len + len - 1) * width, (i * len + len) * width), i * width);
     const present: Feeds = {};

@@ -3,22 +3,15 @@
  * bottom-k sets (sketches) of any model on those prompts. Selection and set overlap
  * run in the Rust core; JS never sorts a vocabulary.
  */
+import crypto from 'node:crypto';
 import { native } from '../native/index.js';
-import { messageOf } from '../errors.js';
+import type { SketchSet } from '../../native/index.js';
+import { ModelprintError, messageOf } from '../errors.js';
 import type { CausalLM } from '../inference/session.js';
 import { ModelError } from '../inference/errors.js';
 import { allowedTokens } from '../inference/tokenizer.js';
 import { Rng } from '../util/rng.js';
 import type { BottomKParams } from './params.js';
-
-/** A model's bottom-k sets for a list of prompts; `null` for a prompt that failed. */
-export interface Sketch {
-  k: number;
-  /** Ascending token ids per prompt. */
-  sets: (Uint32Array | null)[];
-  /** Per-prompt error messages (same index as sets) for failed prompts. */
-  errors: (string | null)[];
-}
 
 export type Progress = (done: number, total: number) => void;
 
@@ -37,7 +30,7 @@ export function modelAllowedTokens(lm: CausalLM): Uint32Array {
  * (src/util/rng.ts) draws, in order: each prompt's prefix ids, then per step one index
  * per prompt. All prompts advance together in one batch.
  */
-export async function generatePrompts(lm: CausalLM, p: BottomKParams, onStep?: Progress): Promise<string[]> {
+export async function generatePrompts(lm: CausalLM, p: BottomKParams, onStep?: Progress, checkStop?: () => void): Promise<string[]> {
   if (p.totalLen < p.prefixLen) throw new ModelError('inference_failed', lm.id, `total_len ${p.totalLen} < prefix_len ${p.prefixLen}`);
   if (lm.logitsWidth === null) await lm.lastLogits([[0]]);
   const allowed = modelAllowedTokens(lm);
@@ -57,6 +50,7 @@ export async function generatePrompts(lm: CausalLM, p: BottomKParams, onStep?: P
     const state = start.state;
     let logits = start.logits;
     for (let step = 0; step < steps; step++) {
+      checkStop?.();
       const next: number[] = [];
       for (let i = 0; i < p.numPrompts; i++) {
         const row = logits.subarray(i * width, (i + 1) * width);
@@ -81,13 +75,33 @@ export async function generatePrompts(lm: CausalLM, p: BottomKParams, onStep?: P
   return seqs.map((s) => lm.decode(s, true));
 }
 
+/** The 64-hex-digit hash of a prompt list that sketch collections carry (same prompts ⇔ same hash). */
+export function promptListHash(prompts: string[]): string {
+  return crypto.createHash('sha256').update(JSON.stringify(prompts)).digest('hex');
+}
+
+/**
+ * A model's sketch: the engine's one-model sketch collection (`SketchSet`, `.mpsk` bytes in
+ * the registry). A prompt that failed has an empty set (a missing prompt: left out of every
+ * score); its message is kept beside the sketch.
+ */
+export interface ModelSketch {
+  set: SketchSet;
+  /** Per-prompt error messages for failed prompts (same index as the prompts). */
+  errors: (string | null)[];
+}
+
 /**
  * Bottom-k sets of a model for prompt texts (§1.3): each prompt tokenized with the
  * model's own tokenizer, one forward pass, the k lowest logits of the last position.
+ * `name` is stored as the sketch's model id (the registry checks it on read).
  */
-export async function computeSketch(lm: CausalLM, prompts: string[], k: number, onProgress?: Progress): Promise<Sketch> {
-  const sets: (Uint32Array | null)[] = [];
+export async function computeSketch(lm: CausalLM, prompts: string[], k: number, name: string, onProgress?: Progress): Promise<ModelSketch> {
+  const parts: Uint32Array[] = [];
+  const lengths = new Uint32Array(prompts.length);
   const errors: (string | null)[] = [];
+  let vocab = 1;
+  let kk = 1;
   const chunk = lm.batchSize;
   for (let i = 0; i < prompts.length; i += chunk) {
     const part = prompts.slice(i, i + chunk);
@@ -95,93 +109,105 @@ export async function computeSketch(lm: CausalLM, prompts: string[], k: number, 
     const empty = tokenized.findIndex((t) => t.length === 0);
     if (empty >= 0) tokenized[empty] = [lm.tok.padId ?? 0];
     const { logits, width } = await lm.lastLogits(tokenized);
-    const kk = Math.min(k, width);
+    vocab = Math.max(vocab, width);
+    kk = Math.max(kk, Math.min(k, width));
+    const rowK = Math.min(k, width);
     let rows: Uint32Array | null = null;
     try {
-      rows = native.bottomKRowsSorted(logits, width, kk);
+      rows = native.bottomKRowsSorted(logits, width, rowK);
     } catch {
       rows = null; // some row is non-finite: fall back to row by row to find which
     }
     for (let r = 0; r < part.length; r++) {
-      if (r === empty) {
-        sets.push(null);
-        errors.push('prompt tokenizes to nothing');
-        continue;
+      let set: Uint32Array | null = null;
+      let err: string | null = null;
+      if (r === empty) err = 'prompt tokenizes to nothing';
+      else if (rows) set = rows.subarray(r * rowK, (r + 1) * rowK);
+      else {
+        try {
+          set = native.bottomKRowsSorted(logits.subarray(r * width, (r + 1) * width), width, rowK);
+        } catch (e) {
+          err = messageOf(e);
+        }
       }
-      if (rows) {
-        sets.push(rows.slice(r * kk, (r + 1) * kk));
-        errors.push(null);
-        continue;
+      if (set) {
+        parts.push(set);
+        lengths[i + r] = set.length;
       }
-      try {
-        sets.push(native.bottomKRowsSorted(logits.subarray(r * width, (r + 1) * width), width, kk));
-        errors.push(null);
-      } catch (e) {
-        sets.push(null);
-        errors.push(messageOf(e));
-      }
+      errors.push(err);
     }
     onProgress?.(Math.min(i + chunk, prompts.length), prompts.length);
   }
-  return { k, sets, errors };
-}
-
-export interface PairScore {
-  /** Mean over prompts both sketches have; -1 when none. */
-  score: number;
-  perPrompt: number[];
-}
-
-/** Score of sketch B against reference A over the prompts both have (§1.4). */
-export function scoreSketches(a: Sketch, b: Sketch, metric: BottomKParams['metric']): PairScore {
-  const perPrompt: number[] = [];
-  const n = Math.min(a.sets.length, b.sets.length);
-  for (let i = 0; i < n; i++) {
-    const sa = a.sets[i];
-    const sb = b.sets[i];
-    if (!sa || !sb) continue;
-    perPrompt.push(metric === 'jaccard' ? native.jaccard(sa, sb) : native.overlapRatio(sa, sb));
+  if (errors.every((e) => e !== null)) {
+    throw new ModelError('non_finite_logits', lm.id, `every prompt failed: ${errors.find((x) => x) ?? 'unknown'}`, 'the model produces NaN or infinite logits; check its weights');
   }
-  if (perPrompt.length === 0) return { score: -1, perPrompt };
-  return { score: perPrompt.reduce((x, y) => x + y, 0) / perPrompt.length, perPrompt };
+  const ids = new Uint32Array(parts.reduce((a, x) => a + x.length, 0));
+  let o = 0;
+  for (const x of parts) {
+    ids.set(x, o);
+    o += x.length;
+  }
+  const set = native.SketchSet.fromArrays([name], ids, lengths, { prompts: prompts.length, vocabSize: vocab, k: kk, promptHash: promptListHash(prompts) });
+  return { set, errors };
 }
 
-/** Binary payload of a sketch for the registry: u32 k, u32 P, then per prompt u32 len + ids. */
-export function encodeSketch(s: Sketch): Buffer {
-  const total = s.sets.reduce((acc, x) => acc + 1 + (x ? x.length : 0), 2);
-  const out = new Uint32Array(total);
-  out[0] = s.k;
-  out[1] = s.sets.length;
-  let o = 2;
-  for (const set of s.sets) {
-    if (!set) {
-      out[o++] = 0xffffffff;
-      continue;
-    }
-    out[o++] = set.length;
-    out.set(set, o);
-    o += set.length;
+/**
+ * Many one-model sketches (or null for a model that failed) as one collection over the same
+ * prompts, named `ids`; `anchors` (the §1.5 protocol) gives each row its own prompt range.
+ */
+export function collectSketches(ids: string[], sketches: (SketchSet | null)[], prompts: string[], anchors?: ([number, number] | null)[]): SketchSet {
+  const P = prompts.length;
+  const lengths = new Uint32Array(ids.length * P);
+  const parts: Uint32Array[] = [];
+  let vocab = 1;
+  let k = 1;
+  sketches.forEach((s, m) => {
+    if (!s) return;
+    if (s.prompts !== P) throw new ModelprintError('E_INTERNAL', `sketch of ${ids[m]} has ${s.prompts} prompts, expected ${P}`);
+    lengths.set(s.lengths, m * P);
+    parts.push(s.ids);
+    vocab = Math.max(vocab, s.vocabSize);
+    k = Math.max(k, s.k);
+  });
+  const all = new Uint32Array(parts.reduce((a, x) => a + x.length, 0));
+  let o = 0;
+  for (const x of parts) {
+    all.set(x, o);
+    o += x.length;
   }
-  return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  const anchorArr = anchors ? Uint32Array.from(anchors.flatMap((r) => (r ? r : [0, 0]))) : undefined;
+  return native.SketchSet.fromArrays(ids, all, lengths, {
+    prompts: P,
+    vocabSize: vocab,
+    k,
+    promptHash: promptListHash(prompts),
+    failed: sketches.map((s) => !s),
+    anchors: anchorArr,
+  });
 }
 
-export function decodeSketch(buf: Buffer): Sketch {
-  const u = new Uint32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-  const k = u[0];
-  const p = u[1];
-  const sets: (Uint32Array | null)[] = [];
-  const errors: (string | null)[] = [];
-  let o = 2;
-  for (let i = 0; i < p; i++) {
-    const len = u[o++];
-    if (len === 0xffffffff) {
-      sets.push(null);
-      errors.push('failed when computed');
-      continue;
-    }
-    sets.push(u.slice(o, o + len));
-    errors.push(null);
-    o += len;
+/** Per-prompt scores of model `b` of `other` against model `a` of `anchor` (missing prompts left out). */
+export function promptScores(anchor: SketchSet, a: number, other: SketchSet, b: number, metric: BottomKParams['metric']): number[] {
+  return Array.from(native.promptScores(anchor, a, other, b, metric)).filter((x) => !Number.isNaN(x));
+}
+
+/**
+ * The models of a collection as one-model collections (same prompts, k and prompt hash),
+ * null for a failed model: the inverse of collectSketches for collections without anchors.
+ */
+export function modelSketches(set: SketchSet): (SketchSet | null)[] {
+  const P = set.prompts;
+  const ids = set.ids;
+  const lengths = set.lengths;
+  const failed = set.failed;
+  const names = set.modelIds;
+  const out: (SketchSet | null)[] = [];
+  let o = 0;
+  for (let m = 0; m < set.count; m++) {
+    const lens = lengths.subarray(m * P, (m + 1) * P);
+    const n = lens.reduce((a, x) => a + x, 0);
+    out.push(failed[m] ? null : native.SketchSet.fromArrays([names[m]], ids.subarray(o, o + n), lens, { prompts: P, vocabSize: set.vocabSize, k: set.k, promptHash: set.promptHash }));
+    o += n;
   }
-  return { k, sets, errors };
+  return out;
 }

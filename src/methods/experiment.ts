@@ -7,17 +7,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ModelprintError, messageOf } from '../errors.js';
-import { CausalLM } from '../inference/session.js';
 import { readOnnx } from '../inference/onnx-reader.js';
+import type { OnnxVariantRequest } from '../inference/format.js';
 import { resolveModel } from '../inference/resolve.js';
-import type { Registry, FingerprintRecord } from '../registry/types.js';
+import type { Registry } from '../registry/types.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { contentHash, stableHash } from '../util/hash.js';
+import { stableHash } from '../util/hash.js';
 import type { Progress } from '../ui/progress.js';
 import type { StopSignal } from '../util/signals.js';
 import { BottomKParamsSchema } from './params.js';
-import { runMatrix, matrixCsv } from './matrix.js';
-import type { RunContext } from './lineage.js';
+import { runMatrix, writeMatrix } from './matrix.js';
+import { fingerprintFor, forEachModel, type Fingerprinter, type RunContext } from './runner.js';
 import type { ModelEntry } from './models-input.js';
 import { architectureFingerprint, inputOutputFingerprint, readTokenStrings, vectorSimilarity, weightFingerprint, type VectorMetric } from './vector.js';
 
@@ -104,8 +104,13 @@ export interface ExperimentOptions {
   writeToRegistry: boolean;
   outputDir: string;
   device: 'cpu' | 'cuda' | 'auto';
+  /** ONNX variant to open in folders holding several (--onnx-variant). */
+  onnxVariant?: OnnxVariantRequest;
   progress: Progress;
   stop: StopSignal;
+  /** Write the bottom-k sketches (all models on all prompts, with anchors) here (.mpsk). */
+  sketchesOut?: string;
+  warn?: (msg: string) => void;
 }
 
 function floatPayload(v: number[]): Buffer {
@@ -117,21 +122,19 @@ function fromPayload(b: Buffer): number[] {
   return Array.from(new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
 }
 
-/** A registry view that reads but never writes (runs without --write-to-registry). */
-function readOnlyView(r: Registry): Registry {
-  return new Proxy(r, {
-    get(target, prop, recv) {
-      if (prop === 'putFingerprint') return async (f: Parameters<Registry['putFingerprint']>[0]): Promise<FingerprintRecord> => ({ ...f, id: -1, createdAt: new Date().toISOString() });
-      if (prop === 'putProbeSet') return async (p: Parameters<Registry['putProbeSet']>[0]) => ({ ...p, id: -1, createdAt: new Date().toISOString() });
-      if (prop === 'recordError') return async () => undefined;
-      return Reflect.get(target, prop, recv) as unknown;
-    },
-  });
-}
-
 export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions): Promise<ExperimentResult> {
   const t0 = Date.now();
-  const reg = o.writeToRegistry ? o.registry : readOnlyView(o.registry);
+  const runCtx: RunContext = {
+    params: BottomKParamsSchema.parse({}),
+    open: { device: o.device, onnxVariant: o.onnxVariant },
+    registry: o.registry,
+    reuse: o.useExisting,
+    registryWrite: o.writeToRegistry ? 'write' : 'read-only',
+    progress: o.progress,
+    stop: o.stop,
+    resumeHint: 'modelprint experiment run …',
+    warn: o.warn,
+  };
   const records = [];
   for (const [i, ref] of cfg.models.entries()) {
     const m = await o.registry.getModel(String(ref));
@@ -146,6 +149,7 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
   const matrices: Record<string, Record<string, { matrix: number[][]; models: string[] }>> = {};
   const names = records.map((m) => m.name);
   const n = records.length;
+  const entries: ModelEntry[] = records.map((m) => ({ id: m.name, path: m.source, meta: {}, contentHash: m.contentHash, registryId: m.id }));
 
   for (const method of cfg.methods) {
     computed[method] = 0;
@@ -158,15 +162,15 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
       const metrics = cfg.metrics.filter((x): x is (typeof SET_METRICS)[number] => (SET_METRICS as readonly string[]).includes(x));
       for (const metric of metrics.length ? metrics : ['overlap' as const]) {
         const params = BottomKParamsSchema.parse({ ...args, metric });
-        const ctx: RunContext = { params, open: { device: o.device }, registry: reg, reuse: o.useExisting, progress: o.progress, stop: o.stop, resumeHint: 'modelprint experiment run …' };
-        const entries: ModelEntry[] = records.map((m) => ({ id: m.name, path: m.source, meta: {}, contentHash: m.contentHash, registryId: m.id }));
-        const r = await runMatrix(ctx, entries, path.join(o.outputDir, `bottomk_${metric}`));
+        const ctx: RunContext = { ...runCtx, params };
+        const first = metric === (metrics[0] ?? 'overlap');
+        const r = await runMatrix(ctx, entries, path.join(o.outputDir, `bottomk_${metric}`), { sketchesOut: first ? o.sketchesOut : undefined });
         r.status.forEach((s, i) => {
           if (!s.ok) failed.push({ model: names[i], method, code: s.code ?? 'failed', message: s.message ?? '' });
           else if (metric === (metrics[0] ?? 'overlap')) {
             if (s.reused_prompts && s.reused_sketch) reused[method]++;
             else computed[method]++;
-            fingerprints[method][names[i]] = { prompts: r.ranges[i] ? r.ranges[i]![1] - r.ranges[i]![0] : 0, sets: r.sketches[i]?.sets.length ?? 0, k: params.k };
+            fingerprints[method][names[i]] = { prompts: r.ranges[i] ? r.ranges[i]![1] - r.ranges[i]![0] : 0, sets: r.sketches.prompts, k: params.k };
           }
         });
         matrices[method][metric] = { models: names, matrix: Array.from({ length: n }, (_, i) => Array.from(r.matrix.subarray(i * n, (i + 1) * n), (v) => Number(v.toFixed(6)))) };
@@ -184,46 +188,32 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
       tokenHashes = { probes: stableHash(probes), targets: stableHash(targets) };
     }
     const configHash = stableHash({ method, args, ...tokenHashes, v: 1 });
-    const vectors: (number[] | null)[] = [];
-    for (const m of records) {
-      o.stop.check('re-run the same command; stored fingerprints are reused with --use-existing');
-      try {
-        const key = m.contentHash ?? (await contentHash(m.source));
-        const existing = o.useExisting ? await o.registry.findFingerprint(key, method, configHash) : null;
-        let vec: number[];
-        if (existing) {
-          vec = fromPayload(existing.payload);
-          reused[method]++;
-          o.progress.emit({ event: 'model_done', model: m.name, score: null, reused: true, seconds: 0 });
-        } else {
-          const t = Date.now();
-          o.progress.emit({ event: 'phase', model: m.name, phase: 'loading', done: 0, total: 1 });
-          const files = resolveModel(m.source, { id: m.name });
+    const fp: Fingerprinter<number[]> = {
+      method,
+      configHash,
+      encode: floatPayload,
+      decode: (payload) => (payload.byteLength % 8 === 0 && payload.byteLength > 0 ? fromPayload(payload).filter(Number.isFinite) : null),
+    };
+    const vectors = await forEachModel(
+      runCtx,
+      entries,
+      async (e, lm) => {
+        const r = await fingerprintFor(runCtx, e, fp, async () => {
+          const files = resolveModel(e.path!, { id: e.id, onnxVariant: o.onnxVariant });
           const info = readOnnx(files.onnxPath!);
-          if (method === 'weight') vec = weightFingerprint(files.onnxPath!, args as { matrices?: number; values?: number }, info);
-          else if (method === 'architecture') vec = architectureFingerprint(files.onnxPath!, info);
-          else {
-            const lm = await CausalLM.open(m.source, { device: o.device, id: m.name });
-            try {
-              vec = await inputOutputFingerprint(lm, probes, targets, cfg.method_args.input_output!.n0, info);
-            } finally {
-              await lm.release();
-            }
-          }
-          await reg.putFingerprint({ modelKey: key, modelId: m.id, method, configHash, payload: floatPayload(vec) });
-          computed[method]++;
-          o.progress.emit({ event: 'model_done', model: m.name, score: null, reused: false, seconds: (Date.now() - t) / 1000 });
-        }
-        vectors.push(vec);
-        fingerprints[method][m.name] = vec;
-      } catch (e) {
-        if (e instanceof ModelprintError && (e.code === 'E_INTERRUPTED' || e.code === 'E_PERMISSION' || e.code === 'E_REGISTRY')) throw e;
-        const code = (e as { modelCode?: string }).modelCode ?? 'inference_failed';
-        failed.push({ model: m.name, method, code, message: messageOf(e) });
-        o.progress.emit({ event: 'model_failed', model: m.name, code, message: messageOf(e) });
-        vectors.push(null);
-      }
-    }
+          if (method === 'weight') return weightFingerprint(files.onnxPath!, args as { matrices?: number; values?: number }, info);
+          if (method === 'architecture') return architectureFingerprint(files.onnxPath!, info);
+          return inputOutputFingerprint(await lm.get(), probes, targets, cfg.method_args.input_output!.n0, info);
+        });
+        if (r.reused) reused[method]++;
+        else computed[method]++;
+        fingerprints[method][e.id] = r.value;
+        return { value: r.value, reused: r.reused };
+      },
+      (e, f) => {
+        failed.push({ model: e.id, method, ...f });
+      },
+    );
     for (const metric of cfg.metrics.filter((x): x is VectorMetric => (VECTOR_METRICS as readonly string[]).includes(x))) {
       const matrix = vectors.map((a, i) => vectors.map((b, j) => (!a || !b ? -1 : i === j ? 1 : Number(vectorSimilarity(a, b, metric).toFixed(6)))));
       matrices[method][metric] = { models: names, matrix };
@@ -236,7 +226,7 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
   for (const [method, byMetric] of Object.entries(matrices)) {
     for (const [metric, { matrix, models }] of Object.entries(byMetric)) {
       const f = path.join(o.outputDir, `similarity_${method}_${metric}.csv`);
-      writeFileAtomic(f, matrixCsv(models, Float32Array.from(matrix.flat())));
+      writeMatrix(f, models, models, Float32Array.from(matrix.flat()));
       files.csv.push(f);
     }
   }

@@ -5,34 +5,25 @@
  * or one new derivative costs one model load.
  */
 import fs from 'node:fs';
+import type { SketchSet } from '../../native/index.js';
 import { ModelprintError, messageOf } from '../errors.js';
-import { CausalLM, type OpenOptions } from '../inference/session.js';
-import { isModelError, ModelError } from '../inference/errors.js';
-import type { Registry } from '../registry/types.js';
+import { ModelError } from '../inference/errors.js';
+import { native } from '../native/index.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { contentHash, stableHash } from '../util/hash.js';
-import type { Progress } from '../ui/progress.js';
-import type { StopSignal } from '../util/signals.js';
-import { computeSketch, decodeSketch, encodeSketch, generatePrompts, scoreSketches, type Sketch } from './bottomk.js';
+import { stableHash } from '../util/hash.js';
+import { collectSketches, promptScores } from './bottomk.js';
 import type { ModelEntry } from './models-input.js';
-import { promptParamsHash, sketchConfigHash, type BottomKParams } from './params.js';
+import { promptParamsHash, type BottomKParams } from './params.js';
 import { LINEAGE_COLUMNS, ResultCsv, formatScore, scoresJson } from './results.js';
+import { forEachModel, lazyModel, modelKey, promptsFor, runRegistry, sketchFor, type RunContext } from './runner.js';
+
+export type { RunContext } from './runner.js';
 
 export interface PromptFile {
   version: 1;
   source_model: string;
   params: Omit<BottomKParams, 'k' | 'metric'>;
   prompts: string[];
-}
-
-export interface RunContext {
-  params: BottomKParams;
-  open: OpenOptions;
-  registry: Registry | null;
-  reuse: boolean;
-  progress: Progress;
-  stop: StopSignal;
-  resumeHint: string;
 }
 
 export interface LineageSummary {
@@ -63,85 +54,47 @@ export function readPromptFile(file: string): PromptFile {
   return j as PromptFile;
 }
 
-/** Cached content hash of a model path (registry value when known). */
-export async function modelKey(e: ModelEntry): Promise<string> {
-  if (e.contentHash) return e.contentHash;
-  if (!e.path) throw new ModelError('not_found', e.id, 'model could not be found locally or in the registry', 'pass a local path, a models CSV with a path column, or register it with `modelprint models add`');
-  if (!fs.existsSync(e.path)) throw new ModelError('not_found', e.id, `no such file or folder ${e.path}`, 'check the path');
-  e.contentHash = await contentHash(e.path);
-  return e.contentHash;
+/**
+ * Checks the parameters recorded beside a result file (`<out>.params.json`) against this
+ * run's and records them: a resume with other parameters is refused, naming each that
+ * differs. The base is recorded by content hash, so its path spelling does not matter.
+ */
+export function checkParamsSidecar(out: string, record: Record<string, unknown>, hasRows: boolean): void {
+  const sidecar = `${out}.params.json`;
+  if (hasRows && fs.existsSync(sidecar)) {
+    let prev: Record<string, unknown> = {};
+    try {
+      prev = JSON.parse(fs.readFileSync(sidecar, 'utf8')) as Record<string, unknown>;
+    } catch {
+      prev = {};
+    }
+    const keys = [...new Set([...Object.keys(prev), ...Object.keys(record)])].filter((k) => k !== 'base');
+    const differ = keys.filter((k) => stableHash(prev[k] ?? null) !== stableHash(record[k] ?? null));
+    if (differ.length > 0) {
+      const what = differ.map((k) => `${k}: ${JSON.stringify(prev[k] ?? null)} in the file, ${JSON.stringify(record[k] ?? null)} now`).join('; ');
+      throw new ModelprintError('E_CONFIG', `${out} holds results computed with other parameters (${what})`, {
+        subject: `${out}:${differ.join(',')}`,
+        hint: 'use another --out for these parameters, or move the old file away',
+      });
+    }
+  }
+  writeFileAtomic(sidecar, `${JSON.stringify(record, null, 2)}\n`);
 }
 
-/** A sketch from the registry, or computed with a model loaded by `load`. */
-export async function sketchFor(
-  ctx: RunContext,
-  e: ModelEntry,
-  prompts: string[],
-  load: () => Promise<CausalLM>,
-): Promise<{ sketch: Sketch; reused: boolean }> {
-  const key = await modelKey(e);
-  const cfg = sketchConfigHash(ctx.params.k, prompts);
-  if (ctx.reuse && ctx.registry) {
-    const fp = await ctx.registry.findFingerprint(key, 'bottomk', cfg);
-    if (fp) return { sketch: decodeSketch(fp.payload), reused: true };
+/** The base's prompts (from --prompts-in, the registry, or generated) and its sketch, loaded at most once. */
+export async function baseProbe(ctx: RunContext, base: ModelEntry, promptsIn?: string): Promise<{ prompts: string[]; set: SketchSet }> {
+  const baseModel = lazyModel(base, ctx);
+  try {
+    const prompts = promptsIn ? readPromptFile(promptsIn).prompts : (await promptsFor(ctx, base, baseModel.get)).prompts;
+    const { sketch } = await sketchFor(ctx, base, prompts, baseModel.get);
+    ctx.progress.emit({ event: 'phase', model: base.id, phase: 'done', done: prompts.length, total: prompts.length });
+    return { prompts, set: sketch.set };
+  } catch (e) {
+    if (e instanceof ModelError) throw new ModelprintError(e.code, `base model ${e.message}`, { subject: base.id, hint: e.hint, cause: e });
+    throw e;
+  } finally {
+    await baseModel.release();
   }
-  const lm = await load();
-  ctx.progress.emit({ event: 'phase', model: e.id, phase: 'sketch', done: 0, total: prompts.length });
-  const sketch = await computeSketch(lm, prompts, ctx.params.k, (done, total) =>
-    ctx.progress.emit({ event: 'phase', model: e.id, phase: 'sketch', done, total }),
-  );
-  if (sketch.sets.every((s) => s === null)) {
-    throw new ModelError('non_finite_logits', e.id, `every prompt failed: ${sketch.errors.find((x) => x) ?? 'unknown'}`, 'the model produces NaN or infinite logits; check its weights');
-  }
-  if (ctx.registry) {
-    await ctx.registry.putFingerprint({ modelKey: key, modelId: e.registryId ?? null, method: 'bottomk', configHash: cfg, payload: encodeSketch(sketch) });
-  }
-  return { sketch, reused: false };
-}
-
-/** Prompts of a source model: from the registry, or generated with a model loaded by `load`. */
-export async function promptsFor(ctx: RunContext, e: ModelEntry, load: () => Promise<CausalLM>): Promise<{ prompts: string[]; reused: boolean }> {
-  const key = await modelKey(e);
-  const ph = promptParamsHash(ctx.params);
-  if (ctx.reuse && ctx.registry) {
-    const ps = await ctx.registry.findProbeSet('bottomk', ph, key);
-    if (ps) return { prompts: ps.prompts, reused: true };
-  }
-  const lm = await load();
-  const steps = ctx.params.totalLen - ctx.params.prefixLen;
-  const prompts = await generatePrompts(lm, ctx.params, (done) =>
-    ctx.progress.emit({ event: 'phase', model: e.id, phase: 'prompts', done, total: steps }),
-  );
-  if (ctx.registry) {
-    const { numPrompts, sampleK, prefixLen, totalLen, seed } = ctx.params;
-    await ctx.registry.putProbeSet({ method: 'bottomk', paramsHash: ph, params: { numPrompts, sampleK, prefixLen, totalLen, seed }, sourceKey: key, prompts });
-  }
-  return { prompts, reused: false };
-}
-
-/** Opens a model lazily, at most once. */
-export function lazyModel(e: ModelEntry, ctx: RunContext): { get: () => Promise<CausalLM>; release: () => Promise<void>; loaded: () => boolean } {
-  let lm: CausalLM | null = null;
-  return {
-    get: async () => {
-      if (!lm) {
-        ctx.progress.emit({ event: 'phase', model: e.id, phase: 'loading', done: 0, total: 0 });
-        if (!e.path) throw new ModelError('not_found', e.id, 'model could not be found locally or in the registry', 'pass a local path, a models CSV with a path column, or register it');
-        lm = await CausalLM.open(e.path, { ...ctx.open, id: e.id });
-      }
-      return lm;
-    },
-    release: async () => {
-      if (lm) await lm.release();
-      lm = null;
-    },
-    loaded: () => lm !== null,
-  };
-}
-
-export function failureOf(e: unknown): { code: string; message: string } {
-  if (isModelError(e)) return { code: e.modelCode, message: e.hint ? `${e.message} (${e.hint})` : e.message };
-  return { code: 'inference_failed', message: messageOf(e) };
 }
 
 export async function runBaseVsDerived(
@@ -149,27 +102,18 @@ export async function runBaseVsDerived(
   base: ModelEntry,
   derived: ModelEntry[],
   out: string,
-  opts: { promptsIn?: string; promptsOut?: string; retryFailed?: boolean },
+  opts: { promptsIn?: string; promptsOut?: string; retryFailed?: boolean; sketchesOut?: string },
 ): Promise<LineageSummary> {
   const t0 = Date.now();
   const p = ctx.params;
   const csv = new ResultCsv(out, LINEAGE_COLUMNS, 'derived_model_name');
   const metaCols = [...new Set(derived.flatMap((d) => Object.keys(d.meta)))].filter((c) => !(LINEAGE_COLUMNS as readonly string[]).includes(c));
   csv.extendHeader(metaCols);
-
-  // Parameters of an existing result file must match (a sidecar records them).
-  const sidecar = `${out}.params.json`;
-  const paramsRecord = { base: base.id, k: p.k, metric: p.metric, prompts: promptParamsHash(p), promptsIn: opts.promptsIn ? stableHash(readPromptFile(opts.promptsIn).prompts) : null };
-  if (csv.done.size > 0 && fs.existsSync(sidecar)) {
-    const prev = JSON.parse(fs.readFileSync(sidecar, 'utf8')) as typeof paramsRecord;
-    if (stableHash(prev) !== stableHash(paramsRecord)) {
-      throw new ModelprintError('E_CONFIG', `${out} holds results computed with other parameters (${JSON.stringify(prev)})`, {
-        subject: out,
-        hint: 'use another --out for these parameters, or move the old file away',
-      });
-    }
-  }
-  writeFileAtomic(sidecar, `${JSON.stringify(paramsRecord, null, 2)}\n`);
+  checkParamsSidecar(
+    out,
+    { method: 'bottomk', base: base.id, base_key: await modelKey(base).catch(() => base.id), k: p.k, metric: p.metric, prompts: promptParamsHash(p), prompts_in: opts.promptsIn ? stableHash(readPromptFile(opts.promptsIn).prompts) : null },
+    csv.done.size > 0,
+  );
 
   const isDone = (d: ModelEntry) => csv.isDone(d.id, 'avg_overlap_ratio', opts.retryFailed);
   const todo = derived.filter((d) => !isDone(d));
@@ -178,29 +122,13 @@ export async function runBaseVsDerived(
   for (const d of derived) if (isDone(d)) ctx.progress.emit({ event: 'model_done', model: d.id, score: Number(csv.done.get(d.id)!.avg_overlap_ratio), reused: true, seconds: 0 });
 
   const summary: LineageSummary = { base: base.id, out, rows: derived.length, ok: 0, failed: 0, skipped, reused: 0, seconds: 0, failures: [], prompts: 0 };
-  if (todo.length === 0) {
+  if (todo.length === 0 && !opts.sketchesOut) {
     summary.seconds = (Date.now() - t0) / 1000;
     ctx.progress.emit({ event: 'done', ok: 0, failed: 0, skipped, seconds: summary.seconds });
     return summary;
   }
 
-  // The base: prompts and its sets, loaded at most once.
-  const baseModel = lazyModel(base, ctx);
-  let prompts: string[];
-  let baseSketch: Sketch;
-  try {
-    if (opts.promptsIn) prompts = readPromptFile(opts.promptsIn).prompts;
-    else prompts = (await promptsFor(ctx, base, baseModel.get)).prompts;
-    baseSketch = (await sketchFor(ctx, base, prompts, baseModel.get)).sketch;
-  } catch (e) {
-    if (e instanceof ModelError) {
-      throw new ModelprintError(e.code, `base model ${e.message}`, { subject: base.id, hint: e.hint, cause: e });
-    }
-    throw e;
-  } finally {
-    await baseModel.release();
-  }
-  ctx.progress.emit({ event: 'phase', model: base.id, phase: 'done', done: prompts.length, total: prompts.length });
+  const { prompts, set: baseSet } = await baseProbe(ctx, base, opts.promptsIn);
   summary.prompts = prompts.length;
   if (opts.promptsOut) {
     const { numPrompts, sampleK, prefixLen, totalLen, seed } = p;
@@ -208,34 +136,62 @@ export async function runBaseVsDerived(
     writeFileAtomic(opts.promptsOut, `${JSON.stringify(file, null, 2)}\n`);
   }
 
-  for (const d of todo) {
-    ctx.stop.check(ctx.resumeHint);
-    const t = Date.now();
-    const lm = lazyModel(d, ctx);
-    const row: Record<string, unknown> = { base_model_name: base.id, derived_model_name: d.id, bottom_k_vocab_size: p.k, ...d.meta };
-    try {
+  // Each derived model: its sketch on the base's prompts, scored by the engine (a 1 × 1 call).
+  const sketches = new Map<string, SketchSet>();
+  const rowOf = (d: ModelEntry): Record<string, unknown> => ({ base_model_name: base.id, derived_model_name: d.id, bottom_k_vocab_size: p.k, ...d.meta });
+  await forEachModel(
+    ctx,
+    todo,
+    async (d, lm) => {
       const { sketch, reused } = await sketchFor(ctx, d, prompts, lm.get);
-      const s = scoreSketches(baseSketch, sketch, p.metric);
-      Object.assign(row, { num_pairs: s.perPrompt.length, avg_overlap_ratio: formatScore(s.score), pair_scores_json: scoresJson(s.perPrompt), error_code: '', error_message: '' });
-      if (s.score < 0) Object.assign(row, { error_code: 'inference_failed', error_message: 'no prompt could be scored' });
-      summary.ok += s.score >= 0 ? 1 : 0;
+      sketches.set(d.id, sketch.set);
+      const score = (await native.similarityRect(baseSet, sketch.set, { metric: p.metric, device: 'cpu' })).scores[0];
+      const perPrompt = promptScores(baseSet, 0, sketch.set, 0, p.metric);
+      const row = { ...rowOf(d), num_pairs: perPrompt.length, avg_overlap_ratio: formatScore(score), pair_scores_json: scoresJson(perPrompt), error_code: '', error_message: '' };
+      if (score < 0) Object.assign(row, { error_code: 'inference_failed', error_message: 'no prompt could be scored' });
+      summary.ok += score >= 0 ? 1 : 0;
       if (reused) summary.reused++;
       csv.append(row);
-      ctx.progress.emit({ event: 'model_done', model: d.id, score: s.score, reused, seconds: (Date.now() - t) / 1000 });
-    } catch (e) {
-      if (e instanceof ModelprintError && (e.code === 'E_INTERRUPTED' || e.code === 'E_DEVICE')) throw e;
-      const f = failureOf(e);
-      Object.assign(row, { num_pairs: 0, avg_overlap_ratio: '-1.0', pair_scores_json: '[]', error_code: f.code, error_message: f.message });
-      csv.append(row);
+      return { value: score, reused, score };
+    },
+    (d, f) => {
+      csv.append({ ...rowOf(d), num_pairs: 0, avg_overlap_ratio: '-1.0', pair_scores_json: '[]', error_code: f.code, error_message: f.message });
       summary.failed++;
       summary.failures.push({ model: d.id, ...f });
-      await ctx.registry?.recordError(null, d.id, f.code, f.message);
-      ctx.progress.emit({ event: 'model_failed', model: d.id, code: f.code, message: f.message });
-    } finally {
-      await lm.release();
-    }
-  }
+    },
+  );
+  if (opts.sketchesOut) await writeLineageSketches(ctx, opts.sketchesOut, base, baseSet, derived, prompts, sketches);
   summary.seconds = (Date.now() - t0) / 1000;
   ctx.progress.emit({ event: 'done', ok: summary.ok, failed: summary.failed, skipped, seconds: summary.seconds });
   return summary;
+}
+
+/**
+ * `--sketches-out`: the base and every derived model on the base's prompts as one collection
+ * (base first). Models scored in an earlier run come from the registry; one that is not
+ * stored (or failed) is flagged failed in the file.
+ */
+async function writeLineageSketches(
+  ctx: RunContext,
+  file: string,
+  base: ModelEntry,
+  baseSet: SketchSet,
+  derived: ModelEntry[],
+  prompts: string[],
+  sketches: Map<string, SketchSet>,
+): Promise<void> {
+  const reads = runRegistry(ctx).reads;
+  const sets: (SketchSet | null)[] = [baseSet];
+  let missing = 0;
+  for (const d of derived) {
+    let s = sketches.get(d.id) ?? null;
+    if (!s && reads) {
+      const r = await sketchFor({ ...ctx, registryWrite: 'read-only' }, d, prompts, () => Promise.reject(new Error('not stored'))).catch(() => null);
+      s = r?.sketch.set ?? null;
+    }
+    if (!s) missing++;
+    sets.push(s);
+  }
+  if (missing > 0) ctx.warn?.(`${missing} derived model(s) have no sketch in ${file} (failed, or scored in an earlier run without a registry)`);
+  collectSketches([base.id, ...derived.map((d) => d.id)], sets, prompts).save(file);
 }

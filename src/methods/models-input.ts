@@ -5,6 +5,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ModelprintError } from '../errors.js';
+import type { ModelError } from '../inference/errors.js';
+import { ONNX_VARIANT_CHOICES, type OnnxVariantRequest } from '../inference/format.js';
+import { parseHubId, resolveHubId } from '../inference/hub.js';
 import type { Registry } from '../registry/types.js';
 import { readCsvFile } from '../util/csv.js';
 
@@ -17,6 +20,10 @@ export interface ModelEntry {
   meta: Record<string, string>;
   contentHash?: string | null;
   registryId?: number;
+  /** ONNX variant recorded with the registry model (tag onnx-variant:<name>); --onnx-variant overrides it. */
+  onnxVariant?: OnnxVariantRequest;
+  /** Why the reference could not be resolved (e.g. an unsafe refs/ file in the Hugging Face cache). */
+  error?: ModelError;
 }
 
 function readModelsCsv(file: string): ModelEntry[] {
@@ -56,7 +63,7 @@ export async function resolveModelList(values: string[], registry: Registry | nu
   return out.filter((e) => (seen.has(e.id) ? false : (seen.add(e.id), true)));
 }
 
-/** One reference: a local path, else a registry id/name, else unresolved (not_found row). */
+/** One reference: a local path, else a registry id/name, else a Hub id in the local cache, else unresolved (not_found row). */
 export async function resolveOne(ref: string, registry: Registry | null): Promise<ModelEntry> {
   if (fs.existsSync(ref)) return { id: ref, path: path.resolve(ref), meta: {} };
   const m = registry ? await registry.getModel(ref) : null;
@@ -64,7 +71,16 @@ export async function resolveOne(ref: string, registry: Registry | null): Promis
     const meta: Record<string, string> = {};
     if (m.downloads !== null) meta.downloads = String(m.downloads);
     if (m.likes !== null) meta.likes = String(m.likes);
-    return { id: m.name, path: m.source, meta, contentHash: m.contentHash, registryId: m.id };
+    const tag = m.tags.find((t) => t.startsWith('onnx-variant:'))?.slice('onnx-variant:'.length);
+    const onnxVariant = (ONNX_VARIANT_CHOICES as readonly string[]).includes(tag ?? '') ? (tag as OnnxVariantRequest) : undefined;
+    return { id: m.name, path: m.source, meta, contentHash: m.contentHash, registryId: m.id, ...(onnxVariant ? { onnxVariant } : {}) };
+  }
+  if (parseHubId(ref)) {
+    try {
+      return { id: ref, path: resolveHubId(ref).snapshotDir, meta: {} };
+    } catch (e) {
+      return { id: ref, path: null, meta: {}, error: e as ModelError };
+    }
   }
   return { id: ref, path: null, meta: {} };
 }

@@ -18,7 +18,7 @@ export function promptParamsHash(p: BottomKParams): string {
   return stableHash({ v: 1, n: p.numPrompts, sampleK: p.sampleK, prefixLen: p.prefixLen, totalLen: p.totalLen, seed: p.seed });
 }
 
-/** Key of a sketch: k and the exact prompt texts. */
+/** Key of a sketch: k and the exact prompt texts (v2: payloads are `.mpsk` bytes). */
 export function sketchConfigHash(k: number, prompts: string[]): string {
-  return stableHash({ v: 1, k, prompts });
+  return stableHash({ v: 2, k, prompts });
 }

@@ -7,7 +7,10 @@ import { ModelprintError } from '../errors.js';
 import { ModelError } from '../inference/errors.js';
 import type { CausalLM } from '../inference/session.js';
 import { native } from '../native/index.js';
-import { failureOf, lazyModel, promptsFor, readPromptFile, type LineageSummary, type RunContext } from './lineage.js';
+import { checkParamsSidecar, readPromptFile, type LineageSummary } from './lineage.js';
+import { forEachModel, lazyModel, modelKey, promptsFor, type RunContext } from './runner.js';
+import { promptParamsHash } from './params.js';
+import { stableHash } from '../util/hash.js';
 import type { ModelEntry } from './models-input.js';
 import { ResultCsv, TEXT_COLUMNS, formatScore } from './results.js';
 
@@ -65,11 +68,21 @@ export async function runTextMethod(
   const t0 = Date.now();
   const csv = new ResultCsv(out, TEXT_COLUMNS, 'derived_model_name');
   csv.extendHeader([...new Set(derived.flatMap((d) => Object.keys(d.meta)))]);
+  const p = ctx.params;
+  checkParamsSidecar(
+    out,
+    { method: 'text', base: base.id, base_key: await modelKey(base).catch(() => base.id), k: p.k, prompts: promptParamsHash(p), prompts_in: opts.promptsIn ? stableHash(readPromptFile(opts.promptsIn).prompts) : null, new_tokens: TEXT_NEW_TOKENS, k_prefix: K_PREFIX },
+    csv.done.size > 0,
+  );
   const isDone = (d: ModelEntry) => csv.isDone(d.id, 'avg_score', opts.retryFailed);
   const todo = derived.filter((d) => !isDone(d));
   const summary: LineageSummary = { base: base.id, out, rows: derived.length, ok: 0, failed: 0, skipped: derived.length - todo.length, reused: 0, seconds: 0, failures: [], prompts: 0 };
   ctx.progress.emit({ event: 'start', run: `text lineage vs ${base.id}`, models: derived.length, total_prompts: ctx.params.numPrompts * derived.length });
-  if (todo.length === 0) return { ...summary, seconds: (Date.now() - t0) / 1000 };
+  if (todo.length === 0) {
+    summary.seconds = (Date.now() - t0) / 1000;
+    ctx.progress.emit({ event: 'done', ok: 0, failed: 0, skipped: summary.skipped, seconds: summary.seconds });
+    return summary;
+  }
 
   const bm = lazyModel(base, ctx);
   let prompts: string[];
@@ -88,23 +101,23 @@ export async function runTextMethod(
   }
   summary.prompts = prompts.length;
 
-  for (const d of todo) {
-    ctx.stop.check(ctx.resumeHint);
-    const t = Date.now();
-    const lm = lazyModel(d, ctx);
-    const row: Record<string, unknown> = { base_model_name: base.id, derived_model_name: d.id, ...d.meta };
-    try {
+  const rowOf = (d: ModelEntry): Record<string, unknown> => ({ base_model_name: base.id, derived_model_name: d.id, ...d.meta });
+  await forEachModel(
+    ctx,
+    todo,
+    async (d, lm) => {
       const model = await lm.get();
       const metrics: Array<{ pal_k: number; lev_sim: number; lcs_ratio: number; score: number }> = [];
       for (let i = 0; i < prompts.length; i++) {
         const text = normalizeText(await constrainedGenerate(model, prompts[i], sets[i], TEXT_NEW_TOKENS));
-        const [pal, lev, lcs, score] = native.textMetrics(baseTexts[i], text, K_PREFIX);
-        metrics.push({ pal_k: pal, lev_sim: lev, lcs_ratio: lcs, score });
+        const tm = native.textMetrics(baseTexts[i], text, K_PREFIX);
+        metrics.push({ pal_k: tm.palK, lev_sim: tm.levSim, lcs_ratio: tm.lcsRatio, score: tm.score });
         ctx.progress.emit({ event: 'phase', model: d.id, phase: 'scoring', done: i + 1, total: prompts.length });
       }
       const mean = (f: (m: (typeof metrics)[number]) => number) => metrics.reduce((a, m) => a + f(m), 0) / metrics.length;
       const round = (x: number) => Number(x.toFixed(4));
-      Object.assign(row, {
+      csv.append({
+        ...rowOf(d),
         num_pairs: metrics.length,
         avg_pal_k: formatScore(mean((m) => m.pal_k)),
         avg_lev_sim: formatScore(mean((m) => m.lev_sim)),
@@ -114,21 +127,15 @@ export async function runTextMethod(
         error_code: '',
         error_message: '',
       });
-      csv.append(row);
       summary.ok++;
-      ctx.progress.emit({ event: 'model_done', model: d.id, score: mean((m) => m.score), reused: false, seconds: (Date.now() - t) / 1000 });
-    } catch (e) {
-      if (e instanceof ModelprintError && (e.code === 'E_INTERRUPTED' || e.code === 'E_DEVICE')) throw e;
-      const f = failureOf(e);
-      Object.assign(row, { num_pairs: 0, avg_pal_k: '-1.0', avg_lev_sim: '-1.0', avg_lcs_ratio: '-1.0', avg_score: '-1.0', pair_metrics_json: '[]', error_code: f.code, error_message: f.message });
-      csv.append(row);
+      return { value: null, reused: false, score: mean((m) => m.score) };
+    },
+    (d, f) => {
+      csv.append({ ...rowOf(d), num_pairs: 0, avg_pal_k: '-1.0', avg_lev_sim: '-1.0', avg_lcs_ratio: '-1.0', avg_score: '-1.0', pair_metrics_json: '[]', error_code: f.code, error_message: f.message });
       summary.failed++;
       summary.failures.push({ model: d.id, ...f });
-      ctx.progress.emit({ event: 'model_failed', model: d.id, code: f.code, message: f.message });
-    } finally {
-      await lm.release();
-    }
-  }
+    },
+  );
   summary.seconds = (Date.now() - t0) / 1000;
   ctx.progress.emit({ event: 'done', ok: summary.ok, failed: summary.failed, skipped: summary.skipped, seconds: summary.seconds });
   return summary;

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type * as Native from '../../native/index.js';
-import { ModelprintError } from '../errors.js';
+import { ModelprintError, messageOf, type ErrorCode } from '../errors.js';
 
 const require = createRequire(import.meta.url);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -24,3 +24,29 @@ function load(): typeof Native {
 
 export const native: typeof Native = load();
 export type Tokenizer = Native.Tokenizer;
+
+/** The codes the native addon puts on its errors (modelprint_core::ErrorCode). */
+const NATIVE_CODES: ReadonlySet<string> = new Set<string>(native.errorCodes());
+
+/** What the addon throws: a JS Error with `code`, and when known `subject` and `hint`. */
+export interface NativeErrorFields {
+  code?: unknown;
+  subject?: unknown;
+  hint?: unknown;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
+
+/**
+ * Turns an error thrown by the native addon into a ModelprintError, from its `code`,
+ * `subject` and `hint` properties (no message parsing). `fallback` fills what the native
+ * error leaves out. Anything without a native code (a bug, or an argument napi-rs itself
+ * rejected) becomes E_INTERNAL.
+ */
+export function fromNative(err: unknown, fallback: { subject?: string; hint?: (code: ErrorCode) => string | undefined } = {}): ModelprintError {
+  if (err instanceof ModelprintError) return err;
+  const f: NativeErrorFields = err !== null && typeof err === 'object' ? (err as NativeErrorFields) : {};
+  const code: ErrorCode = typeof f.code === 'string' && NATIVE_CODES.has(f.code as ErrorCode) ? (f.code as ErrorCode) : 'E_INTERNAL';
+  const hint = str(f.hint) ?? fallback.hint?.(code) ?? (code === 'E_INTERNAL' ? 'this is a bug in modelprint; re-run with --verbose and report the stack trace' : undefined);
+  return new ModelprintError(code, messageOf(err), { subject: str(f.subject) ?? fallback.subject, hint, cause: err });
+}

@@ -42,7 +42,7 @@ const ALL_TABLES = ['schema_migrations', ...SHARED_TABLES, ...BOOKKEEPING_TABLES
 /** Advisory lock key serialising migrations and role setup ("mprg"). */
 const MIGRATION_LOCK = 0x6d707267;
 
-export const PERMISSION_HINT = 'ask a registry admin to grant modelprint_admin, or run without --write-to-registry';
+export const PERMISSION_HINT = 'ask a registry admin to grant modelprint_admin, or run with --registry-write read-only (experiment: without --write-to-registry)';
 
 /** The URL with its password (and any password parameter) replaced by ***. */
 export function redactUrl(url: string): string {

@@ -300,7 +300,8 @@ export const CLIENT_JS = String.raw`
     ctl('reset').addEventListener('click', reset);
     ctl('scale').addEventListener('change', function (e) { scaleMode = e.target.value; rebuild(); draw(); legend(); });
     var orderSel = ctl('order');
-    if (!info) orderSel.disabled = true;
+    if (!info && !d.order) orderSel.disabled = true;
+    if (!info) { var famOpt = orderSel.querySelector('option[value="family"]'); if (famOpt) famOpt.disabled = true; }
     orderSel.addEventListener('change', function (e) { setOrder(e.target.value); });
     ctl('find').addEventListener('keydown', function (e) {
       if (e.key !== 'Enter') return;
@@ -319,7 +320,9 @@ export const CLIENT_JS = String.raw`
     });
     function setOrder(mode) {
       order = []; for (var i3 = 0; i3 < n; i3++) order.push(i3);
-      if (mode === 'family' && info) {
+      if (mode === 'clustered' && d.order && d.order.length === n) {
+        order = d.order.slice();
+      } else if (mode === 'family' && info) {
         order.sort(function (a, b) {
           var fa = (info[a] && info[a].family) || '\uffff', fb = (info[b] && info[b].family) || '\uffff';
           return fa < fb ? -1 : fa > fb ? 1 : a - b;
@@ -339,7 +342,8 @@ export const CLIENT_JS = String.raw`
       bar.style.background = 'linear-gradient(to right,' + stops.join(',') + ')';
     }
     resize();
-    if (info) { orderSel.value = 'family'; setOrder('family'); } else rebuild();
+    var firstOrder = d.default_order || (info ? 'family' : d.order ? 'clustered' : 'input');
+    if ((firstOrder === 'family' && info) || (firstOrder === 'clustered' && d.order)) { orderSel.value = firstOrder; setOrder(firstOrder); } else rebuild();
     reset(); legend();
     window.addEventListener('resize', function () { resize(); reset(); });
     var hook = {

@@ -1,12 +1,13 @@
 import type { DownloadsReport, SideReport } from '../analysis/downloads.js';
 import { type FamilyReport, type PairGroup, topPairs } from '../analysis/families.js';
 import type { ModelInfo, SimilarityMatrix } from '../analysis/input.js';
+import { type LineageReport, clusteredOrder } from '../analysis/lineage.js';
 import type { RocReport } from '../analysis/roc.js';
 import type { SummaryReport } from '../analysis/summary.js';
 import { distribution } from '../analysis/bins.js';
 import { DIFF_COLOUR, SAME_COLOUR, categorical } from './colour.js';
 import type { DashboardSpec, HeatmapData, Item, Section } from './html.js';
-import { boxPlotSvg, cdfSvg, histogramSvg, num, quartileBarsSvg, rocSvg, scatterLogSvg } from './svg.js';
+import { boxPlotSvg, cdfSvg, dendrogramSvg, forestSvg, histogramSvg, num, quartileBarsSvg, rocSvg, scatterLogSvg } from './svg.js';
 
 /** Dashboard specs for each analysis (rendered by renderDashboard, written by writeDashboard). */
 
@@ -374,7 +375,21 @@ export function heatmapData(title: string, matrix: SimilarityMatrix, info?: read
   };
 }
 
-export function familiesDashboard(report: FamilyReport | null, matrix: SimilarityMatrix, info: readonly ModelInfo[] | undefined, label = 'score'): DashboardSpec {
+/** Above this many models the dashboards skip the clustered order (average linkage is O(n³)). */
+export const CLUSTERED_ORDER_MAX_MODELS = 1500;
+
+export interface FamiliesDashboardOptions {
+  /** Heatmap order shown first (and in heatmap.svg): by family (default) or clustered (average linkage on 1 − score). */
+  order?: 'family' | 'clustered';
+}
+
+export function familiesDashboard(
+  report: FamilyReport | null,
+  matrix: SimilarityMatrix,
+  info: readonly ModelInfo[] | undefined,
+  label = 'score',
+  options: FamiliesDashboardOptions = {},
+): DashboardSpec {
   const n = matrix.models.length;
   const off: number[] = [];
   for (let i = 0; i < n; i++) for (let j = 0; j < n; j++) if (i !== j && Number.isFinite(matrix.values[i][j]) && matrix.values[i][j] >= 0) off.push(matrix.values[i][j]);
@@ -382,7 +397,7 @@ export function familiesDashboard(report: FamilyReport | null, matrix: Similarit
   const sections: Section[] = [
     {
       title: 'Similarity matrix',
-      note: 'Canvas heatmap: wheel or +/− to zoom, drag to pan, hover a cell for the exact value and both models. Grey cells: failed models (-1) or missing values.',
+      note: 'Canvas heatmap: wheel or +/− to zoom, drag to pan, hover a cell for the exact value and both models. Grey cells: failed models (-1) or missing values. Order "clustered": leaf order of an average-linkage tree on 1 − score (mean of both directions).',
       items: [
         {
           kind: 'stats',
@@ -399,7 +414,15 @@ export function familiesDashboard(report: FamilyReport | null, matrix: Similarit
             ...(src.method ? ([['method / metric', `${src.method} / ${src.metric}`]] as [string, string][]) : []),
           ],
         },
-        { kind: 'heatmap', id: 'heatmap', data: heatmapData(src.method ? `${src.method} / ${src.metric}` : 'similarity', matrix, info) },
+        {
+          kind: 'heatmap',
+          id: 'heatmap',
+          data: {
+            ...heatmapData(src.method ? `${src.method} / ${src.metric}` : 'similarity', matrix, info),
+            ...(options.order === 'clustered' || n <= CLUSTERED_ORDER_MAX_MODELS ? { order: clusteredOrder(matrix, 'average') } : {}),
+            ...(options.order ? { defaultOrder: options.order } : {}),
+          },
+        },
       ],
     },
   ];
@@ -434,4 +457,136 @@ export function familiesDashboard(report: FamilyReport | null, matrix: Similarit
     });
   }
   return { title: 'Similarity matrix and families', subtitle: src.file, sections };
+}
+
+/**
+ * The lineage dashboard: the heatmap in clustered order (the same single-linkage tree as
+ * the families) with its dendrogram, the predicted forest drawn as a tree, the findings,
+ * parents and families tables.
+ */
+export function lineageDashboard(report: LineageReport, matrix: SimilarityMatrix): DashboardSpec {
+  const t = report.threshold;
+  const byModel = new Map(report.parents.map((p) => [p.model, p]));
+  const famIndex = new Map(report.families.map((f, k) => [f.family, k]));
+  const multi = report.families.filter((f) => f.members.length > 1);
+  const role = (m: string) => byModel.get(m)?.role ?? 'isolated';
+  const heat: HeatmapData = {
+    title: 'pair scores (clustered order)',
+    models: matrix.models,
+    values: matrix.values,
+    info: matrix.models.map((m) => {
+      const p = byModel.get(m);
+      // Single-model families get no colour strip.
+      const fam = p && (report.families[famIndex.get(p.family) ?? -1]?.members.length ?? 0) > 1 ? p.family : null;
+      return { family: fam, model_type: role(m), display_name: m };
+    }),
+    order: report.dendrogram.order,
+    defaultOrder: 'clustered',
+  };
+  const colours = matrix.models.map((m) => {
+    const p = byModel.get(m);
+    const k = p ? famIndex.get(p.family) : undefined;
+    return k !== undefined && (report.families[k]?.members.length ?? 0) > 1 ? categorical(multi.indexOf(report.families[k])) : null;
+  });
+  const findingsRows = report.findings.map((x) => [x.kind.replace(/_/g, ' '), x.model, x.other, f4(x.score), x.detail]);
+  const by = (k: string) => report.findings.filter((x) => x.kind === k).length;
+  const sections: Section[] = [
+    {
+      title: 'Overview',
+      note:
+        `Pair score = mean of M[i][j] and M[j][i]. Threshold: ${t.rule}. Copies: score ≥ ${report.options.copy_threshold} with the same score profile (r ≥ ${report.options.copy_profile_correlation}). ` +
+        `Families: single-linkage clusters at the threshold. Parent (${report.method}): see docs/lineage-recovery.md.`,
+      items: [
+        {
+          kind: 'stats',
+          entries: [
+            ['models', String(report.models)],
+            ['same/different threshold', `${num(t.value, 4)}${t.learned ? ' (learned)' : ''}`],
+            ['families (≥ 2 models)', String(multi.length)],
+            ['single models', String(report.families.length - multi.length)],
+            ['copy groups', String(report.copy_groups.length)],
+            ['predicted parents', String(report.parents.filter((p) => p.parent).length)],
+            ['failed models', String(report.failed_models.length)],
+            ...(report.metadata
+              ? ([
+                  ['declared bases contradicted', String(by('declared_base_contradicted'))],
+                  ['undeclared relations', String(by('undeclared_relation'))],
+                ] as [string, string][])
+              : []),
+          ],
+        },
+      ],
+    },
+    {
+      title: 'Clustered heatmap',
+      note: 'Rows and columns in the leaf order of the single-linkage tree (switch to "by family" or "as given" above the heatmap); colour strips mark predicted families; the dendrogram has the same row order, with the family cut dashed.',
+      items: [
+        { kind: 'heatmap', id: 'heatmap', data: heat },
+        {
+          kind: 'chart',
+          id: 'dendrogram',
+          svg: dendrogramSvg({
+            id: 'dendrogram',
+            title: 'Dendrogram (single linkage on 1 − score)',
+            labels: report.dendrogram.order.map((i) => matrix.models[i]),
+            order: report.dendrogram.order,
+            merges: report.dendrogram.merges,
+            cut: 1 - t.value,
+            colours,
+          }),
+        },
+      ],
+    },
+    {
+      title: 'Predicted forest',
+      note: 'Each model under its predicted parent; bold, outlined: roots; dashed: copies of one checkpoint; colour: family. Hover a model for the evidence.',
+      items: [
+        {
+          kind: 'chart',
+          id: 'forest',
+          svg: forestSvg({
+            id: 'forest',
+            title: 'Predicted lineage',
+            nodes: report.parents.map((p) => ({
+              id: p.model,
+              parent: p.parent,
+              group: p.family,
+              dashed: p.role === 'copy',
+              tip: `${p.model}\nparent: ${p.parent ?? '(root)'}\nconfidence ${num(p.confidence, 3)}\nfamily ${p.family}\n${p.reason}`,
+            })),
+          }),
+        },
+      ],
+    },
+    {
+      title: 'Findings',
+      note: report.metadata
+        ? 'Declared bases (from --hub-metadata) whose score is below the same/different threshold, or far below the closest model; strong predicted relations that no declared base explains.'
+        : 'Give --hub-metadata with a base_model column to compare declared bases with the scores.',
+      items: report.metadata
+        ? [{ kind: 'table', head: ['kind', 'model', 'other', 'score', 'detail'], rows: findingsRows, caption: findingsRows.length ? undefined : 'no findings' }]
+        : [{ kind: 'text', text: 'No metadata: no findings.' }],
+    },
+    {
+      title: 'Parents',
+      items: [
+        {
+          kind: 'table',
+          head: ['model', 'parent', 'confidence', 'family', 'score', 'rank', 'role', 'reason'],
+          rows: report.parents.map((p) => [p.model, p.parent, num(p.confidence, 3), p.family, f4(p.score), p.rank, p.role, p.reason]),
+        },
+      ],
+    },
+    {
+      title: 'Families',
+      items: [
+        {
+          kind: 'table',
+          head: ['family', 'root', 'models', 'members (confidence)'],
+          rows: multi.map((f) => [f.family, f.root, f.members.length, f.members.map((m) => `${m.model} (${num(m.confidence, 2)})`).join(', ')]),
+        },
+      ],
+    },
+  ];
+  return { title: 'Lineage', subtitle: report.source.file, sections };
 }

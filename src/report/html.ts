@@ -14,6 +14,10 @@ export interface HeatmapData {
   models: string[];
   values: number[][];
   info?: (HeatmapModelInfo | null)[];
+  /** Clustered leaf order (indices into models), e.g. from a hierarchical clustering. */
+  order?: number[];
+  /** The order shown first (and used by the static SVG): default 'family' with info, else 'clustered' with order. */
+  defaultOrder?: 'family' | 'clustered' | 'input';
 }
 
 export type Item =
@@ -65,6 +69,8 @@ function renderItem(item: Item, k: number): string {
         info: d.info ?? null,
         domain: valueDomain(d.values),
         values: encodeValues(d.values),
+        order: d.order ?? null,
+        default_order: d.defaultOrder ?? null,
       };
       return (
         `<div class="mp-heatmap" data-src="${src}" data-id="${esc(item.id)}">` +
@@ -73,7 +79,7 @@ function renderItem(item: Item, k: number): string {
         `<button type="button" data-ctl="zoom-in" title="zoom in">+</button>` +
         `<button type="button" data-ctl="zoom-out" title="zoom out">−</button>` +
         `<button type="button" data-ctl="reset" title="reset view (or double-click)">reset</button>` +
-        `<label>order <select data-ctl="order"><option value="family">by family</option><option value="input">as given</option></select></label>` +
+        `<label>order <select data-ctl="order"><option value="family">by family</option>${d.order ? '<option value="clustered">clustered</option>' : ''}<option value="input">as given</option></select></label>` +
         `<label>scale <select data-ctl="scale"><option value="linear">linear</option><option value="sqrt">sqrt</option><option value="log">log</option></select></label>` +
         `<input data-ctl="find" type="search" placeholder="find model… (Enter)" size="22">` +
         `<span class="mp-hm-legend">${esc(String(Number(payload.domain[0].toPrecision(4))))}<span class="mp-hm-legend-bar"></span>${esc(String(Number(payload.domain[1].toPrecision(4))))} <span class="mp-hm-missing"></span> failed / missing</span>` +

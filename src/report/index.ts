@@ -7,10 +7,12 @@ import type { ModelInfo, SimilarityMatrix } from '../analysis/input.js';
 import { familiesDashboard } from './dashboards.js';
 import { type DashboardSpec, renderDashboard } from './html.js';
 import { heatmapSvg } from './svg.js';
+import type { LineageReport } from '../analysis/lineage.js';
+import { stringifyCsv } from '../util/csv.js';
 
 export { renderDashboard } from './html.js';
 export type { DashboardSpec, Section, Item, HeatmapData } from './html.js';
-export { summaryDashboard, downloadsDashboard, rocDashboard, familiesDashboard } from './dashboards.js';
+export { summaryDashboard, downloadsDashboard, rocDashboard, familiesDashboard, lineageDashboard } from './dashboards.js';
 
 export interface WrittenReport {
   dir: string;
@@ -53,8 +55,11 @@ export function writeDashboard(outDir: string, spec: DashboardSpec, report: unkn
       if (item.kind === 'heatmap') {
         const { info, models, values } = item.data;
         // For papers: models grouped by family (stable; models without info last).
-        const order = models.map((_, i) => i);
-        if (info) {
+        let order = models.map((_, i) => i);
+        const mode = item.data.defaultOrder ?? (info ? 'family' : item.data.order ? 'clustered' : 'input');
+        if (mode === 'clustered' && item.data.order && item.data.order.length === models.length) {
+          order = [...item.data.order];
+        } else if (mode === 'family' && info) {
           const fam = (i: number) => info[i]?.family ?? '\uffff';
           order.sort((a, b) => (fam(a) < fam(b) ? -1 : fam(a) > fam(b) ? 1 : a - b));
         }
@@ -132,6 +137,8 @@ export interface MatrixDashboardOptions {
   title?: string;
   /** What the values are, for axis labels (default "score"). */
   label?: string;
+  /** Heatmap order shown first: by family (default with info) or clustered. */
+  order?: 'family' | 'clustered';
 }
 
 /**
@@ -154,7 +161,7 @@ export function writeMatrixDashboard(outDir: string, opts: MatrixDashboardOption
   };
   const info = normalizeInfo(opts.info);
   const report = info ? analyzeFamilies(matrix, info) : null;
-  const spec = familiesDashboard(report, matrix, info, opts.label ?? 'score');
+  const spec = familiesDashboard(report, matrix, info, opts.label ?? 'score', { order: opts.order });
   if (opts.title) spec.title = opts.title;
   const extra = report ? familyTextFiles(report) : {};
   const written = writeDashboard(outDir, spec, report ?? { models: matrix.models, matrix: matrix.values }, extra);
@@ -174,4 +181,22 @@ export function familyTextFiles(report: FamilyReport): Record<string, string> {
 export function reportJson(report: unknown): string {
   const pairs = (report as { pairs?: unknown } | null)?.pairs;
   return typeof pairs === 'number' && pairs > 20_000 ? JSON.stringify(report) : JSON.stringify(report, null, 2);
+}
+
+/** parents.csv (model,parent,confidence,family,reason + evidence), families.csv and findings.csv. */
+export function lineageFiles(report: LineageReport): Record<string, string> {
+  return {
+    'parents.csv': stringifyCsv(
+      ['model', 'parent', 'confidence', 'family', 'reason', 'score', 'rank', 'role', 'metadata_used'],
+      report.parents.map((p) => [p.model, p.parent ?? '', p.confidence, p.family, p.reason, p.score ?? '', p.rank ?? '', p.role, p.metadata_used.join(';')]),
+    ),
+    'families.csv': stringifyCsv(
+      ['family', 'root', 'model', 'confidence', 'depth'],
+      report.families.flatMap((f) => f.members.map((m) => [f.family, f.root, m.model, m.confidence, m.depth])),
+    ),
+    'findings.csv': stringifyCsv(
+      ['kind', 'model', 'other', 'score', 'detail'],
+      report.findings.map((x) => [x.kind, x.model, x.other, x.score ?? '', x.detail]),
+    ),
+  };
 }

@@ -483,3 +483,144 @@ export function heatmapSvg(h: HeatmapInput): string {
   out += `<rect x="${bx}" y="${f.top + plot + 6}" width="16" height="8" fill="${rgbHex(MISSING_RGB)}"/><text x="${bx + 20}" y="${f.top + plot + 14}" font-size="9">failed</text>`;
   return `${out}</svg>`;
 }
+
+// ---------------------------------------------------------------------------------------
+
+export interface DendrogramInput {
+  id?: string;
+  title: string;
+  /** Leaf labels in leaf order. */
+  labels: string[];
+  /** Leaf order (indices into the original model list) — labels[k] is leaf order[k]. */
+  order: number[];
+  /** Merges bottom-up: children are leaves (≥ 0, original indices) or earlier merges (−1 − k). */
+  merges: { left: number; right: number; height: number; size: number }[];
+  /** Horizontal guide (a height, e.g. 1 − threshold). */
+  cut?: number;
+  /** Per-leaf colour (original index → colour). */
+  colours?: (string | null)[];
+}
+
+/**
+ * A dendrogram with leaves top to bottom (in the order of the heatmap rows) and merge
+ * height growing to the right; an optional dashed cut line. Labels up to 200 leaves.
+ */
+export function dendrogramSvg(d: DendrogramInput): string {
+  const n = d.order.length;
+  const showLabels = n <= 200;
+  const row = n <= 60 ? 14 : n <= 200 ? 9 : Math.max(1, 900 / Math.max(1, n));
+  const maxLen = showLabels ? Math.min(44, maxOf(d.labels.map((l) => l.length), 4)) : 0;
+  const plotW = 360;
+  const f: Frame = { width: 20 + plotW + 12 + maxLen * 5.6 + 20, height: 40 + n * row + 34, left: 20, right: 12 + maxLen * 5.6 + 20, top: 40, bottom: 34 };
+  const maxH = Math.max(1e-9, maxOf(d.merges.map((m) => m.height), 0), d.cut ?? 0);
+  // x: height 0 at the right (next to the labels), maxH at the left.
+  const x = (h: number) => f.left + plotW * (1 - h / maxH);
+  const pos = new Map<number, number>();
+  d.order.forEach((leaf, k) => pos.set(leaf, f.top + (k + 0.5) * row));
+  const mergeY: number[] = [];
+  const yOf = (c: number) => (c >= 0 ? pos.get(c)! : mergeY[-1 - c]);
+  const hOf = (c: number) => (c >= 0 ? 0 : d.merges[-1 - c].height);
+  let out = open(f, d.title, d.id);
+  d.merges.forEach((m, k) => {
+    const y1 = yOf(m.left);
+    const y2 = yOf(m.right);
+    mergeY[k] = (y1 + y2) / 2;
+    const xm = x(m.height);
+    out +=
+      `<path d="M${n2(x(hOf(m.left)))} ${n2(y1)}H${n2(xm)}V${n2(y2)}H${n2(x(hOf(m.right)))}" fill="none" stroke="#444" stroke-width="1">` +
+      `<title>${esc(`merge at distance ${num(m.height)} (score ${num(1 - m.height)}), ${m.size} models`)}</title></path>`;
+  });
+  if (d.cut !== undefined) {
+    out += `<line x1="${n2(x(d.cut))}" y1="${f.top - 6}" x2="${n2(x(d.cut))}" y2="${n2(f.top + n * row)}" stroke="#D55E00" stroke-dasharray="4 3"><title>${esc(`family cut: distance ${num(d.cut)} (score ${num(1 - d.cut)})`)}</title></line>`;
+  }
+  if (showLabels) {
+    const fs = Math.max(6, Math.min(10, row * 0.85));
+    d.order.forEach((leaf, k) => {
+      const l = d.labels[k];
+      const t = l.length > maxLen ? `${l.slice(0, maxLen - 1)}…` : l;
+      const c = d.colours?.[leaf];
+      if (c) out += `<rect x="${n2(f.left + plotW + 2)}" y="${n2(f.top + k * row + 1)}" width="6" height="${n2(Math.max(1, row - 2))}" fill="${c}"/>`;
+      out += `<text x="${n2(f.left + plotW + 12)}" y="${n2(f.top + (k + 0.5) * row)}" dominant-baseline="middle" font-size="${n2(fs)}">${esc(t)}</text>`;
+    });
+  }
+  const ticks = niceTicks(0, maxH, 4).filter((t) => t >= 0 && t <= maxH + 1e-9);
+  const yb = f.top + n * row + 4;
+  out += `<line x1="${f.left}" y1="${n2(yb)}" x2="${f.left + plotW}" y2="${n2(yb)}" stroke="#888"/>`;
+  for (const t of ticks) out += `<text x="${n2(x(t))}" y="${n2(yb + 12)}" text-anchor="middle" font-size="9">${esc(num(t, 3))}</text>`;
+  out += `<text x="${f.left + plotW / 2}" y="${n2(yb + 26)}" text-anchor="middle">distance 1 − score (single linkage)</text>`;
+  return `${out}</svg>`;
+}
+
+export interface ForestNode {
+  id: string;
+  parent: string | null;
+  /** Colour key (e.g. the family). */
+  group: string;
+  /** Shown in the tooltip. */
+  tip: string;
+  /** Dashed edge (e.g. a copy). */
+  dashed?: boolean;
+}
+
+/**
+ * A forest drawn as indented trees (one row per model, children under their parent with
+ * elbow connectors), trees ordered by size; node colour by group.
+ */
+export function forestSvg(opts: { id?: string; title: string; nodes: ForestNode[]; maxRows?: number }): string {
+  const byId = new Map(opts.nodes.map((x) => [x.id, x]));
+  const children = new Map<string, ForestNode[]>();
+  const roots: ForestNode[] = [];
+  for (const x of opts.nodes) {
+    if (x.parent && byId.has(x.parent) && x.parent !== x.id) {
+      const list = children.get(x.parent);
+      if (list) list.push(x);
+      else children.set(x.parent, [x]);
+    } else roots.push(x);
+  }
+  const sizeMemo = new Map<string, number>();
+  const size = (x: ForestNode): number => {
+    const m = sizeMemo.get(x.id);
+    if (m !== undefined) return m;
+    let s = 1;
+    for (const c of children.get(x.id) ?? []) s += size(c);
+    sizeMemo.set(x.id, s);
+    return s;
+  };
+  const bySize = (a: ForestNode, b: ForestNode) => size(b) - size(a) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  roots.sort(bySize);
+  const rows: { node: ForestNode; depth: number }[] = [];
+  const visit = (x: ForestNode, depth: number) => {
+    rows.push({ node: x, depth });
+    for (const c of [...(children.get(x.id) ?? [])].sort(bySize)) visit(c, depth + 1);
+  };
+  for (const r of roots) visit(r, 0);
+  const maxRows = opts.maxRows ?? 2000;
+  const shown = rows.slice(0, maxRows);
+  const groups = [...new Set(opts.nodes.map((x) => x.group))];
+  const row = 15;
+  const indent = 16;
+  const maxDepth = maxOf(shown.map((r) => r.depth), 0);
+  const maxLen = Math.min(60, maxOf(shown.map((r) => r.node.id.length), 4));
+  const f: Frame = { width: 20 + (maxDepth + 1) * indent + maxLen * 6.2 + 40, height: 36 + shown.length * row + 20, left: 20, right: 20, top: 36, bottom: 20 };
+  let out = open(f, opts.title, opts.id);
+  const yOf = new Map<string, number>();
+  shown.forEach((r, k) => yOf.set(r.node.id, f.top + (k + 0.5) * row));
+  shown.forEach((r, k) => {
+    const y = f.top + (k + 0.5) * row;
+    const xN = f.left + r.depth * indent + 5;
+    const p = r.node.parent;
+    if (p && yOf.has(p)) {
+      const xp = f.left + (r.depth - 1) * indent + 5;
+      out += `<path d="M${n2(xp)} ${n2(yOf.get(p)! + 4)}V${n2(y)}H${n2(xN - 4)}" fill="none" stroke="#999"${r.node.dashed ? ' stroke-dasharray="2 2"' : ''}/>`;
+    }
+    const colour = categorical(groups.indexOf(r.node.group));
+    out +=
+      `<g class="node" data-model="${esc(r.node.id)}"><title>${esc(r.node.tip)}</title>` +
+      `<circle cx="${n2(xN)}" cy="${n2(y)}" r="4" fill="${colour}"${r.depth === 0 ? ' stroke="#000" stroke-width="1.2"' : ''}/>` +
+      `<text x="${n2(xN + 8)}" y="${n2(y)}" dominant-baseline="middle"${r.depth === 0 ? ' font-weight="bold"' : ''}>${esc(r.node.id.length > maxLen ? `${r.node.id.slice(0, maxLen - 1)}…` : r.node.id)}</text></g>`;
+  });
+  if (rows.length > shown.length) {
+    out += `<text x="${f.left}" y="${n2(f.top + shown.length * row + 14)}" fill="#666">… ${rows.length - shown.length} more in parents.csv</text>`;
+  }
+  return `${out}</svg>`;
+}

@@ -7,13 +7,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { native } from '../native/index.js';
-import type { SketchSet } from '../../native/index.js';
-import { ModelprintError, messageOf, type ErrorCode } from '../errors.js';
+import { native, fromNative } from '../native/index.js';
+import type { SketchSet, MetricName, DeviceRequest as NativeDeviceRequest } from '../../native/index.js';
+import { ModelprintError, type ErrorCode } from '../errors.js';
 
-export type Metric = 'overlap' | 'jaccard';
-export type DeviceRequest = 'cpu' | 'cuda' | 'auto';
+/** The engine's metrics and devices: typed unions generated from the Rust enums. */
+export type Metric = MetricName;
+export type DeviceRequest = NativeDeviceRequest;
 
+/** For CLI flag `options:` lists (the addon validates what it receives by type). */
 export const METRICS: readonly Metric[] = ['overlap', 'jaccard'];
 export const DEVICES: readonly DeviceRequest[] = ['cpu', 'cuda', 'auto'];
 /** Extension of shard part files. */
@@ -26,18 +28,9 @@ const HINTS: Partial<Record<ErrorCode, string>> = {
   E_USAGE: 'see `modelprint similarity --help`',
 };
 
-/** Turns an error of the native engine ("[E_CODE] message") into a ModelprintError. */
+/** Turns an error of the native engine (a JS Error with code / subject / hint) into a ModelprintError. */
 export function engineError(err: unknown, subject?: string): ModelprintError {
-  if (err instanceof ModelprintError) return err;
-  const msg = messageOf(err);
-  const m = /^\[(E_[A-Z_]+)\] ([\s\S]*)$/.exec(msg);
-  const code = (m ? m[1] : 'E_INTERNAL') as ErrorCode;
-  const text = m ? m[2] : msg;
-  return new ModelprintError(code, text, {
-    subject,
-    hint: HINTS[code] ?? 'this is a bug in modelprint; re-run with --verbose and report the stack trace',
-    cause: err,
-  });
+  return fromNative(err, { subject, hint: (code) => HINTS[code] });
 }
 
 /** "i/n", 0-based. */

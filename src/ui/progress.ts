@@ -6,7 +6,7 @@ export type Phase = 'queued' | 'loading' | 'prompts' | 'sketch' | 'scoring' | 'r
 
 export type ProgressEvent =
   | { event: 'start'; run: string; models: number; total_prompts: number; time: string }
-  | { event: 'phase'; model: string; phase: Phase; done: number; total: number; time: string }
+  | { event: 'phase'; model: string; phase: Phase; done: number; total: number; time: string; onnx_file?: string | null; onnx_variant?: string | null }
   | { event: 'model_done'; model: string; score: number | null; reused: boolean; seconds: number; time: string }
   | { event: 'model_failed'; model: string; code: string; message: string; time: string }
   | { event: 'done'; ok: number; failed: number; skipped: number; seconds: number; time: string }

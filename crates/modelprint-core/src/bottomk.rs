@@ -35,6 +35,12 @@ impl fmt::Display for BottomKError {
 
 impl std::error::Error for BottomKError {}
 
+impl From<BottomKError> for crate::Error {
+    fn from(e: BottomKError) -> Self {
+        crate::Error::input(e.to_string())
+    }
+}
+
 #[inline]
 fn key_cmp(values: &[f32], a: u32, b: u32) -> Ordering {
     // Finite values only (checked before), so partial_cmp never fails.
@@ -46,7 +52,7 @@ fn key_cmp(values: &[f32], a: u32, b: u32) -> Ordering {
 
 /// The `k` indices of the lowest values of `values`, ascending by (value, index).
 /// `k` is clipped to `values.len()`.
-pub fn bottom_k(values: &[f32], k: usize) -> Result<Vec<u32>, BottomKError> {
+pub fn bottom_k(values: &[f32], k: usize) -> Result<Vec<u32>, crate::Error> {
     let mut scratch = Vec::new();
     bottom_k_into(values, k, 0, &mut scratch)
 }
@@ -57,9 +63,9 @@ pub fn bottom_k_into(
     k: usize,
     row: usize,
     scratch: &mut Vec<u32>,
-) -> Result<Vec<u32>, BottomKError> {
+) -> Result<Vec<u32>, crate::Error> {
     if let Some(col) = values.iter().position(|v| !v.is_finite()) {
-        return Err(BottomKError::NonFinite { row, col });
+        return Err(BottomKError::NonFinite { row, col }.into());
     }
     let n = values.len();
     let k = k.min(n);
@@ -79,12 +85,13 @@ pub fn bottom_k_into(
 }
 
 /// Bottom-k of each row of a row-major `rows × width` buffer.
-pub fn bottom_k_rows(data: &[f32], width: usize, k: usize) -> Result<Vec<Vec<u32>>, BottomKError> {
+pub fn bottom_k_rows(data: &[f32], width: usize, k: usize) -> Result<Vec<Vec<u32>>, crate::Error> {
     if width == 0 || !data.len().is_multiple_of(width) {
         return Err(BottomKError::Shape {
             len: data.len(),
             width,
-        });
+        }
+        .into());
     }
     let mut scratch = Vec::with_capacity(width);
     data.chunks_exact(width)
@@ -135,21 +142,23 @@ mod tests {
         let v = [1.0, f32::NAN, 0.0];
         assert_eq!(
             bottom_k(&v, 1),
-            Err(BottomKError::NonFinite { row: 0, col: 1 })
+            Err(BottomKError::NonFinite { row: 0, col: 1 }.into())
         );
         let rows = [0.0, 1.0, f32::INFINITY, 2.0];
         assert_eq!(
             bottom_k_rows(&rows, 2, 1),
-            Err(BottomKError::NonFinite { row: 1, col: 0 })
+            Err(BottomKError::NonFinite { row: 1, col: 0 }.into())
         );
     }
 
     #[test]
     fn rows_shape_is_checked() {
-        assert!(matches!(
-            bottom_k_rows(&[1.0; 5], 2, 1),
-            Err(BottomKError::Shape { .. })
-        ));
+        let e = bottom_k_rows(&[1.0; 5], 2, 1).unwrap_err();
+        assert_eq!(e.code, crate::ErrorCode::Input);
+        assert_eq!(
+            e.message,
+            BottomKError::Shape { len: 5, width: 2 }.to_string()
+        );
     }
 
     #[test]

@@ -5,10 +5,16 @@
 //! The napi-rs binding (`modelprint-node`) is a thin layer over this crate.
 
 pub mod bottomk;
+pub mod error;
+pub mod limits;
 pub mod overlap;
 pub mod similarity;
 pub mod sketch;
 
 pub use bottomk::{bottom_k, bottom_k_rows, BottomKError};
+pub use error::{Error, ErrorCode};
 pub use overlap::{intersection_count_sorted, jaccard_sorted, overlap_ratio_sorted};
 pub use sketch::{SketchCollection, SketchError, SketchMeta};
+
+#[cfg(test)]
+mod hostile_tests;

@@ -32,6 +32,9 @@ pub fn overlap_ratio_sorted(a: &[u32], b: &[u32]) -> f64 {
 
 /// Jaccard `|A ∩ B| / |A ∪ B|`; 1 when both are empty.
 pub fn jaccard_sorted(a: &[u32], b: &[u32]) -> f64 {
+    if a.is_empty() && b.is_empty() {
+        return 1.0;
+    }
     score(Metric::Jaccard, a, b)
 }
 

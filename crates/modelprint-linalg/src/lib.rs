@@ -2,28 +2,19 @@
 //! (METHODS §3), on nalgebra. Matrices cross the API as row-major `f64` slices.
 
 use nalgebra::{DMatrix, DVector};
-use std::fmt;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct LinalgError(pub String);
-
-impl fmt::Display for LinalgError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for LinalgError {}
+/// Errors of this crate: modelprint's one coded error type (shape errors are E_INPUT).
+pub type LinalgError = modelprint_core::Error;
 
 fn matrix(data: &[f64], rows: usize, cols: usize) -> Result<DMatrix<f64>, LinalgError> {
     if data.len() != rows * cols {
-        return Err(LinalgError(format!(
+        return Err(LinalgError::input(format!(
             "matrix data has {} values, expected {rows} × {cols}",
             data.len()
         )));
     }
     if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-        return Err(LinalgError(format!(
+        return Err(LinalgError::input(format!(
             "matrix has a non-finite value at row {}, column {}",
             i / cols.max(1),
             i % cols.max(1)
@@ -48,7 +39,7 @@ fn pinv_matrix(m: &DMatrix<f64>) -> Result<DMatrix<f64>, LinalgError> {
     let smax = svd.singular_values.iter().cloned().fold(0.0f64, f64::max);
     let tol = f64::EPSILON * (m.nrows().max(m.ncols()) as f64) * smax;
     svd.pseudo_inverse(tol)
-        .map_err(|e| LinalgError(e.to_string()))
+        .map_err(|e| LinalgError::input(e.to_string()))
 }
 
 /// Eigenvalues of a real square (generally non-symmetric) matrix as (re, im) pairs.
@@ -101,7 +92,7 @@ pub fn top_singular_values(
     seed: u64,
 ) -> Result<Vec<f64>, LinalgError> {
     if data.len() != rows * cols {
-        return Err(LinalgError(format!(
+        return Err(LinalgError::input(format!(
             "matrix data has {} values, expected {rows} × {cols}",
             data.len()
         )));

@@ -5,7 +5,8 @@
 //! as `AsyncTask`s on the libuv thread pool (they return Promises and keep the JS main thread
 //! free); inside, the engine uses its own rayon thread pool (`threads`) or the GPU. Results
 //! can be written to a file inside the same task (`outPath`, atomically) so a CLI never has
-//! to hold an n × n matrix in JS. Errors carry their code as a prefix: `[E_INPUT] …`.
+//! to hold an n × n matrix in JS. Errors are JS `Error`s with `code`, `subject` and `hint`
+//! properties (see `error.rs`); option names are typed string unions in index.d.ts.
 
 // napi registers the exports only outside `cfg(test)`; there they look unused.
 #![cfg_attr(test, allow(dead_code))]
@@ -16,21 +17,87 @@ use std::sync::Arc;
 use modelprint_core::similarity::{
     self as sim, output, part, CpuKernel, Device, Matrix, Metric, Neighbours, Options, ShardSpec,
 };
-use modelprint_core::sketch::{JsonlOptions, SketchCollection, SketchError, SketchMeta};
+use modelprint_core::sketch::{JsonlOptions, SketchCollection, SketchMeta};
+use modelprint_core::{Error as CoreError, ErrorCode};
 use napi::bindgen_prelude::*;
 use napi::{Env, Task};
 use napi_derive::napi;
 
-fn coded(code: &str, msg: impl std::fmt::Display) -> Error {
-    Error::new(Status::GenericFailure, format!("[{code}] {msg}"))
+use crate::error::{coded, js_error, Pending};
+
+/// The per-prompt set score.
+#[napi(string_enum = "lowercase")]
+pub enum MetricName {
+    Overlap,
+    Jaccard,
 }
 
-fn sketch_err(e: SketchError) -> Error {
-    coded(if e.is_io() { "E_IO" } else { "E_INPUT" }, e)
+impl From<MetricName> for Metric {
+    fn from(m: MetricName) -> Metric {
+        match m {
+            MetricName::Overlap => Metric::Overlap,
+            MetricName::Jaccard => Metric::Jaccard,
+        }
+    }
 }
 
-fn sim_err(e: sim::SimilarityError) -> Error {
-    coded(e.code(), e)
+/// Where to compute: "cuda" fails when CUDA is unavailable, "auto" falls back to the CPU.
+#[napi(string_enum = "lowercase")]
+pub enum DeviceRequest {
+    Cpu,
+    Cuda,
+    Auto,
+}
+
+impl From<DeviceRequest> for Device {
+    fn from(d: DeviceRequest) -> Device {
+        match d {
+            DeviceRequest::Cpu => Device::Cpu,
+            DeviceRequest::Cuda => Device::Cuda,
+            DeviceRequest::Auto => Device::Auto,
+        }
+    }
+}
+
+/// The CPU counting kernel.
+#[napi(string_enum = "lowercase")]
+pub enum CpuKernelName {
+    Auto,
+    Sliced,
+    Bitset,
+    Merge,
+}
+
+impl From<CpuKernelName> for CpuKernel {
+    fn from(k: CpuKernelName) -> CpuKernel {
+        match k {
+            CpuKernelName::Auto => CpuKernel::Auto,
+            CpuKernelName::Sliced => CpuKernel::Sliced,
+            CpuKernelName::Bitset => CpuKernel::Bitset,
+            CpuKernelName::Merge => CpuKernel::Merge,
+        }
+    }
+}
+
+/// Which engine ran.
+#[napi(string_enum = "lowercase")]
+pub enum DeviceKind {
+    Cpu,
+    Cuda,
+}
+
+fn device_kind(d: &sim::DeviceUsed) -> DeviceKind {
+    match d {
+        sim::DeviceUsed::Cpu { .. } => DeviceKind::Cpu,
+        sim::DeviceUsed::Cuda { .. } => DeviceKind::Cuda,
+    }
+}
+
+fn metric_name(m: Metric) -> MetricName {
+    match m {
+        Metric::Overlap => MetricName::Overlap,
+        Metric::Jaccard => MetricName::Jaccard,
+    }
 }
 
 /// A collection of bottom-k sketches (many models × the same P prompts), in memory or
@@ -53,6 +120,9 @@ pub struct SketchSetInit {
     pub prompt_hash: Option<String>,
     /// Models without a sketch (their sets must be empty); default none.
     pub failed: Option<Vec<bool>>,
+    /// The §1.5 matrix protocol: per model `[start, end)` of the prompts its row is scored
+    /// over (2 values per model); default: every model scores over every prompt.
+    pub anchors: Option<Uint32Array>,
 }
 
 #[napi]
@@ -61,6 +131,7 @@ impl SketchSet {
     /// model m for prompt p, all in `ids` (model-major). Validates every set.
     #[napi(factory)]
     pub fn from_arrays(
+        env: Env,
         models: Vec<String>,
         ids: Uint32Array,
         lengths: Uint32Array,
@@ -70,7 +141,7 @@ impl SketchSet {
             .k
             .unwrap_or_else(|| lengths.iter().copied().max().unwrap_or(0));
         let prompt_hash = match init.prompt_hash.as_deref() {
-            Some(h) => SketchMeta::parse_prompt_hash(h).map_err(|m| coded("E_USAGE", m))?,
+            Some(h) => SketchMeta::parse_prompt_hash(h).map_err(|e| js_error(&env, &e))?,
             None => [0; 32],
         };
         let meta = SketchMeta {
@@ -79,21 +150,70 @@ impl SketchSet {
             prompts: init.prompts,
             prompt_hash,
         };
-        SketchCollection::from_parts(
+        let n = models.len();
+        let mut c = SketchCollection::from_parts(
             meta,
             models,
             ids.to_vec(),
             lengths.to_vec(),
             init.failed.unwrap_or_default(),
         )
-        .map(|c| SketchSet { inner: Arc::new(c) })
-        .map_err(sketch_err)
+        .map_err(|e| js_error(&env, &e))?;
+        if let Some(a) = init.anchors {
+            if a.len() != 2 * n {
+                return Err(coded(
+                    &env,
+                    ErrorCode::Usage,
+                    format!(
+                        "anchors needs 2 values per model ({} for {n} models)",
+                        a.len()
+                    ),
+                ));
+            }
+            c = c
+                .with_anchors(a.chunks(2).map(|r| [r[0], r[1]]).collect())
+                .map_err(|e| js_error(&env, &e))?;
+        }
+        Ok(SketchSet { inner: Arc::new(c) })
+    }
+
+    /// A collection from the bytes of a `.mpsk` file (how the registry stores sketches),
+    /// checked like a file.
+    #[napi(factory)]
+    pub fn from_bytes(env: Env, bytes: Buffer) -> Result<Self> {
+        modelprint_core::sketch::from_bytes(&bytes)
+            .map(|c| SketchSet { inner: Arc::new(c) })
+            .map_err(|e| js_error(&env, &e))
+    }
+
+    /// The `.mpsk` bytes of the collection.
+    #[napi]
+    pub fn to_bytes(&self) -> Buffer {
+        modelprint_core::sketch::to_bytes(&self.inner).into()
+    }
+
+    /// All ids, model-major and prompt-minor (a copy).
+    #[napi(getter)]
+    pub fn ids(&self) -> Uint32Array {
+        Uint32Array::new(self.inner.ids().to_vec())
+    }
+    /// `lengths[m * prompts + p]` = size of set (m, p); 0 = a missing prompt.
+    #[napi(getter)]
+    pub fn lengths(&self) -> Uint32Array {
+        Uint32Array::new(self.inner.lengths().to_vec())
+    }
+    /// Anchor ranges (2 values per model), or null when every row scores every prompt.
+    #[napi(getter)]
+    pub fn anchors(&self) -> Option<Uint32Array> {
+        self.inner
+            .anchors()
+            .map(|a| Uint32Array::new(a.iter().flat_map(|r| [r[0], r[1]]).collect()))
     }
 
     /// Opens a `.jsonl` / `.json` / `.ndjson` (JSON lines) or a binary `.mpsk` file (mapped,
     /// not copied). `vocabSize` / `k` apply to JSON lines without a header line.
     #[napi(factory)]
-    pub fn open(path: String, vocab_size: Option<u32>, k: Option<u32>) -> Result<Self> {
+    pub fn open(env: Env, path: String, vocab_size: Option<u32>, k: Option<u32>) -> Result<Self> {
         let p = Path::new(&path);
         let ext = p
             .extension()
@@ -113,14 +233,16 @@ impl SketchSet {
             SketchCollection::open(p)
         };
         c.map(|c| SketchSet { inner: Arc::new(c) })
-            .map_err(sketch_err)
+            .map_err(|e| js_error(&env, &e))
     }
 
     /// Writes the collection atomically: JSON lines for `.jsonl` / `.json` / `.ndjson`,
     /// the binary `.mpsk` format otherwise.
     #[napi]
-    pub fn save(&self, path: String) -> Result<()> {
-        self.inner.save(Path::new(&path)).map_err(sketch_err)
+    pub fn save(&self, env: Env, path: String) -> Result<()> {
+        self.inner
+            .save(Path::new(&path))
+            .map_err(|e| js_error(&env, &e))
     }
 
     #[napi(getter)]
@@ -172,9 +294,13 @@ impl SketchSet {
     }
     /// The set of model `model` for prompt `prompt`.
     #[napi]
-    pub fn set(&self, model: u32, prompt: u32) -> Result<Uint32Array> {
+    pub fn set(&self, env: Env, model: u32, prompt: u32) -> Result<Uint32Array> {
         if model as usize >= self.inner.len() || prompt as usize >= self.inner.prompts() {
-            return Err(coded("E_USAGE", format!("no set ({model}, {prompt})")));
+            return Err(coded(
+                &env,
+                ErrorCode::Usage,
+                format!("no set ({model}, {prompt})"),
+            ));
         }
         Ok(Uint32Array::new(
             self.inner.set(model as usize, prompt as usize).to_vec(),
@@ -186,14 +312,14 @@ impl SketchSet {
 #[napi(object)]
 #[derive(Default)]
 pub struct SimilarityOptions {
-    /// "overlap" (default) or "jaccard".
-    pub metric: Option<String>,
-    /// "cpu", "cuda" or "auto" (default: CUDA when available, else CPU).
-    pub device: Option<String>,
+    /// Default "overlap".
+    pub metric: Option<MetricName>,
+    /// Default "auto": CUDA when available, else CPU.
+    pub device: Option<DeviceRequest>,
     /// CPU threads (default: all cores).
     pub threads: Option<u32>,
-    /// CPU kernel: "auto" (default), "sliced", "bitset" or "merge".
-    pub cpu_kernel: Option<String>,
+    /// Default "auto".
+    pub cpu_kernel: Option<CpuKernelName>,
     /// Write the result here inside the task (atomically): `.csv` / `.npy` for matrices,
     /// `.jsonl` for neighbours.
     pub out_path: Option<String>,
@@ -201,28 +327,14 @@ pub struct SimilarityOptions {
     pub return_scores: Option<bool>,
 }
 
-fn options(o: &SimilarityOptions) -> Result<Options> {
-    Ok(Options {
-        metric: o
-            .metric
-            .as_deref()
-            .unwrap_or("overlap")
-            .parse::<Metric>()
-            .map_err(sim_err)?,
-        device: o
-            .device
-            .as_deref()
-            .unwrap_or("auto")
-            .parse::<Device>()
-            .map_err(sim_err)?,
+fn options(o: SimilarityOptions) -> (Options, Option<String>, bool) {
+    let opts = Options {
+        metric: o.metric.map_or(Metric::Overlap, Metric::from),
+        device: o.device.map_or(Device::Auto, Device::from),
         threads: o.threads.map(|t| t as usize),
-        cpu_kernel: o
-            .cpu_kernel
-            .as_deref()
-            .unwrap_or("auto")
-            .parse::<CpuKernel>()
-            .map_err(sim_err)?,
-    })
+        cpu_kernel: o.cpu_kernel.map_or(CpuKernel::Auto, CpuKernel::from),
+    };
+    (opts, o.out_path, o.return_scores.unwrap_or(true))
 }
 
 /// A computed matrix (row-major `rows × cols` float32 scores).
@@ -234,8 +346,7 @@ pub struct MatrixResult {
     pub scores: Float32Array,
     /// e.g. "cpu (sliced-avx512, 8 threads)" or "cuda (NVIDIA H100, sm_90)".
     pub device: String,
-    /// "cpu" or "cuda".
-    pub device_kind: String,
+    pub device_kind: DeviceKind,
     /// Compute time (file writing excluded).
     pub seconds: f64,
     /// The file written, if any.
@@ -249,12 +360,12 @@ pub struct NeighboursResult {
     pub index: Uint32Array,
     pub scores: Float32Array,
     pub device: String,
-    pub device_kind: String,
+    pub device_kind: DeviceKind,
     pub seconds: f64,
     pub out_path: Option<String>,
 }
 
-fn matrix_ext(path: &str) -> Result<&'static str> {
+fn matrix_ext(path: &str) -> std::result::Result<&'static str, CoreError> {
     let ext = Path::new(path)
         .extension()
         .and_then(|e| e.to_str())
@@ -263,19 +374,23 @@ fn matrix_ext(path: &str) -> Result<&'static str> {
     match ext.as_str() {
         "csv" => Ok("csv"),
         "npy" => Ok("npy"),
-        _ => Err(coded(
-            "E_USAGE",
-            format!("{path}: a matrix is written as .csv or .npy"),
-        )),
+        _ => Err(
+            CoreError::usage(format!("{path}: a matrix is written as .csv or .npy"))
+                .subject("outPath"),
+        ),
     }
 }
 
-fn write_matrix(path: &str, rows: &[String], cols: &[String], m: &Matrix) -> Result<()> {
+fn write_matrix(
+    path: &str,
+    rows: &[String],
+    cols: &[String],
+    m: &Matrix,
+) -> std::result::Result<(), CoreError> {
     match matrix_ext(path)? {
         "csv" => output::write_matrix_csv(Path::new(path), rows, cols, m),
         _ => output::write_matrix_npy(Path::new(path), m),
     }
-    .map_err(sim_err)
 }
 
 enum MatrixJob {
@@ -288,18 +403,15 @@ pub struct MatrixTask {
     opts: Options,
     out_path: Option<String>,
     return_scores: bool,
+    failed: Pending,
 }
 
-impl Task for MatrixTask {
-    type Output = (sim::Run<Matrix>, Option<String>);
-    type JsValue = MatrixResult;
-
-    fn compute(&mut self) -> Result<Self::Output> {
+impl MatrixTask {
+    fn run(&self) -> std::result::Result<(sim::Run<Matrix>, Option<String>), CoreError> {
         let run = match &self.job {
             MatrixJob::Full(s) => sim::full_matrix(s, &self.opts),
             MatrixJob::Rect(q, r) => sim::rect_matrix(q, r, &self.opts),
-        }
-        .map_err(sim_err)?;
+        }?;
         if let Some(p) = &self.out_path {
             let (rows, cols) = match &self.job {
                 MatrixJob::Full(s) => (s.models(), s.models()),
@@ -309,6 +421,15 @@ impl Task for MatrixTask {
         }
         Ok((run, self.out_path.clone()))
     }
+}
+
+impl Task for MatrixTask {
+    type Output = (sim::Run<Matrix>, Option<String>);
+    type JsValue = MatrixResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        self.run().map_err(|e| self.failed.keep(e))
+    }
 
     fn resolve(&mut self, _env: Env, (run, out_path): Self::Output) -> Result<Self::JsValue> {
         let Matrix { rows, cols, data } = run.result;
@@ -317,44 +438,98 @@ impl Task for MatrixTask {
             cols: cols as u32,
             scores: Float32Array::new(if self.return_scores { data } else { Vec::new() }),
             device: run.device.to_string(),
-            device_kind: run.device.kind().into(),
+            device_kind: device_kind(&run.device),
             seconds: run.seconds,
             out_path,
         })
     }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        self.failed.reject(&env, err)
+    }
 }
 
-fn matrix_task(job: MatrixJob, o: Option<SimilarityOptions>) -> Result<AsyncTask<MatrixTask>> {
-    let o = o.unwrap_or_default();
-    let opts = options(&o)?;
-    if let Some(p) = &o.out_path {
-        matrix_ext(p)?;
+fn matrix_task(
+    env: &Env,
+    job: MatrixJob,
+    o: Option<SimilarityOptions>,
+) -> Result<AsyncTask<MatrixTask>> {
+    let (opts, out_path, return_scores) = options(o.unwrap_or_default());
+    if let Some(p) = &out_path {
+        matrix_ext(p).map_err(|e| js_error(env, &e))?;
     }
     Ok(AsyncTask::new(MatrixTask {
         job,
         opts,
-        out_path: o.out_path,
-        return_scores: o.return_scores.unwrap_or(true),
+        out_path,
+        return_scores,
+        failed: Pending::default(),
     }))
 }
 
 /// The full n × n matrix (`M[i][j]`: row model i anchored; diagonal 1; failed models -1).
 #[napi(ts_return_type = "Promise<MatrixResult>")]
 pub fn similarity_matrix(
+    env: Env,
     sketches: &SketchSet,
     options: Option<SimilarityOptions>,
 ) -> Result<AsyncTask<MatrixTask>> {
-    matrix_task(MatrixJob::Full(sketches.inner.clone()), options)
+    matrix_task(&env, MatrixJob::Full(sketches.inner.clone()), options)
+}
+
+/// Per-prompt scores of model `b` of `other` against model `a` of this set (the anchor):
+/// NaN where either set is missing. Their mean is what the engine reports for the pair.
+#[napi]
+pub fn prompt_scores(
+    env: Env,
+    anchor: &SketchSet,
+    a: u32,
+    other: &SketchSet,
+    b: u32,
+    metric: Option<MetricName>,
+) -> Result<Float64Array> {
+    let metric = metric.map_or(Metric::Overlap, Metric::from);
+    let (x, y) = (&anchor.inner, &other.inner);
+    if a as usize >= x.len() || b as usize >= y.len() || x.prompts() != y.prompts() {
+        return Err(coded(
+            &env,
+            ErrorCode::Usage,
+            format!("no pair ({a}, {b}) with the same prompts"),
+        ));
+    }
+    Ok(Float64Array::new(sim::pair_prompt_scores(
+        x, a as usize, y, b as usize, metric,
+    )))
+}
+
+/// Writes a matrix as `.csv` (pandas layout, six decimals) or `.npy` (float32), atomically:
+/// the one writer of matrix files.
+#[napi]
+pub fn write_matrix_file(
+    env: Env,
+    path: String,
+    rows: Vec<String>,
+    cols: Vec<String>,
+    scores: Float32Array,
+) -> Result<()> {
+    let m = Matrix {
+        rows: rows.len(),
+        cols: cols.len(),
+        data: scores.to_vec(),
+    };
+    write_matrix(&path, &rows, &cols, &m).map_err(|e| js_error(&env, &e))
 }
 
 /// Queries × references (`M[q][r]`, the query anchored; failed models -1).
 #[napi(ts_return_type = "Promise<MatrixResult>")]
 pub fn similarity_rect(
+    env: Env,
     queries: &SketchSet,
     references: &SketchSet,
     options: Option<SimilarityOptions>,
 ) -> Result<AsyncTask<MatrixTask>> {
     matrix_task(
+        &env,
         MatrixJob::Rect(queries.inner.clone(), references.inner.clone()),
         options,
     )
@@ -366,18 +541,15 @@ pub struct TopTask {
     top: usize,
     opts: Options,
     out_path: Option<String>,
+    failed: Pending,
 }
 
-impl Task for TopTask {
-    type Output = (sim::Run<Neighbours>, Option<String>);
-    type JsValue = NeighboursResult;
-
-    fn compute(&mut self) -> Result<Self::Output> {
+impl TopTask {
+    fn run(&self) -> std::result::Result<(sim::Run<Neighbours>, Option<String>), CoreError> {
         let run = match &self.refs {
             None => sim::top_n(&self.rows, self.top, &self.opts),
             Some(r) => sim::rect_top_n(&self.rows, r, self.top, &self.opts),
-        }
-        .map_err(sim_err)?;
+        }?;
         if let Some(p) = &self.out_path {
             let cols = self.refs.as_ref().unwrap_or(&self.rows);
             let rows = &self.rows;
@@ -387,10 +559,18 @@ impl Task for TopTask {
                 cols.models(),
                 &run.result,
                 &|i| rows.is_failed(i),
-            )
-            .map_err(sim_err)?;
+            )?;
         }
         Ok((run, self.out_path.clone()))
+    }
+}
+
+impl Task for TopTask {
+    type Output = (sim::Run<Neighbours>, Option<String>);
+    type JsValue = NeighboursResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        self.run().map_err(|e| self.failed.keep(e))
     }
 
     fn resolve(&mut self, _env: Env, (run, out_path): Self::Output) -> Result<Self::JsValue> {
@@ -404,10 +584,14 @@ impl Task for TopTask {
             index: Uint32Array::new(index),
             scores: Float32Array::new(score),
             device: run.device.to_string(),
-            device_kind: run.device.kind().into(),
+            device_kind: device_kind(&run.device),
             seconds: run.seconds,
             out_path,
         })
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        self.failed.reject(&env, err)
     }
 }
 
@@ -421,13 +605,14 @@ pub fn similarity_top_n(
     references: Option<&SketchSet>,
     options: Option<SimilarityOptions>,
 ) -> Result<AsyncTask<TopTask>> {
-    let o = options.unwrap_or_default();
+    let (opts, out_path, _) = self::options(options.unwrap_or_default());
     Ok(AsyncTask::new(TopTask {
         rows: sketches.inner.clone(),
         refs: references.map(|r| r.inner.clone()),
         top: top as usize,
-        opts: self::options(&o)?,
-        out_path: o.out_path,
+        opts,
+        out_path,
+        failed: Pending::default(),
     }))
 }
 
@@ -440,7 +625,7 @@ pub struct ShardResult {
     pub tiles: u32,
     pub n: u32,
     pub device: String,
-    pub device_kind: String,
+    pub device_kind: DeviceKind,
     pub seconds: f64,
     pub out_path: String,
 }
@@ -450,6 +635,24 @@ pub struct ShardTask {
     spec: ShardSpec,
     opts: Options,
     out_path: String,
+    failed: Pending,
+}
+
+impl ShardTask {
+    fn run(&self) -> std::result::Result<ShardResult, CoreError> {
+        let run = sim::shard(&self.s, self.spec, &self.opts)?;
+        part::write_part(&run.result, Path::new(&self.out_path))?;
+        Ok(ShardResult {
+            shard_index: self.spec.index as u32,
+            shard_count: self.spec.count as u32,
+            tiles: run.result.tiles.len() as u32,
+            n: self.s.len() as u32,
+            device: run.device.to_string(),
+            device_kind: device_kind(&run.device),
+            seconds: run.seconds,
+            out_path: self.out_path.clone(),
+        })
+    }
 }
 
 impl Task for ShardTask {
@@ -457,22 +660,15 @@ impl Task for ShardTask {
     type JsValue = ShardResult;
 
     fn compute(&mut self) -> Result<Self::Output> {
-        let run = sim::shard(&self.s, self.spec, &self.opts).map_err(sim_err)?;
-        part::write_part(&run.result, Path::new(&self.out_path)).map_err(sim_err)?;
-        Ok(ShardResult {
-            shard_index: self.spec.index as u32,
-            shard_count: self.spec.count as u32,
-            tiles: run.result.tiles.len() as u32,
-            n: self.s.len() as u32,
-            device: run.device.to_string(),
-            device_kind: run.device.kind().into(),
-            seconds: run.seconds,
-            out_path: self.out_path.clone(),
-        })
+        self.run().map_err(|e| self.failed.keep(e))
     }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
         Ok(output)
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        self.failed.reject(&env, err)
     }
 }
 
@@ -480,19 +676,22 @@ impl Task for ShardTask {
 /// (atomically). `similarityMerge` combines the parts of all shards.
 #[napi(ts_return_type = "Promise<ShardResult>")]
 pub fn similarity_shard(
+    env: Env,
     sketches: &SketchSet,
     index: u32,
     count: u32,
     out_path: String,
     options: Option<SimilarityOptions>,
 ) -> Result<AsyncTask<ShardTask>> {
-    let spec = ShardSpec::new(index as usize, count as usize).map_err(sim_err)?;
-    let o = options.unwrap_or_default();
+    let spec = ShardSpec::new(index as usize, count as usize)
+        .map_err(|e| js_error(&env, &e.subject("shard")))?;
+    let (opts, _, _) = self::options(options.unwrap_or_default());
     Ok(AsyncTask::new(ShardTask {
         s: sketches.inner.clone(),
         spec,
-        opts: self::options(&o)?,
+        opts,
         out_path,
+        failed: Pending::default(),
     }))
 }
 
@@ -501,7 +700,7 @@ pub fn similarity_shard(
 pub struct MergeResult {
     pub model_ids: Vec<String>,
     pub n: u32,
-    pub metric: String,
+    pub metric: MetricName,
     pub parts: u32,
     /// Empty when `returnScores` was false.
     pub scores: Float32Array,
@@ -513,22 +712,20 @@ pub struct MergeTask {
     paths: Vec<PathBuf>,
     out_path: Option<String>,
     return_scores: bool,
+    failed: Pending,
 }
 
-impl Task for MergeTask {
-    type Output = MergeResult;
-    type JsValue = MergeResult;
-
-    fn compute(&mut self) -> Result<Self::Output> {
+impl MergeTask {
+    fn run(&self) -> std::result::Result<MergeResult, CoreError> {
         let t0 = std::time::Instant::now();
-        let (models, m, metric) = part::merge_files(&self.paths).map_err(sim_err)?;
+        let (models, m, metric) = part::merge_files(&self.paths)?;
         if let Some(p) = &self.out_path {
             write_matrix(p, &models, &models, &m)?;
         }
         Ok(MergeResult {
             n: models.len() as u32,
             model_ids: models,
-            metric: metric.name().into(),
+            metric: metric_name(metric),
             parts: self.paths.len() as u32,
             scores: Float32Array::new(if self.return_scores {
                 m.data
@@ -539,9 +736,22 @@ impl Task for MergeTask {
             out_path: self.out_path.clone(),
         })
     }
+}
+
+impl Task for MergeTask {
+    type Output = MergeResult;
+    type JsValue = MergeResult;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        self.run().map_err(|e| self.failed.keep(e))
+    }
 
     fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
         Ok(output)
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        self.failed.reject(&env, err)
     }
 }
 
@@ -549,17 +759,19 @@ impl Task for MergeTask {
 /// (.csv or .npy) when given.
 #[napi(ts_return_type = "Promise<MergeResult>")]
 pub fn similarity_merge(
+    env: Env,
     parts: Vec<String>,
     out_path: Option<String>,
     return_scores: Option<bool>,
 ) -> Result<AsyncTask<MergeTask>> {
     if let Some(p) = &out_path {
-        matrix_ext(p)?;
+        matrix_ext(p).map_err(|e| js_error(&env, &e))?;
     }
     Ok(AsyncTask::new(MergeTask {
         paths: parts.into_iter().map(PathBuf::from).collect(),
         out_path,
         return_scores: return_scores.unwrap_or(true),
+        failed: Pending::default(),
     }))
 }
 
@@ -571,9 +783,6 @@ pub fn cuda_unavailable_reason() -> Option<String> {
 
 /// The metric names the engine accepts (for CLI validation).
 #[napi]
-pub fn similarity_metrics() -> Vec<String> {
-    [Metric::Overlap, Metric::Jaccard]
-        .iter()
-        .map(|m| m.name().to_string())
-        .collect()
+pub fn similarity_metrics() -> Vec<MetricName> {
+    vec![MetricName::Overlap, MetricName::Jaccard]
 }

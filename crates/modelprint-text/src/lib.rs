@@ -8,16 +8,14 @@ pub mod compare;
 use std::path::Path;
 use tokenizers::Tokenizer as HfTokenizer;
 
-#[derive(Debug)]
-pub struct TextError(pub String);
+use modelprint_core::{Error, ErrorCode};
 
-impl std::fmt::Display for TextError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
+/// Errors of this crate: modelprint's one coded error type (E_TOKENIZER, E_NOT_FOUND).
+pub type TextError = Error;
+
+fn tokenizer_error(msg: String) -> TextError {
+    Error::new(ErrorCode::Tokenizer, msg)
 }
-
-impl std::error::Error for TextError {}
 
 pub struct Tokenizer {
     inner: HfTokenizer,
@@ -27,26 +25,34 @@ impl Tokenizer {
     pub fn from_file(path: &Path) -> Result<Self, TextError> {
         HfTokenizer::from_file(path)
             .map(|inner| Tokenizer { inner })
-            .map_err(|e| TextError(format!("cannot read tokenizer {}: {e}", path.display())))
+            .map_err(|e| {
+                let code = if path.exists() {
+                    ErrorCode::Tokenizer
+                } else {
+                    ErrorCode::NotFound
+                };
+                Error::new(code, format!("cannot read tokenizer: {e}"))
+                    .subject(path.display().to_string())
+            })
     }
 
     pub fn from_json(json: &str) -> Result<Self, TextError> {
         json.parse::<HfTokenizer>()
             .map(|inner| Tokenizer { inner })
-            .map_err(|e| TextError(format!("invalid tokenizer.json: {e}")))
+            .map_err(|e| tokenizer_error(format!("invalid tokenizer.json: {e}")))
     }
 
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>, TextError> {
         self.inner
             .encode(text, add_special_tokens)
             .map(|e| e.get_ids().to_vec())
-            .map_err(|e| TextError(format!("tokenization failed: {e}")))
+            .map_err(|e| tokenizer_error(format!("tokenization failed: {e}")))
     }
 
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String, TextError> {
         self.inner
             .decode(ids, skip_special_tokens)
-            .map_err(|e| TextError(format!("decoding failed: {e}")))
+            .map_err(|e| tokenizer_error(format!("decoding failed: {e}")))
     }
 
     /// Vocabulary size including added tokens (the ids the tokenizer can produce).

@@ -31,6 +31,11 @@ export default class AnalyzeFamilies extends BaseCommand<typeof AnalyzeFamilies>
     method: Flags.string({ description: 'Method in a runner JSON (default: the first).' }),
     metric: Flags.string({ description: 'Metric in a runner JSON (default: the first of the method).' }),
     'output-dir': Flags.string({ char: 'o', description: 'Write dashboard.html, SVG charts, report.json and text reports here.' }),
+    order: Flags.string({
+      description: 'Heatmap order in the dashboard and heatmap.svg: family (grouped by the given families) or clustered (average-linkage tree on 1 − score, for when the family is the unknown).',
+      options: ['family', 'clustered'],
+      default: 'family',
+    }),
   };
 
   async run(): Promise<Result> {
@@ -65,7 +70,7 @@ export default class AnalyzeFamilies extends BaseCommand<typeof AnalyzeFamilies>
     const result: Result = { ...report };
     if (f['output-dir']) {
       const label = matrix.source.metric ?? 'score';
-      const w = writeDashboard(f['output-dir'], familiesDashboard(report, matrix, info, label), report, familyTextFiles(report));
+      const w = writeDashboard(f['output-dir'], familiesDashboard(report, matrix, info, label, { order: f.order as 'family' | 'clustered' }), report, familyTextFiles(report));
       result.output = { dir: w.dir, files: w.files };
       this.logger.info(`wrote ${w.html}`);
     }

@@ -1,6 +1,8 @@
 import { Flags } from '@oclif/core';
 import path from 'node:path';
 import { BaseCommand } from '../../cli/base.js';
+import { onnxVariantFlag } from '../../cli/method-flags.js';
+import type { OnnxVariantRequest } from '../../inference/format.js';
 import { readExperimentConfig, runExperiment, type ExperimentResult } from '../../methods/experiment.js';
 import { makeProgress, type ProgressMode } from '../../ui/progress.js';
 import { StopSignal } from '../../util/signals.js';
@@ -18,8 +20,10 @@ export default class ExperimentRun extends BaseCommand<typeof ExperimentRun> {
     'use-existing': Flags.boolean({ description: 'Use fingerprints already in the registry instead of recomputing them.' }),
     'write-to-registry': Flags.boolean({ description: 'Store new fingerprints in the registry.' }),
     'output-dir': Flags.string({ description: 'Output folder.', default: 'experiment' }),
+    'sketches-out': Flags.string({ description: 'Also write the bottom-k sketches (.mpsk) that `modelprint similarity --sketches` reads.' }),
     device: Flags.string({ options: ['cpu', 'cuda', 'auto'], default: 'auto', description: 'Inference device.' }),
     progress: Flags.string({ options: ['auto', 'tty', 'jsonl', 'plain', 'none'], default: 'auto', description: 'Progress display.' }),
+    'onnx-variant': onnxVariantFlag,
   };
 
   async run(): Promise<ExperimentResult> {
@@ -34,8 +38,11 @@ export default class ExperimentRun extends BaseCommand<typeof ExperimentRun> {
         writeToRegistry: this.flags['write-to-registry'],
         outputDir: path.resolve(this.flags['output-dir']),
         device: this.flags.device as 'cpu' | 'cuda' | 'auto',
+        onnxVariant: this.flags['onnx-variant'] as OnnxVariantRequest,
         progress,
         stop,
+        sketchesOut: this.flags['sketches-out'],
+        warn: (m) => this.logger.warn(m),
       });
       progress.close();
       this.out(renderTable(['method', 'computed', 'reused'], Object.keys(r.computed).map((m) => [m, r.computed[m], r.reused[m]])));

@@ -66,6 +66,17 @@ export class GraphBuilder {
     return name;
   }
 
+  /**
+   * An initializer whose bytes stay in another file (ONNX external data): `location` is
+   * relative to the model file, `offset`/`length` in bytes.
+   */
+  externalInitializer(name: string, dataType: DataTypeId, dims: number[], external: { location: string; offset: number; length: number }): string {
+    if (this.names.has(name)) throw new Error(`graph value ${name} defined twice`);
+    this.names.add(name);
+    this.initializers.push({ name, dataType, dims, raw: new Uint8Array(0), external });
+    return name;
+  }
+
   /** An int64 constant (shared between uses); dims [] for a scalar. */
   int64(values: number[], dims: number[] = [values.length]): string {
     const key = `i64:${dims.join('x')}:${values.join(',')}`;

@@ -6,7 +6,7 @@ import os from 'node:os';
 import { ProtoWriter } from './protobuf.js';
 
 /** TensorProto.DataType values used here. */
-export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9 } as const;
+export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10, BFLOAT16: 16 } as const;
 export type DataTypeId = (typeof DataType)[keyof typeof DataType];
 
 /** AttributeProto.AttributeType values. */
@@ -19,8 +19,10 @@ export interface TensorData {
   name: string;
   dataType: DataTypeId;
   dims: number[];
-  /** Little-endian element bytes. */
+  /** Little-endian element bytes (empty when `external` is set). */
   raw: Uint8Array;
+  /** ONNX external data: the bytes live in `location` (relative to the model file) at `offset`. */
+  external?: { location: string; offset: number; length: number };
 }
 
 export interface ValueInfo {
@@ -78,13 +80,22 @@ export function leBytes(a: Float32Array | BigInt64Array | Int32Array | Uint8Arra
   return out;
 }
 
-// TensorProto: dims=1, data_type=2, name=8, raw_data=9.
+// TensorProto: dims=1, data_type=2, name=8, raw_data=9, external_data=13
+// (StringStringEntryProto: key=1, value=2), data_location=14 (EXTERNAL = 1).
 function encodeTensor(t: TensorData): ProtoWriter {
   const w = new ProtoWriter();
   for (const d of t.dims) w.int(1, d);
   w.int(2, t.dataType);
   w.string(8, t.name);
-  w.bytes(9, t.raw);
+  if (t.external) {
+    const e = t.external;
+    for (const [k, v] of [['location', e.location], ['offset', String(e.offset)], ['length', String(e.length)]]) {
+      w.message(13, new ProtoWriter().string(1, k).string(2, v));
+    }
+    w.int(14, 1);
+  } else {
+    w.bytes(9, t.raw);
+  }
   return w;
 }
 

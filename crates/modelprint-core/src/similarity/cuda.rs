@@ -16,6 +16,7 @@ use super::gpu_layout::{
 };
 use super::stripes::Stripe;
 use super::{DeviceUsed, EmitFn, Engine, Job, Metric, SimilarityError};
+use crate::error::Error;
 
 pub struct CudaEngine {
     _ctx: Arc<CudaContext>,
@@ -148,7 +149,7 @@ impl TileExecutor for DeviceExec<'_> {
         out_len: usize,
     ) -> Result<Vec<f32>, SimilarityError> {
         let stream = &self.eng.stream;
-        let dev = |e: String| SimilarityError::Device(format!("CUDA kernel failed: {e}"));
+        let dev = |e: String| Error::device(format!("CUDA kernel failed: {e}"));
         guarded("CUDA", || {
             let d_entries = stream.clone_htod(entries).map_err(|e| e.to_string())?;
             let mut d_out = stream
@@ -201,7 +202,7 @@ impl Engine for CudaEngine {
         let layout: Layout = build_layout(job);
         let need = layout.device_bytes();
         if need + (64 << 20) > self.free_bytes {
-            return Err(SimilarityError::Device(format!(
+            return Err(Error::device(format!(
                 "the sketches need {:.1} GiB of GPU memory as bitsets but {} has {:.1} GiB free; use --device cpu",
                 need as f64 / (1u64 << 30) as f64,
                 self.name,
@@ -227,7 +228,7 @@ impl Engine for CudaEngine {
                 prompts: job.prompts() as u32,
             })
         })
-        .map_err(SimilarityError::Device)?;
+        .map_err(Error::device)?;
         drop(layout);
         // Output batches: up to a quarter of what is left, at most 2 GiB.
         let budget = ((self.free_bytes.saturating_sub(need)) / 4).clamp(64 << 20, 2 << 30);

@@ -36,7 +36,7 @@ __device__ __forceinline__ double mp_score(int metric, unsigned int c, unsigned 
         return la == 0u ? 0.0 : (double)c / (double)la;
     }
     unsigned long long u = (unsigned long long)la + (unsigned long long)lb - (unsigned long long)c;
-    return u == 0ull ? 1.0 : (double)c / (double)u;
+    return u == 0ull ? 0.0 : (double)c / (double)u;
 }
 
 extern "C" __global__ void __launch_bounds__(256) mp_tiles(

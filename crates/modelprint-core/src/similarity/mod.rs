@@ -7,8 +7,14 @@
 //!
 //! - `M[i][j]` = mean over prompts of overlap `c / |A_i|` (A the row model's set) or
 //!   Jaccard `c / |A_i ∪ B_j|`;
-//! - `M[i][i] = 1`; a failed model (flagged, or without any id) gives -1 in its row and
-//!   column (its diagonal stays 1).
+//! - `M[i][i] = 1`; a failed model (flagged, or without any id) gives -1 in its whole row
+//!   and column, its diagonal included.
+//! - An empty set is a *missing* prompt (it failed, or the model was not run on it): a pair
+//!   is scored over the prompts where both sets are present, and, when the collection has
+//!   anchor ranges (the §1.5 matrix protocol), over the row model's own prompts only. The
+//!   engines compute the mean over all P prompts (a missing prompt contributes 0); a pair
+//!   with fewer common prompts `c` is rescaled once, `(mean · P / c)` in `f64` ([`rescale`]),
+//!   the same in every engine; a pair with no common prompt scores -1.
 //!
 //! Work is split into *stripes*: a block of at most 512 columns and a range of rows. The CPU
 //! engine ([`cpu`]) builds, per prompt, a token → 512-bit column mask table for the stripe
@@ -31,6 +37,8 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
+use crate::error::Error;
+use crate::limits;
 use crate::sketch::SketchCollection;
 pub use part::{merge_parts, read_part, write_part, ShardPart};
 use stripes::{plan_full, plan_rect, plan_shard, Stripe};
@@ -73,7 +81,7 @@ impl std::str::FromStr for Metric {
         match s.to_ascii_lowercase().as_str() {
             "overlap" => Ok(Metric::Overlap),
             "jaccard" => Ok(Metric::Jaccard),
-            _ => Err(SimilarityError::Usage(format!(
+            _ => Err(Error::usage(format!(
                 "unknown metric {s:?} (overlap or jaccard)"
             ))),
         }
@@ -97,7 +105,7 @@ impl std::str::FromStr for Device {
             "cpu" => Ok(Device::Cpu),
             "cuda" | "gpu" => Ok(Device::Cuda),
             "auto" => Ok(Device::Auto),
-            _ => Err(SimilarityError::Usage(format!(
+            _ => Err(Error::usage(format!(
                 "unknown device {s:?} (cpu, cuda or auto)"
             ))),
         }
@@ -126,7 +134,7 @@ impl std::str::FromStr for CpuKernel {
             "sliced" => Ok(CpuKernel::Sliced),
             "bitset" => Ok(CpuKernel::Bitset),
             "merge" => Ok(CpuKernel::Merge),
-            _ => Err(SimilarityError::Usage(format!("unknown CPU kernel {s:?}"))),
+            _ => Err(Error::usage(format!("unknown CPU kernel {s:?}"))),
         }
     }
 }
@@ -187,51 +195,8 @@ impl fmt::Display for DeviceUsed {
     }
 }
 
-#[derive(Debug)]
-pub enum SimilarityError {
-    /// Bad arguments (unknown metric, shard 5/4, …).
-    Usage(String),
-    /// Inputs that cannot be compared (different prompt counts, bad part files, …).
-    Input(String),
-    /// The requested device is unavailable or failed.
-    Device(String),
-    Io(String),
-    Sketch(crate::sketch::SketchError),
-}
-
-impl SimilarityError {
-    /// Stable error code for the CLI (E_USAGE, E_INPUT, E_DEVICE, E_IO).
-    pub fn code(&self) -> &'static str {
-        match self {
-            SimilarityError::Usage(_) => "E_USAGE",
-            SimilarityError::Input(_) => "E_INPUT",
-            SimilarityError::Device(_) => "E_DEVICE",
-            SimilarityError::Io(_) => "E_IO",
-            SimilarityError::Sketch(e) if e.is_io() => "E_IO",
-            SimilarityError::Sketch(_) => "E_INPUT",
-        }
-    }
-}
-
-impl fmt::Display for SimilarityError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SimilarityError::Usage(m)
-            | SimilarityError::Input(m)
-            | SimilarityError::Device(m)
-            | SimilarityError::Io(m) => write!(f, "{m}"),
-            SimilarityError::Sketch(e) => write!(f, "{e}"),
-        }
-    }
-}
-
-impl std::error::Error for SimilarityError {}
-
-impl From<crate::sketch::SketchError> for SimilarityError {
-    fn from(e: crate::sketch::SketchError) -> Self {
-        SimilarityError::Sketch(e)
-    }
-}
+/// Errors of the similarity engine: the crate's one coded [`Error`] type.
+pub type SimilarityError = Error;
 
 /// Score of one prompt from its intersection count `c` and the set sizes (`la` the anchor's).
 /// Every engine derives scores through this function (or bit-identical IEEE arithmetic).
@@ -248,7 +213,8 @@ pub fn prompt_score(metric: Metric, c: u32, la: u32, lb: u32) -> f64 {
         Metric::Jaccard => {
             let union = la as u64 + lb as u64 - c as u64;
             if union == 0 {
-                1.0
+                // Both sets empty: a missing prompt, excluded from the mean (see [`rescale`]).
+                0.0
             } else {
                 c as f64 / union as f64
             }
@@ -264,6 +230,121 @@ pub fn finish_score(sum: f64, prompts: usize) -> f32 {
     } else {
         (sum / prompts as f64) as f32
     }
+}
+
+/// The mean over `common` prompts from the engines' mean over all `prompts` (missing prompts
+/// contribute 0 to the sum): unchanged when every prompt is common, -1 when none is.
+#[inline]
+pub fn rescale(mean: f32, prompts: usize, common: usize) -> f32 {
+    if common == prompts {
+        mean
+    } else if common == 0 {
+        -1.0
+    } else {
+        (mean as f64 * prompts as f64 / common as f64) as f32
+    }
+}
+
+/// Per-prompt scores of column model `j` of `b` against row model `i` of `a`: NaN where a set
+/// is missing or the prompt is outside row `i`'s anchor range. Their mean (over the others)
+/// equals the engines' score of the pair up to the final rounding to `f32`.
+pub fn pair_prompt_scores(
+    a: &SketchCollection,
+    i: usize,
+    b: &SketchCollection,
+    j: usize,
+    metric: Metric,
+) -> Vec<f64> {
+    (0..a.prompts())
+        .map(|q| {
+            let (x, y) = (a.set(i, q), b.set(j, q));
+            if !a.anchors_prompt(i, q) || x.is_empty() || y.is_empty() {
+                return f64::NAN;
+            }
+            let c = crate::overlap::intersection_count_sorted(x, y) as u32;
+            prompt_score(metric, c, x.len() as u32, y.len() as u32)
+        })
+        .collect()
+}
+
+/// Which prompts each row and column model has (non-empty sets), as bitmasks; `None` when
+/// every pair is scored over all P prompts (no rescaling needed).
+pub(crate) struct Presence {
+    words: usize,
+    rows: Vec<u64>,
+    cols: Vec<u64>,
+}
+
+impl Presence {
+    pub(crate) fn of(rows: &SketchCollection, cols: &SketchCollection) -> Option<Presence> {
+        if rows.is_dense() && cols.is_dense() {
+            return None;
+        }
+        let (words, r) = rows.presence_masks(true);
+        let (_, c) = cols.presence_masks(false);
+        Some(Presence {
+            words,
+            rows: r,
+            cols: c,
+        })
+    }
+    /// Prompts that row model `i` and column model `j` both have.
+    #[inline]
+    pub(crate) fn common(&self, i: usize, j: usize) -> usize {
+        let w = self.words;
+        self.rows[i * w..(i + 1) * w]
+            .iter()
+            .zip(&self.cols[j * w..(j + 1) * w])
+            .map(|(a, b)| (a & b).count_ones() as usize)
+            .sum()
+    }
+    /// Column model `j` anchored against row model `i` (the lower triangle of a symmetric job).
+    #[inline]
+    fn common_lower(&self, i: usize, j: usize) -> usize {
+        let w = self.words;
+        self.cols[j * w..(j + 1) * w]
+            .iter()
+            .zip(&self.rows[i * w..(i + 1) * w])
+            .map(|(a, b)| (a & b).count_ones() as usize)
+            .sum()
+    }
+}
+
+/// Runs `job` on `engine`, rescaling every stripe's scores to the prompts each pair has in
+/// common before `emit` sees them (see [`rescale`]).
+fn run_job(
+    engine: &mut dyn Engine,
+    job: &Job,
+    stripes: &[Stripe],
+    emit: &mut EmitFn,
+) -> Result<(), SimilarityError> {
+    let Some(pres) = Presence::of(job.rows, job.cols) else {
+        return engine.run(job, stripes, emit);
+    };
+    let p = job.prompts();
+    engine.run(job, stripes, &mut |st, u, l| {
+        let w = st.c1 - st.c0;
+        let mut u2 = u.to_vec();
+        u2.par_chunks_mut(w.max(1))
+            .enumerate()
+            .for_each(|(ri, row)| {
+                for (ci, v) in row.iter_mut().enumerate() {
+                    *v = rescale(*v, p, pres.common(st.r0 + ri, st.c0 + ci));
+                }
+            });
+        let l2 = l.map(|l| {
+            let mut l2 = l.to_vec();
+            l2.par_chunks_mut(w.max(1))
+                .enumerate()
+                .for_each(|(ri, row)| {
+                    for (ci, v) in row.iter_mut().enumerate() {
+                        *v = rescale(*v, p, pres.common_lower(st.r0 + ri, st.c0 + ci));
+                    }
+                });
+            l2
+        });
+        emit(st, &u2, l2.as_deref())
+    })
 }
 
 /// A dense row-major score matrix.
@@ -358,7 +439,7 @@ fn uniform_lengths(c: &SketchCollection) -> bool {
 
 fn check_compatible(a: &SketchCollection, b: &SketchCollection) -> Result<(), SimilarityError> {
     if a.prompts() != b.prompts() {
-        return Err(SimilarityError::Input(format!(
+        return Err(Error::input(format!(
             "the collections have {} and {} prompts; sketches must come from the same prompts",
             a.prompts(),
             b.prompts()
@@ -369,7 +450,7 @@ fn check_compatible(a: &SketchCollection, b: &SketchCollection) -> Result<(), Si
         && b.meta().prompt_hash != zero
         && a.meta().prompt_hash != b.meta().prompt_hash
     {
-        return Err(SimilarityError::Input(format!(
+        return Err(Error::input(format!(
             "the collections were made from different prompt sets (prompt hash {} vs {})",
             a.meta().prompt_hash_hex(),
             b.meta().prompt_hash_hex()
@@ -382,12 +463,12 @@ fn thread_pool(threads: Option<usize>) -> Result<rayon::ThreadPool, SimilarityEr
     let mut b = rayon::ThreadPoolBuilder::new();
     if let Some(t) = threads {
         if t == 0 {
-            return Err(SimilarityError::Usage("threads must be at least 1".into()));
+            return Err(Error::usage("threads must be at least 1"));
         }
         b = b.num_threads(t);
     }
     b.build()
-        .map_err(|e| SimilarityError::Io(format!("cannot start CPU threads: {e}")))
+        .map_err(|e| Error::internal(format!("cannot start CPU threads: {e}")))
 }
 
 /// Picks and starts the engine for `opts.device`.
@@ -403,7 +484,7 @@ where
         let t0 = Instant::now();
         let mut engine: Box<dyn Engine> = match opts.device {
             Device::Cpu => Box::new(cpu::CpuEngine::new(opts.cpu_kernel)),
-            Device::Cuda => cuda_engine().map_err(SimilarityError::Device)?,
+            Device::Cuda => cuda_engine().map_err(Error::device)?,
             Device::Auto => match cuda_engine() {
                 Ok(e) => e,
                 Err(_) => Box::new(cpu::CpuEngine::new(opts.cpu_kernel)),
@@ -465,11 +546,18 @@ pub(crate) fn full_with(
 ) -> Result<Matrix, SimilarityError> {
     let n = s.len();
     let job = symmetric_job(s, metric);
-    let mut data = vec![0f32; n * n];
-    engine.run(&job, &plan_full(n), &mut |st, u, l| {
-        emit_full(s, &mut data, st, u, l);
-        Ok(())
-    })?;
+    let mut data = limits::zeroed2::<f32>("the n × n similarity matrix", n, n)?;
+    if s.anchors().is_some() {
+        // The §1.5 protocol: row i over model i's own prompts, against every model.
+        let rows = s.anchored_rows();
+        let m = rect_with(&rows, s, metric, engine)?;
+        data.copy_from_slice(&m.data);
+    } else {
+        run_job(engine, &job, &plan_full(n), &mut |st, u, l| {
+            emit_full(s, &mut data, st, u, l);
+            Ok(())
+        })?;
+    }
     finish_full(s, &mut data);
     Ok(Matrix {
         rows: n,
@@ -513,7 +601,7 @@ fn finish_full(s: &SketchCollection, data: &mut [f32]) {
         .for_each(|(i, row)| {
             let fi = s.is_failed(i);
             for (j, v) in row.iter_mut().enumerate() {
-                *v = if i == j {
+                *v = if i == j && !fi {
                     1.0
                 } else {
                     fixup(*v, fi, s.is_failed(j))
@@ -548,8 +636,8 @@ pub(crate) fn rect_with(
         symmetric: false,
         lower: false,
     };
-    let mut data = vec![0f32; nq * nr];
-    engine.run(&job, &plan_rect(nq, nr), &mut |st, u, _| {
+    let mut data = limits::zeroed2::<f32>("the queries × references matrix", nq, nr)?;
+    run_job(engine, &job, &plan_rect(nq, nr), &mut |st, u, _| {
         let w = st.c1 - st.c0;
         data[st.r0 * nr..st.r1 * nr]
             .par_chunks_mut(nr.max(1))
@@ -642,9 +730,21 @@ pub(crate) fn top_n_with(
     engine: &mut dyn Engine,
 ) -> Result<Neighbours, SimilarityError> {
     let n = s.len();
+    if s.anchors().is_some() {
+        // The §1.5 protocol (matrix files: n is hundreds, not thousands): from the full matrix.
+        let m = full_with(s, metric, engine)?;
+        let failed = |i: usize| s.is_failed(i);
+        return Ok(reference::top_n_of(&m, top, true, &failed, &failed));
+    }
     let job = symmetric_job(s, metric);
-    let mut lists = vec![TopList::new(top.min(n.saturating_sub(1))); n];
-    engine.run(&job, &plan_full(n), &mut |st, u, l| {
+    let cap = top.min(n.saturating_sub(1));
+    limits::check_alloc(
+        "the top-N lists",
+        (n as u64).saturating_mul(cap as u64 + 1),
+        8,
+    )?;
+    let mut lists = vec![TopList::new(cap); n];
+    run_job(engine, &job, &plan_full(n), &mut |st, u, l| {
         let w = st.c1 - st.c0;
         lists[st.r0..st.r1]
             .par_iter_mut()
@@ -708,8 +808,15 @@ pub(crate) fn rect_top_n_with(
         symmetric: false,
         lower: false,
     };
-    let mut lists = vec![TopList::new(top.min(refs.len())); queries.len()];
-    engine.run(
+    let cap = top.min(refs.len());
+    limits::check_alloc(
+        "the top-N lists",
+        (queries.len() as u64).saturating_mul(cap as u64 + 1),
+        8,
+    )?;
+    let mut lists = vec![TopList::new(cap); queries.len()];
+    run_job(
+        engine,
         &job,
         &plan_rect(queries.len(), refs.len()),
         &mut |st, u, _| {
@@ -750,10 +857,15 @@ pub(crate) fn shard_with(
     metric: Metric,
     engine: &mut dyn Engine,
 ) -> Result<ShardPart, SimilarityError> {
+    if s.anchors().is_some() {
+        return Err(Error::usage(
+            "this sketch file has anchor ranges (written by `matrix`); sharding is for collections without them: compute it whole",
+        ));
+    }
     let plan = plan_shard(s.len(), spec)?;
     let job = symmetric_job(s, metric);
     let mut part = ShardPart::new(s, spec, metric, s.fingerprint(), plan.tiles.len());
-    engine.run(&job, &plan.stripes, &mut |st, u, l| {
+    run_job(engine, &job, &plan.stripes, &mut |st, u, l| {
         part.take_stripe(s, st, u, l);
         Ok(())
     })?;

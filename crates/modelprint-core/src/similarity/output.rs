@@ -8,10 +8,11 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::{Matrix, Neighbours, SimilarityError};
+use crate::error::Error;
 use crate::sketch::write_atomic;
 
 fn io_err(path: &Path, e: std::io::Error) -> SimilarityError {
-    SimilarityError::Io(format!("{}: {e}", path.display()))
+    Error::io(path, &e)
 }
 
 /// Appends `v` with exactly six decimals, rounded half to even on the exact value (the same
@@ -61,7 +62,8 @@ pub fn push_csv_field(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-/// Matrix CSV: header `model,<col ids…>`, then one row per row id.
+/// Matrix CSV as pandas writes a labelled frame (the published `overlap_matrix.csv`):
+/// header `,<col ids…>` (empty first cell), then one row per row id.
 pub fn write_matrix_csv(
     path: &Path,
     row_ids: &[String],
@@ -70,7 +72,7 @@ pub fn write_matrix_csv(
 ) -> Result<(), SimilarityError> {
     check_shape(row_ids, col_ids, m)?;
     write_atomic(path, |w| {
-        let mut head = b"model".to_vec();
+        let mut head = Vec::new();
         for id in col_ids {
             head.push(b',');
             push_csv_field(&mut head, id);
@@ -104,7 +106,7 @@ pub fn write_matrix_csv(
 
 fn check_shape(row_ids: &[String], col_ids: &[String], m: &Matrix) -> Result<(), SimilarityError> {
     if row_ids.len() != m.rows || col_ids.len() != m.cols || m.data.len() != m.rows * m.cols {
-        return Err(SimilarityError::Usage(format!(
+        return Err(Error::usage(format!(
             "matrix is {}×{} ({} values) but {} row ids and {} column ids were given",
             m.rows,
             m.cols,
@@ -134,9 +136,7 @@ pub fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
 /// Matrix as NPY v1.0, float32 little-endian, C order.
 pub fn write_matrix_npy(path: &Path, m: &Matrix) -> Result<(), SimilarityError> {
     if m.data.len() != m.rows * m.cols {
-        return Err(SimilarityError::Usage(
-            "matrix data does not match its shape".into(),
-        ));
+        return Err(Error::usage("matrix data does not match its shape"));
     }
     write_atomic(path, |w| {
         w.write_all(&npy_header(m.rows, m.cols))?;
@@ -171,9 +171,7 @@ pub fn write_neighbours_jsonl(
     failed: &dyn Fn(usize) -> bool,
 ) -> Result<(), SimilarityError> {
     if nb.offsets.len() != row_ids.len() + 1 {
-        return Err(SimilarityError::Usage(
-            "neighbour lists do not match the model ids".into(),
-        ));
+        return Err(Error::usage("neighbour lists do not match the model ids"));
     }
     write_atomic(path, |w| {
         let mut line = Vec::new();

@@ -19,6 +19,7 @@ use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 
 use super::stripes::{shard_tiles, ShardSpec, Stripe, BLOCK};
 use super::{fixup, Matrix, Metric, SimilarityError};
+use crate::error::Error;
 use crate::sketch::{write_atomic, SketchCollection};
 
 const MAGIC: &[u8; 8] = b"MPSHARD\0";
@@ -94,7 +95,11 @@ impl ShardPart {
                 let fi = s.is_failed(i);
                 for j in st.c0..st.c1 {
                     let v = if i == j {
-                        1.0
+                        if fi {
+                            -1.0
+                        } else {
+                            1.0
+                        }
                     } else if i < j {
                         u[(i - st.r0) * w + (j - st.c0)]
                     } else {
@@ -133,7 +138,7 @@ impl ShardPart {
         let mut want = tiles.to_vec();
         want.sort_unstable();
         if got != want {
-            return Err(SimilarityError::Input(format!(
+            return Err(Error::input(format!(
                 "internal: shard {}/{} produced {} tiles, expected {}",
                 self.spec.index,
                 self.spec.count,
@@ -145,8 +150,8 @@ impl ShardPart {
     }
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> SimilarityError {
-    SimilarityError::Io(format!("{}: {e}", path.display()))
+fn io_err(path: &Path, e: std::io::Error) -> SimilarityError {
+    Error::io(path, &e)
 }
 
 /// Writes a part file atomically.
@@ -198,12 +203,14 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    fn remaining(&self) -> usize {
+        self.b.len() - self.at
+    }
     fn take(&mut self, k: usize) -> Result<&[u8], SimilarityError> {
-        if self.at + k > self.b.len() {
-            return Err(SimilarityError::Input(format!(
-                "{}: part file is truncated",
-                self.path.display()
-            )));
+        if k > self.remaining() {
+            return Err(
+                Error::input("part file is truncated").subject(self.path.display().to_string())
+            );
         }
         let s = &self.b[self.at..self.at + k];
         self.at += k;
@@ -216,18 +223,26 @@ impl Reader<'_> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
     }
     fn f32s(&mut self, k: usize) -> Result<Vec<f32>, SimilarityError> {
+        let bytes = k.checked_mul(4).ok_or_else(|| {
+            Error::input("part file is truncated").subject(self.path.display().to_string())
+        })?;
         Ok(self
-            .take(4 * k)?
+            .take(bytes)?
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
             .collect())
     }
 }
 
-/// Reads and checks a part file.
+/// Reads and checks a part file. Every count in it (models, tiles, tile sizes) is checked
+/// against the bytes the file still holds before anything is allocated from it.
 pub fn read_part(path: &Path) -> Result<ShardPart, SimilarityError> {
     let bytes = std::fs::read(path).map_err(|e| io_err(path, e))?;
-    let bad = |m: &str| SimilarityError::Input(format!("{}: {m}", path.display()));
+    let bad = |m: &str| {
+        Error::input(m.to_string())
+            .subject(path.display().to_string())
+            .hint("recompute this shard with `modelprint similarity --shard i/n`")
+    };
     if bytes.len() < 8 || &bytes[..8] != MAGIC {
         return Err(bad("not a modelprint shard part file (bad magic bytes)"));
     }
@@ -249,7 +264,7 @@ pub fn read_part(path: &Path) -> Result<ShardPart, SimilarityError> {
         return Err(bad(&format!("unsupported part version {version}")));
     }
     let metric = Metric::from_code(r.u32()?).ok_or_else(|| bad("unknown metric"))?;
-    let n = r.u64()? as usize;
+    let n = usize::try_from(r.u64()?).unwrap_or(usize::MAX);
     let prompts = r.u32()?;
     let block = r.u32()? as usize;
     if block != BLOCK {
@@ -259,10 +274,19 @@ pub fn read_part(path: &Path) -> Result<ShardPart, SimilarityError> {
     let count = r.u32()? as usize;
     let spec = ShardSpec::new(index, count).map_err(|e| bad(&e.to_string()))?;
     let fingerprint: [u8; 16] = r.take(16)?.try_into().unwrap();
-    let ntiles = r.u64()? as usize;
-    if n > body.len() || ntiles > body.len() {
-        return Err(bad("corrupt header"));
+    let ntiles = r.u64()?;
+    // A model id takes at least its 4-byte length, a tile at least its 8-byte position.
+    if n > r.remaining() / 4 {
+        return Err(bad(&format!(
+            "corrupt header: field n ({n} models) is more than the file can hold"
+        )));
     }
+    if ntiles > (r.remaining() / 8) as u64 {
+        return Err(bad(&format!(
+            "corrupt header: field tile count ({ntiles}) is more than the file can hold"
+        )));
+    }
+    let ntiles = ntiles as usize;
     let mut models = Vec::with_capacity(n);
     for _ in 0..n {
         let len = r.u32()? as usize;
@@ -317,13 +341,19 @@ fn name(p: &ShardPart) -> String {
 /// Assembles the full matrix from the parts of every shard (each exactly once, all from the
 /// same sketches, metric and shard count). Returns the model ids and the matrix.
 pub fn merge_parts(parts: &[ShardPart]) -> Result<(Vec<String>, Matrix), SimilarityError> {
+    merge_checked(parts).map_err(|e| {
+        e.hint("give one part of every shard, all computed with `modelprint similarity --shard i/n` from the same sketches and metric")
+    })
+}
+
+fn merge_checked(parts: &[ShardPart]) -> Result<(Vec<String>, Matrix), SimilarityError> {
     let first = parts
         .first()
-        .ok_or_else(|| SimilarityError::Usage("no part files to merge".into()))?;
+        .ok_or_else(|| Error::usage("no part files to merge"))?;
     let count = first.spec.count;
     for p in parts {
         let diff = |what: &str| {
-            SimilarityError::Input(format!(
+            Error::input(format!(
                 "{} does not belong with {}: different {what}",
                 name(p),
                 name(first)
@@ -342,39 +372,70 @@ pub fn merge_parts(parts: &[ShardPart]) -> Result<(Vec<String>, Matrix), Similar
             return Err(diff("metric"));
         }
     }
-    let mut seen = vec![None::<usize>; count];
-    for (k, p) in parts.iter().enumerate() {
-        if let Some(prev) = seen[p.spec.index] {
-            return Err(SimilarityError::Input(format!(
-                "shard {}/{count} is given twice ({} and {})",
-                p.spec.index,
-                name(&parts[prev]),
-                name(p)
-            )));
-        }
-        seen[p.spec.index] = Some(k);
-    }
-    let missing: Vec<String> = seen
+    // Each shard exactly once: compare the given indexes (never allocate by `count`, which
+    // comes from the files).
+    let mut given: Vec<(usize, usize)> = parts
         .iter()
         .enumerate()
-        .filter(|(_, s)| s.is_none())
-        .map(|(i, _)| format!("{i}/{count}"))
+        .map(|(k, p)| (p.spec.index, k))
         .collect();
-    if !missing.is_empty() {
-        return Err(SimilarityError::Input(format!(
-            "missing shard part(s): {} (run `modelprint similarity --shard i/{count}` for each)",
-            missing.join(", ")
+    given.sort_unstable();
+    for w in given.windows(2) {
+        if w[0].0 == w[1].0 {
+            return Err(Error::input(format!(
+                "shard {}/{count} is given twice ({} and {})",
+                w[0].0,
+                name(&parts[w[0].1]),
+                name(&parts[w[1].1])
+            )));
+        }
+    }
+    if given.len() != count {
+        let mut missing = Vec::new();
+        let mut next = given.iter().map(|g| g.0).peekable();
+        for i in 0..count {
+            if next.peek() == Some(&i) {
+                next.next();
+            } else {
+                missing.push(format!("{i}/{count}"));
+                if missing.len() == 10 {
+                    missing.push("…".into());
+                    break;
+                }
+            }
+        }
+        return Err(Error::input(format!(
+            "missing shard part(s): {} ({} of {count} given; run `modelprint similarity --shard i/{count}` for each)",
+            missing.join(", "),
+            given.len()
         )));
     }
     let n = first.n;
-    let mut data = vec![0f32; n * n];
+    // Before allocating the n × n matrix: the parts must hold exactly its n² scores.
+    let held: u128 = parts
+        .iter()
+        .flat_map(|p| p.tiles.iter())
+        .map(|t| (t.upper.len() + t.lower.len()) as u128)
+        .sum();
+    if held != n as u128 * n as u128 {
+        let e = Error::input(format!(
+            "the parts hold {held} scores but a {n} × {n} matrix needs {} (a part is incomplete or corrupt)",
+            n as u128 * n as u128
+        ));
+        return Err(if parts.len() == 1 {
+            e.subject(name(first))
+        } else {
+            e
+        });
+    }
+    let mut data = crate::limits::zeroed2::<f32>("the merged n × n matrix", n, n)?;
     for p in parts {
         let mut want = shard_tiles(n, p.spec);
         want.sort_unstable();
         let mut got: Vec<(u32, u32)> = p.tiles.iter().map(|t| (t.bi, t.bj)).collect();
         got.sort_unstable();
         if got != want {
-            return Err(SimilarityError::Input(format!(
+            return Err(Error::input(format!(
                 "{}: holds {} tiles, shard {}/{count} should hold {}",
                 name(p),
                 got.len(),

@@ -3,9 +3,33 @@
 
 use std::collections::HashSet;
 
-use super::{finish_score, prompt_score, Matrix, Metric, Neighbours};
+use super::{finish_score, prompt_score, rescale, Matrix, Metric, Neighbours};
 use crate::overlap::intersection_count_sorted;
 use crate::sketch::SketchCollection;
+
+/// Score of row model `i` of `a` against model `j` of `b` (anchor: `i`), counting each
+/// prompt's intersection with `count`.
+fn pair_score_with(
+    a: &SketchCollection,
+    i: usize,
+    b: &SketchCollection,
+    j: usize,
+    metric: Metric,
+    count: impl Fn(&[u32], &[u32]) -> u32,
+) -> f32 {
+    let p = a.prompts();
+    let mut sum = 0f64;
+    for q in 0..p {
+        let x: &[u32] = if a.anchors_prompt(i, q) {
+            a.set(i, q)
+        } else {
+            &[]
+        };
+        let y = b.set(j, q);
+        sum += prompt_score(metric, count(x, y), x.len() as u32, y.len() as u32);
+    }
+    rescale(finish_score(sum, p), p, common_prompts(a, i, b, j))
+}
 
 /// Score of row model `i` of `a` against model `j` of `b` (anchor: `i`), by sorted merge.
 pub fn pair_score(
@@ -15,14 +39,9 @@ pub fn pair_score(
     j: usize,
     metric: Metric,
 ) -> f32 {
-    let p = a.prompts();
-    let mut sum = 0f64;
-    for q in 0..p {
-        let (x, y) = (a.set(i, q), b.set(j, q));
-        let c = intersection_count_sorted(x, y) as u32;
-        sum += prompt_score(metric, c, x.len() as u32, y.len() as u32);
-    }
-    finish_score(sum, p)
+    pair_score_with(a, i, b, j, metric, |x, y| {
+        intersection_count_sorted(x, y) as u32
+    })
 }
 
 /// Like the published Python: a hash set per pair and prompt.
@@ -33,16 +52,18 @@ pub fn pair_score_hashset(
     j: usize,
     metric: Metric,
 ) -> f32 {
-    let p = a.prompts();
-    let mut sum = 0f64;
-    for q in 0..p {
-        let (x, y) = (a.set(i, q), b.set(j, q));
+    pair_score_with(a, i, b, j, metric, |x, y| {
         let hx: HashSet<u32> = x.iter().copied().collect();
         let hy: HashSet<u32> = y.iter().copied().collect();
-        let c = hx.intersection(&hy).count() as u32;
-        sum += prompt_score(metric, c, x.len() as u32, y.len() as u32);
-    }
-    finish_score(sum, p)
+        hx.intersection(&hy).count() as u32
+    })
+}
+
+/// Prompts where row `i` (inside its anchor range) and column `j` both have a set.
+pub fn common_prompts(a: &SketchCollection, i: usize, b: &SketchCollection, j: usize) -> usize {
+    (0..a.prompts())
+        .filter(|&q| a.anchors_prompt(i, q) && !a.set(i, q).is_empty() && !b.set(j, q).is_empty())
+        .count()
 }
 
 /// The full matrix, pair by pair (diagonal 1, failed models -1).
@@ -51,10 +72,10 @@ pub fn full_matrix(s: &SketchCollection, metric: Metric) -> Matrix {
     let mut data = vec![0f32; n * n];
     for i in 0..n {
         for j in 0..n {
-            data[i * n + j] = if i == j {
-                1.0
-            } else if s.is_failed(i) || s.is_failed(j) {
+            data[i * n + j] = if s.is_failed(i) || s.is_failed(j) {
                 -1.0
+            } else if i == j {
+                1.0
             } else {
                 pair_score(s, i, s, j, metric)
             };

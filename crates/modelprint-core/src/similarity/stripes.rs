@@ -1,6 +1,7 @@
 //! Work decomposition: stripes (≤ 512 columns × a row range) and shards of the upper triangle.
 
 use super::SimilarityError;
+use crate::error::Error;
 
 /// Column block width (one 512-bit mask per token in the CPU kernel) and shard tile size.
 pub const BLOCK: usize = 512;
@@ -64,7 +65,7 @@ pub struct ShardSpec {
 impl ShardSpec {
     pub fn new(index: usize, count: usize) -> Result<Self, SimilarityError> {
         if count == 0 || index >= count {
-            return Err(SimilarityError::Usage(format!(
+            return Err(Error::usage(format!(
                 "shard {index}/{count}: the index must be in 0..{count} (0-based) and the count at least 1"
             )));
         }
@@ -77,7 +78,7 @@ impl std::str::FromStr for ShardSpec {
     /// `"i/n"`, 0-based (`0/4` … `3/4`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let bad = || {
-            SimilarityError::Usage(format!(
+            Error::usage(format!(
                 "shard must look like i/n (0-based, e.g. 0/4), got {s:?}"
             ))
         };

@@ -95,6 +95,61 @@ proptest! {
             prop_assert_eq!(&got, &want, "{}", name);
         }
     }
+
+    /// The §1.5 protocol: each row over its own prompts (anchor ranges), every engine against
+    /// the pair-by-pair definition; top-N from the same scores; the .mpsk round trip keeps it.
+    #[test]
+    fn anchored_matrix_matches_reference(
+        seed in any::<u64>(), n in 1usize..30, per in 1usize..4, vocab in 1u32..300,
+        max_len in 0usize..80, jaccard in any::<bool>(), top in 0usize..6,
+    ) {
+        let p = n * per;
+        let s = random_collection(seed, n, p, vocab, max_len, 10)
+            .with_anchors((0..n).map(|m| [(m * per) as u32, ((m + 1) * per) as u32]).collect())
+            .unwrap();
+        let metric = if jaccard { Metric::Jaccard } else { Metric::Overlap };
+        check_all(&s, metric);
+        let want = reference::full_matrix(&s, metric);
+        let want_top = reference::top_n_of(&want, top, true, &|i| s.is_failed(i), &|j| s.is_failed(j));
+        let back = crate::sketch::from_bytes(&crate::sketch::to_bytes(&s)).unwrap();
+        prop_assert_eq!(back.anchors(), s.anchors());
+        for (name, mut e) in engines() {
+            let got = top_n_with(&s, top, metric, e.as_mut()).unwrap();
+            prop_assert_eq!(&got, &want_top, "{} anchored top-n", name);
+            assert_same(&format!("{name} anchored round trip"), &full_with(&back, metric, e.as_mut()).unwrap(), &want);
+        }
+    }
+}
+
+/// A pair is scored over the prompts both models have: a missing (empty) prompt neither
+/// lowers nor raises the score; no common prompt gives -1.
+#[test]
+fn missing_prompts_are_left_out_of_the_mean() {
+    let meta = SketchMeta {
+        vocab_size: 10,
+        k: 3,
+        prompts: 3,
+        prompt_hash: [0; 32],
+    };
+    let s = SketchCollection::from_parts(
+        meta,
+        vec!["a".into(), "b".into(), "c".into()],
+        // a: {1,2} {3,4} {5,6}; b: {1,2} {} {5,9}; c: {} {3} {}
+        vec![1, 2, 3, 4, 5, 6, 1, 2, 5, 9, 3],
+        vec![2, 2, 2, 2, 0, 2, 0, 1, 0],
+        vec![],
+    )
+    .unwrap();
+    for (name, mut e) in engines() {
+        let m = full_with(&s, Metric::Overlap, e.as_mut()).unwrap();
+        assert_eq!(
+            m.get(0, 1),
+            0.75,
+            "{name}: mean of 1 and 0.5 over the 2 common prompts"
+        );
+        assert_eq!(m.get(0, 2), 0.5, "{name}: only prompt 1 is common");
+        assert_eq!(m.get(1, 2), -1.0, "{name}: no common prompt");
+    }
 }
 
 #[test]
@@ -248,8 +303,9 @@ fn edge_cases() {
             .unwrap();
     let m = full_with(&f, Metric::Overlap, &mut CpuEngine::new(CpuKernel::Auto)).unwrap();
     for j in 0..6 {
-        assert_eq!(m.get(2, j), if j == 2 { 1.0 } else { -1.0 });
-        assert_eq!(m.get(j, 2), if j == 2 { 1.0 } else { -1.0 });
+        // A failed model is -1 in its whole row and column, its diagonal included.
+        assert_eq!(m.get(2, j), -1.0);
+        assert_eq!(m.get(j, 2), -1.0);
     }
     // Mismatched prompt counts are an error.
     let a = random_collection(1, 3, 2, 50, 10, 0);
@@ -261,7 +317,7 @@ fn edge_cases() {
         &mut CpuEngine::new(CpuKernel::Auto),
     )
     .unwrap_err();
-    assert_eq!(err.code(), "E_INPUT");
+    assert_eq!(err.code.as_str(), "E_INPUT");
     assert!(err.to_string().contains("2 and 3 prompts"), "{err}");
 }
 
@@ -300,7 +356,7 @@ fn public_api_reports_the_device() {
             },
         )
         .unwrap_err();
-        assert_eq!(err.code(), "E_DEVICE");
+        assert_eq!(err.code.as_str(), "E_DEVICE");
         assert!(!reason.is_empty());
     }
     assert!(full_matrix(

@@ -1,4 +1,4 @@
-//! The `.mpsk` binary sketch-collection format (version 1).
+//! The `.mpsk` binary sketch-collection format (versions 1 and 2).
 //!
 //! Little-endian. Every section starts at a multiple of 64 bytes (zero padding between),
 //! so a memory map of the file can be read as aligned `u32` arrays without copying.
@@ -23,6 +23,10 @@
 //!    120    8  file length in bytes (footer included)
 //!   file length − 16: footer "MPSKEND\0" + xxh3-64 (u64) of every byte before the footer
 //! ```
+//!
+//! Version 2 is version 1 plus an anchors section (the §1.5 matrix protocol: row `m` is
+//! scored over its own prompts `[start, end)` only): n × 2 u32 at the first multiple of 64
+//! after the ids, the footer after it. A collection without anchors is written as version 1.
 
 use std::fs::File;
 use std::io::Write;
@@ -34,10 +38,14 @@ use xxhash_rust::xxh3::{xxh3_64, Xxh3};
 use super::{
     as_bytes, write_atomic, SketchCollection, SketchError, SketchErrorKind, SketchMeta, Storage,
 };
+use crate::error::Error;
+use crate::limits;
 
 pub const MAGIC: &[u8; 8] = b"MPSKETCH";
 pub const FOOTER_MAGIC: &[u8; 8] = b"MPSKEND\0";
 pub const VERSION: u32 = 1;
+/// The version written when the collection has anchor ranges.
+pub const VERSION_ANCHORS: u32 = 2;
 pub const HEADER_LEN: usize = 128;
 const FOOTER_LEN: usize = 16;
 const ALIGN: u64 = 64;
@@ -54,17 +62,23 @@ struct Layout {
     lengths_offset: u64,
     ids_offset: u64,
     ids_count: u64,
+    anchors_offset: u64,
     footer_offset: u64,
 }
 
 impl Layout {
-    fn compute(n: u64, p: u64, names_bytes: u64, ids_count: u64) -> Layout {
+    fn compute(n: u64, p: u64, names_bytes: u64, ids_count: u64, anchors: bool) -> Layout {
         let names_offset = align(HEADER_LEN as u64);
         let names_len = 8 * (n + 1) + names_bytes;
         let flags_offset = align(names_offset + names_len);
         let lengths_offset = align(flags_offset + 4 * n);
         let ids_offset = align(lengths_offset + 4 * n * p);
-        let footer_offset = align(ids_offset + 4 * ids_count);
+        let anchors_offset = align(ids_offset + 4 * ids_count);
+        let footer_offset = if anchors {
+            align(anchors_offset + 8 * n)
+        } else {
+            anchors_offset
+        };
         Layout {
             names_offset,
             names_len,
@@ -72,6 +86,7 @@ impl Layout {
             lengths_offset,
             ids_offset,
             ids_count,
+            anchors_offset,
             footer_offset,
         }
     }
@@ -115,8 +130,13 @@ fn rd_u64(b: &[u8], at: usize) -> u64 {
 }
 
 /// Opens a `.mpsk` file by memory-mapping it; checks the checksum, the structure and every
-/// set. The ids are not copied.
-pub fn read_binary(path: &Path) -> Result<SketchCollection, SketchError> {
+/// set. The ids are not copied. Every count in the header is checked against the file's
+/// size and the caps of [`crate::limits`] before anything is allocated.
+pub fn read_binary(path: &Path) -> Result<SketchCollection, Error> {
+    read_binary_located(path).map_err(Error::from)
+}
+
+fn read_binary_located(path: &Path) -> Result<SketchCollection, SketchError> {
     let at = |e: SketchError| e.in_file(path);
     let file = File::open(path).map_err(|e| at(e.into()))?;
     let found = file.metadata().map_err(|e| at(e.into()))?.len();
@@ -129,6 +149,19 @@ pub fn read_binary(path: &Path) -> Result<SketchCollection, SketchError> {
     // SAFETY: the map is read-only; modelprint never writes sketch files in place (writers
     // rename a new file over the old one), so the mapped bytes do not change under us.
     let map = unsafe { Mmap::map(&file) }.map_err(|e| at(e.into()))?;
+    parse_map(map, Some(path)).map_err(at)
+}
+
+/// Checks and opens the bytes of a `.mpsk` file held in `map`.
+fn parse_map(map: Mmap, path: Option<&Path>) -> Result<SketchCollection, SketchError> {
+    let at = |e: SketchError| e;
+    let found = map.len() as u64;
+    if found < 8 {
+        return Err(at(SketchError::new(SketchErrorKind::Truncated {
+            expected: (HEADER_LEN + FOOTER_LEN) as u64,
+            found,
+        })));
+    }
     let b: &[u8] = &map;
     if &b[..8] != MAGIC {
         return Err(at(SketchError::new(SketchErrorKind::BadMagic)));
@@ -140,7 +173,7 @@ pub fn read_binary(path: &Path) -> Result<SketchCollection, SketchError> {
         })));
     }
     let version = rd_u32(b, 8);
-    if version != VERSION {
+    if version != VERSION && version != VERSION_ANCHORS {
         return Err(at(SketchError::new(SketchErrorKind::UnsupportedVersion(
             version,
         ))));
@@ -188,15 +221,35 @@ pub fn read_binary(path: &Path) -> Result<SketchCollection, SketchError> {
     let ids_count = rd_u64(b, 104);
     let names_len = rd_u64(b, 112);
     let bad = |what: &str| at(SketchError::invalid(format!("corrupt header: {what}")));
+    limits::check_vocab("header field vocab_size", meta.vocab_size as u64)
+        .map_err(|e| at(e.into()))?;
+    limits::check_prompts("header field prompts", p).map_err(|e| at(e.into()))?;
+    // Every count must fit in the file before any arithmetic or allocation uses it: a model
+    // takes 8 bytes of name offsets, a set 4 bytes of length, an id 4 bytes.
+    if n > found / 8 {
+        return Err(bad(&format!(
+            "models count {n} is more than the file can hold"
+        )));
+    }
+    if ids_count > found / 4 {
+        return Err(bad(&format!(
+            "ids count {ids_count} is more than the file can hold"
+        )));
+    }
+    if p.saturating_mul(n) > found / 4 {
+        return Err(bad(&format!(
+            "{n} models × {p} prompts is more than the file can hold"
+        )));
+    }
+    if names_len > found {
+        return Err(bad("names length is more than the file can hold"));
+    }
     // The layout is fully determined by (n, P, name bytes, ids count): recompute and compare,
     // which also bounds every section inside the file.
     let name_bytes = names_len
         .checked_sub(8 * (n + 1))
         .ok_or_else(|| bad("names length"))?;
-    if n > found / 4 || ids_count > found / 4 || p.saturating_mul(n) > found / 4 {
-        return Err(bad("counts larger than the file"));
-    }
-    let expect = Layout::compute(n, p, name_bytes, ids_count);
+    let expect = Layout::compute(n, p, name_bytes, ids_count, version == VERSION_ANCHORS);
     if expect.names_offset != names_offset
         || expect.flags_offset != flags_offset
         || expect.lengths_offset != lengths_offset
@@ -227,27 +280,73 @@ pub fn read_binary(path: &Path) -> Result<SketchCollection, SketchError> {
     if prev != name_bytes {
         return Err(bad("names length"));
     }
+    let anchors = (version == VERSION_ANCHORS).then(|| {
+        let ao = expect.anchors_offset as usize;
+        (0..n_us)
+            .map(|i| [rd_u32(b, ao + 8 * i), rd_u32(b, ao + 8 * i + 4)])
+            .collect::<Vec<_>>()
+    });
     let storage = Storage::Mapped(MappedSketches {
         flags: (flags_offset as usize, n_us),
         lengths: (lengths_offset as usize, (n * p) as usize),
         ids: (ids_offset as usize, ids_count as usize),
         map,
     });
-    SketchCollection::assemble(meta, models, storage, Some(path.to_path_buf())).map_err(at)
+    let c = SketchCollection::assemble(meta, models, storage, path.map(Path::to_path_buf))?;
+    match anchors {
+        Some(a) => c.with_anchors_located(a),
+        None => Ok(c),
+    }
+}
+
+/// The `.mpsk` bytes of a collection (the registry stores single-model sketches this way).
+pub fn to_bytes(c: &SketchCollection) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode(c, &mut out).expect("writing to memory cannot fail");
+    out
+}
+
+/// A collection from `.mpsk` bytes (copied into memory; checked like a file, with the same
+/// size checks and caps).
+pub fn from_bytes(bytes: &[u8]) -> Result<SketchCollection, Error> {
+    from_bytes_located(bytes).map_err(Error::from)
+}
+
+fn from_bytes_located(bytes: &[u8]) -> Result<SketchCollection, SketchError> {
+    let mut map = memmap2::MmapMut::map_anon(bytes.len().max(1))?;
+    map[..bytes.len()].copy_from_slice(bytes);
+    let map = map.make_read_only()?;
+    if map.len() != bytes.len() {
+        // An empty input (map_anon needs one byte): report it like an empty file.
+        return Err(SketchError::new(SketchErrorKind::Truncated {
+            expected: (HEADER_LEN + FOOTER_LEN) as u64,
+            found: 0,
+        }));
+    }
+    parse_map(map, None)
 }
 
 /// Writes `c` as a `.mpsk` file, atomically (temp file + rename).
-pub fn write_binary(c: &SketchCollection, path: &Path) -> Result<(), SketchError> {
+pub fn write_binary(c: &SketchCollection, path: &Path) -> Result<(), Error> {
+    write_atomic(path, |w| encode(c, w)).map_err(|e| Error::io(path, &e))
+}
+
+fn encode<W: Write>(c: &SketchCollection, w: &mut W) -> std::io::Result<()> {
     let n = c.len() as u64;
     let p = c.prompts() as u64;
     let name_bytes: u64 = c.models().iter().map(|m| m.len() as u64).sum();
     let ids = c.ids();
-    let layout = Layout::compute(n, p, name_bytes, ids.len() as u64);
+    let layout = Layout::compute(n, p, name_bytes, ids.len() as u64, c.anchors().is_some());
     let meta = c.meta();
+    let version = if c.anchors().is_some() {
+        VERSION_ANCHORS
+    } else {
+        VERSION
+    };
 
     let mut header = [0u8; HEADER_LEN];
     header[..8].copy_from_slice(MAGIC);
-    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    header[8..12].copy_from_slice(&version.to_le_bytes());
     header[12..16].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
     header[16..20].copy_from_slice(&meta.vocab_size.to_le_bytes());
     header[20..24].copy_from_slice(&meta.k.to_le_bytes());
@@ -266,7 +365,7 @@ pub fn write_binary(c: &SketchCollection, path: &Path) -> Result<(), SketchError
         header[at..at + 8].copy_from_slice(&v.to_le_bytes());
     }
 
-    write_atomic(path, |w| {
+    {
         let mut hw = HashingWriter {
             inner: w,
             hash: Xxh3::new(),
@@ -291,13 +390,19 @@ pub fn write_binary(c: &SketchCollection, path: &Path) -> Result<(), SketchError
         for chunk in ids.chunks(1 << 20) {
             hw.write_all(as_bytes(chunk))?;
         }
+        if let Some(a) = c.anchors() {
+            hw.pad_to(layout.anchors_offset)?;
+            for r in a {
+                hw.write_all(&r[0].to_le_bytes())?;
+                hw.write_all(&r[1].to_le_bytes())?;
+            }
+        }
         hw.pad_to(layout.footer_offset)?;
         let digest = hw.hash.digest();
         hw.inner.write_all(FOOTER_MAGIC)?;
         hw.inner.write_all(&digest.to_le_bytes())?;
         Ok(())
-    })
-    .map_err(|e| SketchError::from(e).in_file(path))
+    }
 }
 
 struct HashingWriter<'a, W: Write> {

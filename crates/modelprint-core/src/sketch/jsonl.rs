@@ -7,6 +7,10 @@
 //! {"model": "org/broken", "sets": null, "error": "load_failed"}     ← a failed model
 //! ```
 //!
+//! An empty set is a missing prompt (it failed, or the model was not run on it). A model
+//! line may carry `"anchor": [start, end]`: its row is scored over prompts `start..end` only
+//! (the §1.5 matrix protocol, where each model is scored on its own prompts).
+//!
 //! An optional first line carries the collection parameters:
 //!
 //! ```text
@@ -24,6 +28,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::{write_atomic, SketchCollection, SketchError, SketchErrorKind, SketchMeta};
+use crate::error::Error;
+use crate::limits;
 
 pub const FORMAT_NAME: &str = "modelprint-sketch";
 
@@ -56,6 +62,9 @@ struct Line {
     model: String,
     #[serde(default)]
     sets: Option<Vec<Vec<u32>>>,
+    /// The prompts this model's row is scored over (`[start, end)`; the §1.5 matrix protocol).
+    #[serde(default)]
+    anchor: Option<[u32; 2]>,
 }
 
 #[derive(Serialize)]
@@ -68,8 +77,14 @@ struct HeaderOut<'a> {
     prompt_hash: String,
 }
 
-/// Reads a JSONL sketch file (lines parsed in parallel), validating every set.
-pub fn read_jsonl(path: &Path, opts: &JsonlOptions) -> Result<SketchCollection, SketchError> {
+/// Reads a JSONL sketch file (lines parsed in parallel), validating every set. Sizes from
+/// the header (prompts, vocab_size) and the inferred vocabulary are checked against the caps
+/// of [`crate::limits`] before anything is allocated from them.
+pub fn read_jsonl(path: &Path, opts: &JsonlOptions) -> Result<SketchCollection, Error> {
+    read_jsonl_located(path, opts).map_err(Error::from)
+}
+
+fn read_jsonl_located(path: &Path, opts: &JsonlOptions) -> Result<SketchCollection, SketchError> {
     let at = |e: SketchError| e.in_file(path);
     let text = std::fs::read_to_string(path).map_err(|e| at(e.into()))?;
     let lines: Vec<(usize, &str)> = text
@@ -80,6 +95,7 @@ pub fn read_jsonl(path: &Path, opts: &JsonlOptions) -> Result<SketchCollection, 
         .collect();
 
     let mut header: Option<Header> = None;
+    let mut header_line: Option<usize> = None;
     let mut body = &lines[..];
     if let Some(&(no, first)) = lines.first() {
         let v: serde_json::Value = serde_json::from_str(first)
@@ -103,6 +119,7 @@ pub fn read_jsonl(path: &Path, opts: &JsonlOptions) -> Result<SketchCollection, 
                 }
             }
             header = Some(h);
+            header_line = Some(no);
             body = &lines[1..];
         }
     }
@@ -124,13 +141,34 @@ pub fn read_jsonl(path: &Path, opts: &JsonlOptions) -> Result<SketchCollection, 
             .find_map(|l| l.sets.as_ref().map(|s| s.len()))
             .unwrap_or(0),
     };
+    let limit = |e: Error| {
+        let e = SketchError::from(e);
+        at(match header_line {
+            Some(no) => e.line(no),
+            None => e,
+        })
+    };
+    if let Some(h) = header.as_ref() {
+        if let Some(v) = h.vocab_size {
+            limits::check_vocab("header field vocab_size", v as u64).map_err(limit)?;
+        }
+    }
+    limits::check_prompts("prompts", prompts as u64).map_err(limit)?;
+    // Failed models hold P empty sets each: bounded by the memory cap, reserved fallibly.
+    let mut lengths: Vec<u32> = limits::with_capacity(
+        "set lengths (models × prompts)",
+        lines_parsed.len().saturating_mul(prompts),
+    )
+    .map_err(limit)?;
     let mut models = Vec::with_capacity(lines_parsed.len());
     let mut failed = Vec::with_capacity(lines_parsed.len());
-    let mut lengths = Vec::with_capacity(lines_parsed.len() * prompts);
     let mut ids: Vec<u32> = Vec::new();
     let mut max_id: Option<u32> = None;
     let mut max_len = 0usize;
+    let any_anchor = lines_parsed.iter().any(|l| l.anchor.is_some());
+    let mut anchors = Vec::with_capacity(lines_parsed.len());
     for (line, &(no, _)) in lines_parsed.into_iter().zip(body) {
+        anchors.push(line.anchor.unwrap_or([0, prompts as u32]));
         let ctx = |e: SketchError| at(e.line(no).model(&line.model));
         match &line.sets {
             None => {
@@ -178,9 +216,20 @@ pub fn read_jsonl(path: &Path, opts: &JsonlOptions) -> Result<SketchCollection, 
         opts.vocab_size,
         max_id.map_or(0, |m| m.saturating_add(1)),
     )?;
+    if hdr.and_then(|h| h.vocab_size).is_none() && opts.vocab_size.is_none() {
+        if let Some(m) = max_id {
+            limits::check_vocab("vocab_size", m as u64 + 1).map_err(|mut e| {
+                e.message
+                    .push_str(&format!(" (inferred as the largest id, {m}, + 1)"));
+                at(e.into())
+            })?;
+        }
+    }
     let k = pick("k", hdr.and_then(|h| h.k), opts.k, max_len as u32)?;
     let prompt_hash = match hdr.and_then(|h| h.prompt_hash.as_deref()) {
-        Some(hex) => SketchMeta::parse_prompt_hash(hex).map_err(|m| at(SketchError::invalid(m)))?,
+        Some(hex) => {
+            SketchMeta::parse_prompt_hash(hex).map_err(|e| at(SketchError::invalid(e.message)))?
+        }
         None => opts.prompt_hash.unwrap_or([0; 32]),
     };
     let meta = SketchMeta {
@@ -190,25 +239,29 @@ pub fn read_jsonl(path: &Path, opts: &JsonlOptions) -> Result<SketchCollection, 
         prompt_hash,
     };
     let names = models.clone();
-    let mut c = SketchCollection::from_parts(meta, models, ids, lengths, failed).map_err(|e| {
-        // Point at the line of the offending model.
-        let line = e
-            .model
-            .as_ref()
-            .and_then(|m| names.iter().position(|x| x == m))
-            .map(|i| body[i].0);
-        let e = match line {
-            Some(no) if e.line.is_none() => e.line(no),
-            _ => e,
-        };
-        at(e)
-    })?;
+    let mut c =
+        SketchCollection::from_parts_located(meta, models, ids, lengths, failed).map_err(|e| {
+            // Point at the line of the offending model.
+            let line = e
+                .model
+                .as_ref()
+                .and_then(|m| names.iter().position(|x| x == m))
+                .map(|i| body[i].0);
+            let e = match line {
+                Some(no) if e.line.is_none() => e.line(no),
+                _ => e,
+            };
+            at(e)
+        })?;
+    if any_anchor {
+        c = c.with_anchors_located(anchors).map_err(at)?;
+    }
     c.source = Some(path.to_path_buf());
     Ok(c)
 }
 
 /// Writes `c` as JSON lines (header line first), atomically.
-pub fn write_jsonl(c: &SketchCollection, path: &Path) -> Result<(), SketchError> {
+pub fn write_jsonl(c: &SketchCollection, path: &Path) -> Result<(), Error> {
     let meta = c.meta();
     write_atomic(path, |w| {
         let h = HeaderOut {
@@ -226,6 +279,9 @@ pub fn write_jsonl(c: &SketchCollection, path: &Path) -> Result<(), SketchError>
             buf.clear();
             buf.push_str("{\"model\":");
             buf.push_str(&serde_json::to_string(name).expect("string serialises"));
+            if let Some(a) = c.anchors() {
+                buf.push_str(&format!(",\"anchor\":[{},{}]", a[m][0], a[m][1]));
+            }
             if c.is_flagged_failed(m) {
                 buf.push_str(",\"sets\":null}\n");
             } else {
@@ -249,7 +305,7 @@ pub fn write_jsonl(c: &SketchCollection, path: &Path) -> Result<(), SketchError>
         }
         Ok(())
     })
-    .map_err(|e| SketchError::from(e).in_file(path))
+    .map_err(|e| Error::io(path, &e))
 }
 
 fn itoa(mut v: u32, buf: &mut [u8; 10]) -> &str {

@@ -17,7 +17,10 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-pub use binary::{read_binary, write_binary, MAGIC, VERSION};
+use crate::error::{Error, ErrorCode};
+use crate::limits;
+
+pub use binary::{from_bytes, read_binary, to_bytes, write_binary, MAGIC, VERSION};
 pub use jsonl::{read_jsonl, write_jsonl, JsonlOptions};
 
 /// Collection-wide parameters of a sketch collection.
@@ -43,13 +46,17 @@ impl SketchMeta {
     }
 
     /// Parses 64 hex digits (or an empty string → all zero).
-    pub fn parse_prompt_hash(hex: &str) -> Result<[u8; 32], String> {
+    pub fn parse_prompt_hash(hex: &str) -> Result<[u8; 32], Error> {
         let mut out = [0u8; 32];
         if hex.is_empty() {
             return Ok(out);
         }
         if hex.len() != 64 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!("prompt hash must be 64 hex digits, got {hex:?}"));
+            let shown: String = hex.chars().take(80).collect();
+            return Err(
+                Error::input(format!("prompt hash must be 64 hex digits, got {shown:?}"))
+                    .subject("prompt_hash"),
+            );
         }
         for (i, o) in out.iter_mut().enumerate() {
             *o = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex checked");
@@ -101,6 +108,8 @@ pub enum SketchErrorKind {
     Invalid(String),
     /// A JSON line that does not parse.
     Json(String),
+    /// A size above a cap of [`crate::limits`] (or another coded error).
+    Limit(Box<Error>),
 }
 
 /// A sketch error with its location: the file, the model (and JSONL line), the prompt index.
@@ -179,6 +188,7 @@ impl fmt::Display for SketchErrorKind {
             }
             Invalid(m) => write!(f, "{m}"),
             Json(m) => write!(f, "invalid JSON: {m}"),
+            Limit(e) => write!(f, "{}", e.message),
         }
     }
 }
@@ -207,6 +217,41 @@ impl fmt::Display for SketchError {
 }
 
 impl std::error::Error for SketchError {}
+
+/// The coded form: E_INPUT for content, the file-system code for I/O errors; the subject is
+/// the file (the location inside it stays in the message).
+impl From<SketchError> for Error {
+    fn from(e: SketchError) -> Self {
+        let code = match &e.kind {
+            SketchErrorKind::Io(io) => ErrorCode::of_io(io),
+            SketchErrorKind::Limit(err) => err.code,
+            _ => ErrorCode::Input,
+        };
+        let hint = match &e.kind {
+            SketchErrorKind::Limit(err) => err.hint.clone(),
+            SketchErrorKind::Io(_) => None,
+            _ => Some(
+                "fix or regenerate the file; sets must be ascending, unique and below the vocabulary size, with the same prompts for every model"
+                    .to_string(),
+            ),
+        };
+        let file = e.file.clone();
+        let mut located = e;
+        located.file = None;
+        let mut out = Error::new(code, located.to_string());
+        out.hint = hint;
+        match file {
+            Some(f) => out.subject(f.display().to_string()),
+            None => out,
+        }
+    }
+}
+
+impl From<Error> for SketchError {
+    fn from(e: Error) -> Self {
+        SketchError::new(SketchErrorKind::Limit(Box::new(e)))
+    }
+}
 
 impl From<std::io::Error> for SketchError {
     fn from(e: std::io::Error) -> Self {
@@ -270,6 +315,9 @@ pub struct SketchCollection {
     storage: Storage,
     failed: Vec<bool>,
     source: Option<PathBuf>,
+    /// Per model, the prompts it anchors (`[start, end)`): the §1.5 matrix protocol scores row
+    /// `m` over its own prompts only. `None`: every model anchors every prompt.
+    anchors: Option<Vec<[u32; 2]>>,
 }
 
 impl fmt::Debug for SketchCollection {
@@ -287,6 +335,16 @@ impl SketchCollection {
     /// all in `ids` in model-major, prompt-minor order. `failed` (may be empty = none) marks
     /// models without a sketch (their sets must be empty).
     pub fn from_parts(
+        meta: SketchMeta,
+        models: Vec<String>,
+        ids: Vec<u32>,
+        lengths: Vec<u32>,
+        failed: Vec<bool>,
+    ) -> Result<Self, Error> {
+        Self::from_parts_located(meta, models, ids, lengths, failed).map_err(Error::from)
+    }
+
+    pub(crate) fn from_parts_located(
         meta: SketchMeta,
         models: Vec<String>,
         ids: Vec<u32>,
@@ -336,7 +394,9 @@ impl SketchCollection {
         };
         let n = models.len();
         let p = meta.prompts as usize;
-        if lengths.len() != n * p {
+        limits::check_vocab("vocab_size", meta.vocab_size as u64)?;
+        limits::check_prompts("prompts", meta.prompts as u64)?;
+        if Some(lengths.len()) != n.checked_mul(p) {
             return Err(SketchError::invalid(format!(
                 "{} set lengths for {n} models × {p} prompts (expected {})",
                 lengths.len(),
@@ -349,7 +409,8 @@ impl SketchCollection {
                 flags.len()
             )));
         }
-        let mut starts = Vec::with_capacity(n * p + 1);
+        // Bounded by the lengths already held (2 × their size).
+        let mut starts = Vec::with_capacity(lengths.len() + 1);
         let mut acc = 0u64;
         starts.push(0);
         for &l in lengths {
@@ -407,12 +468,112 @@ impl SketchCollection {
             storage,
             failed,
             source,
+            anchors: None,
         })
+    }
+
+    /// Sets the prompts each model anchors (`[start, end)` per model, within `0..P`).
+    pub fn with_anchors(self, anchors: Vec<[u32; 2]>) -> Result<Self, Error> {
+        self.with_anchors_located(anchors).map_err(Error::from)
+    }
+
+    pub(crate) fn with_anchors_located(
+        mut self,
+        anchors: Vec<[u32; 2]>,
+    ) -> Result<Self, SketchError> {
+        if anchors.len() != self.models.len() {
+            return Err(SketchError::invalid(format!(
+                "{} anchor ranges for {} models",
+                anchors.len(),
+                self.models.len()
+            )));
+        }
+        for (m, a) in anchors.iter().enumerate() {
+            if a[0] > a[1] || a[1] > self.meta.prompts {
+                return Err(SketchError::invalid(format!(
+                    "anchor range [{}, {}) is not within the {} prompts",
+                    a[0], a[1], self.meta.prompts
+                ))
+                .model(&self.models[m]));
+            }
+        }
+        self.anchors = Some(anchors);
+        Ok(self)
+    }
+
+    /// The anchor ranges, if the collection has them.
+    pub fn anchors(&self) -> Option<&[[u32; 2]]> {
+        self.anchors.as_deref()
+    }
+
+    /// Set `(m, p)` counts for model `m`'s row: non-empty and inside its anchor range.
+    #[inline]
+    pub fn anchors_prompt(&self, m: usize, p: usize) -> bool {
+        match &self.anchors {
+            None => true,
+            Some(a) => (a[m][0] as usize..a[m][1] as usize).contains(&p),
+        }
+    }
+
+    /// True when every set of every usable model is non-empty and no anchors restrict rows:
+    /// every pair is then scored over all P prompts.
+    pub fn is_dense(&self) -> bool {
+        self.anchors.is_none()
+            && (0..self.len())
+                .filter(|&m| !self.is_failed(m))
+                .all(|m| (0..self.prompts()).all(|p| self.set_len(m, p) > 0))
+    }
+
+    /// Per model, a bitmask of its prompts with a non-empty set (`words` u64 per model);
+    /// with `anchored`, only the prompts inside its anchor range.
+    pub fn presence_masks(&self, anchored: bool) -> (usize, Vec<u64>) {
+        let p = self.prompts();
+        let words = p.div_ceil(64).max(1);
+        let mut out = vec![0u64; words * self.len()];
+        for m in 0..self.len() {
+            for q in 0..p {
+                if self.set_len(m, q) > 0 && (!anchored || self.anchors_prompt(m, q)) {
+                    out[m * words + q / 64] |= 1u64 << (q % 64);
+                }
+            }
+        }
+        (words, out)
+    }
+
+    /// The rows of the §1.5 protocol: a copy in which every set outside its model's anchor
+    /// range is empty (no anchors: a copy of the collection).
+    pub fn anchored_rows(&self) -> SketchCollection {
+        let p = self.prompts();
+        let mut ids = Vec::new();
+        let mut lengths = Vec::with_capacity(self.len() * p);
+        for m in 0..self.len() {
+            for q in 0..p {
+                if self.anchors_prompt(m, q) {
+                    let s = self.set(m, q);
+                    ids.extend_from_slice(s);
+                    lengths.push(s.len() as u32);
+                } else {
+                    lengths.push(0);
+                }
+            }
+        }
+        let flags = self.flags().to_vec();
+        SketchCollection::assemble(
+            self.meta.clone(),
+            self.models.clone(),
+            Storage::Owned {
+                ids,
+                lengths,
+                flags,
+            },
+            None,
+        )
+        .expect("a subset of a valid collection is valid")
     }
 
     /// Opens a `.jsonl` (JSON lines) or a binary `.mpsk` file, chosen by extension
     /// (anything not ending in `.jsonl`/`.json`/`.ndjson` is read as binary).
-    pub fn open(path: &Path) -> Result<Self, SketchError> {
+    pub fn open(path: &Path) -> Result<Self, Error> {
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -426,7 +587,7 @@ impl SketchCollection {
     }
 
     /// Writes `.jsonl` / `.json` / `.ndjson` as JSON lines, anything else as binary.
-    pub fn save(&self, path: &Path) -> Result<(), SketchError> {
+    pub fn save(&self, path: &Path) -> Result<(), Error> {
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -539,6 +700,13 @@ impl SketchCollection {
         }
         h.update(as_bytes(self.lengths()));
         h.update(as_bytes(self.ids()));
+        if let Some(a) = &self.anchors {
+            h.update(b"anchors");
+            for r in a {
+                h.update(&r[0].to_le_bytes());
+                h.update(&r[1].to_le_bytes());
+            }
+        }
         h.digest128().to_le_bytes()
     }
 }

@@ -193,7 +193,7 @@ fn writes_are_atomic_and_leave_no_temp_files() {
     assert_eq!(names, vec!["a.mpsk".to_string()]);
 }
 
-fn jsonl(d: &TempDir, text: &str) -> Result<SketchCollection, SketchError> {
+fn jsonl(d: &TempDir, text: &str) -> Result<SketchCollection, crate::Error> {
     let p = d.path("t.jsonl");
     std::fs::write(&p, text).unwrap();
     SketchCollection::open(&p)

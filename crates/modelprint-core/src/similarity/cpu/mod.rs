@@ -64,6 +64,12 @@ impl Engine for CpuEngine {
         let tables = ScoreTables::new(job);
         match self.kernel {
             CpuKernel::Auto | CpuKernel::Sliced => {
+                // At least one token → column-mask table (64 bytes per token) is held.
+                crate::limits::check_alloc(
+                    "the CPU kernel's token table (64 bytes per vocabulary entry)",
+                    job.vocab() as u64,
+                    std::mem::size_of::<Block>() as u64,
+                )?;
                 let mut k = SlicedKernel::new(job, self.isa);
                 run_stripes(&mut k, job, stripes, &tables, emit)
             }

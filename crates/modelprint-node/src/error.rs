@@ -1,0 +1,56 @@
+//! The core's coded error → a JS `Error` with `code`, `subject` and `hint` properties.
+//!
+//! Synchronous functions build the JS error directly (they get the `Env` from napi-rs);
+//! async tasks keep the core error in the task and build the JS error in `reject`, on the
+//! JS thread.
+
+use modelprint_core::{Error as CoreError, ErrorCode};
+use napi::bindgen_prelude::*;
+use napi::{Env, JsValue};
+
+/// The error a JS caller sees: `message` (subject included), `code`, and when known
+/// `subject` and `hint`.
+pub(crate) fn js_error(env: &Env, e: &CoreError) -> Error {
+    let build = || -> Result<Error> {
+        let mut obj = env.create_error(Error::new(Status::GenericFailure, e.to_string()))?;
+        obj.set("code", e.code.as_str())?;
+        if let Some(s) = &e.subject {
+            obj.set("subject", s.as_str())?;
+        }
+        if let Some(h) = &e.hint {
+            obj.set("hint", h.as_str())?;
+        }
+        Ok(Error::from(obj.to_unknown()))
+    };
+    build().unwrap_or_else(|_| fallback(e))
+}
+
+/// A plain napi error for paths without an `Env` (its `code` is the core code).
+pub(crate) fn fallback(e: &CoreError) -> Error {
+    Error::new(Status::GenericFailure, e.to_string())
+}
+
+/// A coded error built in the binding itself (argument checks).
+pub(crate) fn coded(env: &Env, code: ErrorCode, msg: impl Into<String>) -> Error {
+    js_error(env, &CoreError::new(code, msg))
+}
+
+/// Holds the core error of a failed `compute` until `reject` can build the JS error.
+#[derive(Default)]
+pub(crate) struct Pending(Option<CoreError>);
+
+impl Pending {
+    /// Records `e` and returns the placeholder napi error for `compute`.
+    pub(crate) fn keep(&mut self, e: CoreError) -> Error {
+        let placeholder = fallback(&e);
+        self.0 = Some(e);
+        placeholder
+    }
+    /// In `Task::reject`: the JS error of the recorded core error (or `err` unchanged).
+    pub(crate) fn reject<T>(&mut self, env: &Env, err: Error) -> Result<T> {
+        match self.0.take() {
+            Some(e) => Err(js_error(env, &e)),
+            None => Err(err),
+        }
+    }
+}
