@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A one-node Slurm cluster on this machine for test/slurm.test.ts: installs Debian's
 # slurm-wlm and munge when missing, writes a minimal slurm.conf (this host, its CPUs,
-# no cgroups, no systemd), starts munged, slurmctld and slurmd in the background and
-# waits until the node is idle. Idempotent: running daemons are left alone. Needs root.
+# no cgroups, no systemd; daemons on 127.0.0.1, so the host name need not resolve),
+# starts munged, slurmctld and slurmd in the background and waits until the node is idle. Idempotent: running daemons are left alone. Needs root.
 set -euo pipefail
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -25,7 +25,7 @@ chown -R slurm:slurm /var/lib/slurm /var/log/slurm 2>/dev/null || true
 want="$(cat <<EOF
 # Written by modelprint .ci/slurm-up.sh: one node, no cgroups, no accounting.
 ClusterName=modelprint
-SlurmctldHost=${host}
+SlurmctldHost=${host}(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -52,7 +52,7 @@ SlurmctldPidFile=/run/slurmctld.pid
 SlurmdPidFile=/run/slurmd.pid
 SlurmctldLogFile=/var/log/slurm/slurmctld.log
 SlurmdLogFile=/var/log/slurm/slurmd.log
-NodeName=${host} CPUs=${cpus} State=UNKNOWN
+NodeName=${host} NodeAddr=127.0.0.1 CPUs=${cpus} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
 )"

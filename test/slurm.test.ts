@@ -1,8 +1,9 @@
 /**
  * A real Slurm array (issue 13) on the one-node cluster of .ci/slurm-up.sh: the script of
- * `modelprint slurm script` sketches a tiny zoo as 4 array tasks; one running task gets
- * the time-limit signal (SIGTERM to its batch shell, as --signal=B:TERM sends), finishes its
- * model, requeues itself and resumes; the afterok merge job combines the shards, and the
+ * `modelprint slurm script` sketches a tiny zoo as 4 array tasks; one running task, frozen
+ * mid-shard (SIGSTOP) so that it cannot finish its shard first, gets the time-limit signal
+ * (SIGTERM to its batch shell, as --signal=B:TERM sends), whose trap forwards it; modelprint
+ * finishes its model, the task requeues itself and resumes; the afterok merge job combines the shards, and the
  * result equals a single-process run.
  *
  * Skipped only where there is no Slurm (no sbatch) and CI is not set; in CI it must run.
@@ -36,6 +37,30 @@ function job(id: string): Record<string, string> | null {
   return out;
 }
 
+/** The pid of the modelprint process of a running job (by its numeric JobId), null when none (yet). */
+function modelprintPid(jobId: string): number | null {
+  const r = spawnSync('scontrol', ['listpids', jobId], { encoding: 'utf8' });
+  if (r.status !== 0) return null;
+  for (const line of r.stdout.split('\n').slice(1)) {
+    const pid = Number(line.trim().split(/\s+/)[0]);
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    let argv: string[];
+    try {
+      argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone
+    }
+    if (argv.includes('sketch') && argv.includes('bank.json')) return pid;
+  }
+  return null;
+}
+
+/** Whether SIGTERM is pending for a (stopped) process. */
+function termPending(pid: number): boolean {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return [...status.matchAll(/^(?:ShdPnd|SigPnd):\s*([0-9a-f]+)$/gm)].some((m) => (BigInt(`0x${m[1]}`) & (1n << 14n)) !== 0n);
+}
+
 async function until<T>(what: string, ms: number, f: () => T | null | undefined | false): Promise<T> {
   const t0 = Date.now();
   for (;;) {
@@ -50,6 +75,7 @@ describe.skipIf(!hasSbatch && !inCi)('Slurm array on a real one-node cluster', (
   let work: string;
   let zooCsv: string;
   const submitted: string[] = [];
+  let frozen: number | null = null;
 
   beforeAll(async () => {
     expect(hasSbatch, 'CI is set but sbatch is missing: .ci/run must run .ci/slurm-up.sh first').toBe(true);
@@ -64,6 +90,7 @@ describe.skipIf(!hasSbatch && !inCi)('Slurm array on a real one-node cluster', (
   }, 120_000);
 
   afterAll(() => {
+    if (frozen !== null) process.kill(frozen, 'SIGCONT');
     for (const id of submitted) spawnSync('scancel', [id]);
   });
 
@@ -78,26 +105,38 @@ describe.skipIf(!hasSbatch && !inCi)('Slurm array on a real one-node cluster', (
     const mergeId = /merge job (\d+)/.exec(sub.stdout)![1];
     submitted.push(arrayId, mergeId);
 
-    // A task that is running and has saved at least one model but not all.
+    // A task that is running and has saved at least one model, frozen (SIGSTOP to its
+    // modelprint process) with at least 4 of its 13 models left: a tiny zoo model takes
+    // ~0.2 s, so a task left running could finish its shard before the signal below reaches
+    // it, exit 0 and (rightly) not requeue. Frozen, it is a task in the middle of a long model.
     const partsOf = (i: number) => path.join(work, 'out', `sketches.shard-${i}-of-4.mpsk.parts`);
+    const saved = (i: number) => (fs.existsSync(partsOf(i)) ? fs.readdirSync(partsOf(i)).filter((f) => f.endsWith('.mpsk.json')).length : 0);
     const victim = await until('a running task with saved models', 120_000, () => {
       for (let i = 0; i < 4; i++) {
         const st = job(`${arrayId}_${i}`);
-        if (st?.JobState !== 'RUNNING') continue;
-        const dir = partsOf(i);
-        const n = fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => f.endsWith('.mpsk.json')).length : 0;
-        if (n >= 1 && n <= 9) return i;
+        if (st?.JobState !== 'RUNNING' || saved(i) < 1 || saved(i) > 9) continue;
+        const pid = modelprintPid(st.JobId);
+        if (pid === null) continue;
+        process.kill(pid, 'SIGSTOP');
+        frozen = pid;
+        if (saved(i) <= 9) return { i, pid };
+        process.kill(pid, 'SIGCONT');
+        frozen = null;
       }
       return null;
     });
-    // What --signal=B:TERM@60 does 60 s before the limit: SIGTERM to the batch shell only.
+    // What --signal=B:TERM@60 does 60 s before the limit: SIGTERM to the batch shell only,
+    // whose trap forwards it to modelprint (pending while it is stopped); then it runs on.
     // (scancel may retry and report "cannot be altered now" once the task requeues itself;
     // what counts is checked below: the requeue, the resume and the log.)
-    spawnSync('scancel', ['--batch', '--signal=TERM', `${arrayId}_${victim}`], { timeout: 5000 });
+    spawnSync('scancel', ['--batch', '--signal=TERM', `${arrayId}_${victim.i}`], { timeout: 5000 });
+    await until('the batch shell to forward SIGTERM to modelprint', 30_000, () => termPending(victim.pid));
+    process.kill(victim.pid, 'SIGCONT');
+    frozen = null;
     // The task finishes its model, exits and requeues itself; Slurm holds a requeued job
     // for two minutes, so let it start now.
     const pending = await until('the task to be requeued', 60_000, () => {
-      const st = job(`${arrayId}_${victim}`);
+      const st = job(`${arrayId}_${victim.i}`);
       return st && st.JobState === 'PENDING' && Number(st.Restarts) >= 1 ? st : null;
     });
     sh('scontrol', ['update', `JobId=${pending.JobId}`, 'StartTime=now']);
@@ -113,7 +152,7 @@ describe.skipIf(!hasSbatch && !inCi)('Slurm array on a real one-node cluster', (
     for (let i = 0; i < 4; i++) expect(job(`${arrayId}_${i}`)?.JobState).toBe('COMPLETED');
 
     // The stopped task: interrupted, requeued, resumed from its saved models.
-    const vlog = log(logs.find((f) => f.endsWith(`_${victim}.out`))!);
+    const vlog = log(logs.find((f) => f.endsWith(`_${victim.i}.out`))!);
     expect(vlog).toContain('time limit close (exit 143); requeueing');
     expect(vlog).toContain('restart 1');
     const resumed = /(\d+) computed, (\d+) resumed/.exec(vlog);

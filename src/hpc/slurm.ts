@@ -121,7 +121,12 @@ child=
 on_term() {
   # SIGTERM to this shell alone while the job is RUNNING is --signal=B:TERM: the time limit
   # is close. From scancel or an operator's requeue the job is no longer RUNNING.
-  state=$(squeue -h -j "\${SLURM_JOB_ID}" -o %T 2>/dev/null || true)
+  # squeue asks slurmctld, which can be briefly busy: a few tries before giving up.
+  state=
+  for _ in 1 2 3 4 5; do
+    state=$(squeue -h -j "\${SLURM_JOB_ID}" -o %T 2>/dev/null) && [ -n "$state" ] && break
+    sleep 1
+  done
   [ "$state" = RUNNING ] && near_limit=1
   echo "modelprint: SIGTERM (job \${state:-unknown}); finishing the current model"
   # scancel / requeue signal every process of the job already; a second SIGTERM would make
