@@ -177,17 +177,22 @@ describe('sketch, merge, identify', () => {
 
 describe('lineage --shard and CSV merge', () => {
   it('shards the derived list; merge restores the single-process CSV and names a missing shard', () => {
-    const sub = writeCsv(path.join(dir, 'lineage-models.csv'), models.filter((m) => m.family === 'beta').slice(0, 5));
+    const betas = models.filter((m) => m.family === 'beta').slice(0, 5);
+    const sub = { file: writeCsv(path.join(dir, 'lineage-models.csv'), betas), rows: betas.map((m) => m.model_id) };
     const base = models.find((m) => m.model_id === 'beta-base')!.path;
-    const common = ['lineage', '--base', base, '--derived', sub, '--num-prompts', '2', '--total-len', '16', '--k', K, '--threads', '1', '--no-reuse', '--registry', path.join(dir, 'reg.db'), '--progress', 'none', '--json'];
+    const common = ['lineage', '--base', base, '--derived', sub.file, '--num-prompts', '2', '--total-len', '16', '--k', K, '--threads', '1', '--no-reuse', '--registry', path.join(dir, 'reg.db'), '--progress', 'none', '--json'];
     const single = path.join(dir, 'lineage-single.csv');
     expect(runCli([...common, '--out', single, '--shard', 'none']).code).toBe(0);
     const out = path.join(dir, 'lineage.csv');
     for (const i of ['0', '1']) {
-      const r = runCli([...common, '--out', out], { env: { SLURM_ARRAY_TASK_ID: i, SLURM_ARRAY_TASK_COUNT: '2', SLURM_ARRAY_TASK_MIN: '0' } });
+      const r = runCli([...common, '--out', out, '--sketches-out', path.join(dir, 'lineage-sk.mpsk')], { env: { SLURM_ARRAY_TASK_ID: i, SLURM_ARRAY_TASK_COUNT: '2', SLURM_ARRAY_TASK_MIN: '0' } });
       expect(r.code, r.stderr).toBe(0);
       expect(parseJson<{ out: string; rows: number }>(r)).toMatchObject({ out: path.join(dir, `lineage.shard-${i}-of-2.csv`), rows: i === '0' ? 3 : 2 });
+      // --sketches-out is sharded too (tasks never write one file): the base and this shard's models.
+      const sk = native.SketchSet.open(path.join(dir, `lineage-sk.shard-${i}-of-2.mpsk`));
+      expect(sk.modelIds.slice(1)).toEqual(shardIndices(5, { index: Number(i), count: 2 }).map((m) => sub.rows[m]));
     }
+    expect(fs.existsSync(path.join(dir, 'lineage-sk.mpsk'))).toBe(false);
     const missing = runCli(['merge', path.join(dir, 'lineage.shard-1-of-2.csv'), '--out', out, '--json']);
     expect(parseJson<{ error: { message: string } }>(missing).error.message).toContain('missing shard 0 of 2 (lineage.shard-0-of-2.csv)');
     const ok = runCli(['merge', '--out', out, '--shards', '2', '--json']);
