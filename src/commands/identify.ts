@@ -7,7 +7,7 @@ import { renderTable } from '../ui/table.js';
 
 export default class Identify extends BaseCommand<typeof Identify> {
   static override summary = 'The nearest known models of a model, from a sketch index (.mpsk from `sketch` / `merge`).';
-  static override description = `Loads the model once, computes its bottom-k sets on the index's probe bank (kept in the index sidecar) and scores it against every indexed model in one 1 × n query of the native engine (the index is memory-mapped). Prints the --top nearest models with their score and family (from the index's models CSV family column, or --models-csv).`;
+  static override description = `Loads the model once, computes its bottom-k sets on the index's probe bank (kept in the index sidecar) and scores it against every indexed model in one 1 × n query (the index is memory-mapped; on the CPU a streaming scan reads it once, with --device cuda the GPU engine runs the query). Prints the --top nearest models with their score and family (from the index's models CSV family column, or --models-csv).`;
   static override examples = [
     '<%= config.bin %> identify ./uploads/mystery-model --index sketches.mpsk',
     '<%= config.bin %> identify ./zoo/alpha-int8 --index sketches.mpsk --top 5 --json',

@@ -1,7 +1,8 @@
 /**
  * `modelprint identify`: the nearest known models of an unknown one. One model load, its
  * bottom-k sets on the index's probe bank, and one 1 × n query against the index
- * (memory-mapped .mpsk) by the native engine.
+ * (memory-mapped .mpsk): a streaming scan on the CPU (similarityScanTopN), or the
+ * engine's rectangular top-N with --device cuda.
  */
 import fs from 'node:fs';
 import { ModelprintError } from '../errors.js';
@@ -89,7 +90,9 @@ export async function identify(o: IdentifyOptions): Promise<IdentifyResult> {
   const top = Math.min(o.top, index.count);
   let r;
   try {
-    r = await native.similarityTopN(query, top, index, { metric: o.metric, device: o.device });
+    // One query row: a streaming scan of the (mapped) index on the CPU; the tiled engines
+    // (and the GPU, when asked for) pay per-stripe set-up that one row does not amortise.
+    r = o.device === 'cuda' ? await native.similarityTopN(query, top, index, { metric: o.metric, device: o.device }) : await native.similarityScanTopN(query, top, index, { metric: o.metric });
   } catch (e) {
     throw engineError(e, o.index);
   }
