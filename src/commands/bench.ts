@@ -9,7 +9,7 @@ export default class Bench extends BaseCommand<typeof Bench> {
   static override hidden = false;
   static override examples = ['<%= config.bin %> bench', '<%= config.bin %> bench --only inference --only quality'];
   static override flags = {
-    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage', 'safetensors'], multiple: true }),
+    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage', 'safetensors', 'hpc'], multiple: true }),
     file: Flags.string({ description: 'Markdown file to update.', default: 'BENCHMARKS.md' }),
   };
 
@@ -32,6 +32,12 @@ export default class Bench extends BaseCommand<typeof Bench> {
       fs.mkdirSync(work, { recursive: true });
       const md = await benchSafetensors(work, (m) => this.logger.info(m));
       if (md) updateBenchSection(this.flags.file, 'safetensors', md);
+    }
+    if (sections.includes('hpc')) {
+      // Not in the default list: tens of minutes (issue 13 scale and protocol benchmarks).
+      const { runHpcBench } = await import('../bench/hpc.js');
+      const { updateBenchSection } = await import('../bench/markdown.js');
+      updateBenchSection(this.flags.file, 'hpc', await runHpcBench((m) => this.logger.info(m)));
     }
     this.logger.info(`updated ${this.flags.file}`);
     return { file: this.flags.file, sections };
