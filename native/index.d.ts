@@ -153,6 +153,14 @@ export declare function pinv(data: Float64Array, rows: number, cols: number): Fl
  */
 export declare function promptScores(anchor: SketchSet, a: number, other: SketchSet, b: number, metric?: MetricName | undefined | null): Float64Array
 
+/** Options of [`similarity_scan_top_n`]. */
+export interface ScanOptions {
+  /** Default "overlap". */
+  metric?: MetricName
+  /** CPU threads (default: all cores). */
+  threads?: number
+}
+
 /** A written shard part. */
 export interface ShardResult {
   shardIndex: number
@@ -199,6 +207,15 @@ export interface SimilarityOptions {
 
 /** Queries × references (`M[q][r]`, the query anchored; failed models -1). */
 export declare function similarityRect(queries: SketchSet, references: SketchSet, options?: SimilarityOptions | undefined | null): Promise<MatrixResult>
+
+/**
+ * The `top` best references of each of a few queries, by one streaming pass over the
+ * references (bitsets of the query, one bit test per reference id): for `identify`'s
+ * 1 × n query against a big, memory-mapped index, where the tiled engines of
+ * `similarityTopN` pay a per-stripe table for a single row. Same scores and order as
+ * `similarityTopN(queries, top, references)`.
+ */
+export declare function similarityScanTopN(queries: SketchSet, top: number, references: SketchSet, options?: ScanOptions | undefined | null): Promise<NeighboursResult>
 
 /**
  * Computes shard `index` (0-based) of `count` of the full matrix and writes its part file

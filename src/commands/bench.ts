@@ -9,7 +9,7 @@ export default class Bench extends BaseCommand<typeof Bench> {
   static override hidden = false;
   static override examples = ['<%= config.bin %> bench', '<%= config.bin %> bench --only inference --only quality'];
   static override flags = {
-    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage', 'safetensors', 'audit'], multiple: true }),
+    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage', 'safetensors', 'audit', 'hpc'], multiple: true }),
     output: Flags.string({ char: 'o', description: 'Markdown file to update.', default: 'BENCHMARKS.md', aliases: ['file'], deprecateAliases: true }),
   };
 
@@ -36,6 +36,12 @@ export default class Bench extends BaseCommand<typeof Bench> {
     if (sections.includes('audit')) {
       const { benchAudit } = await import('../bench/audit.js');
       await benchAudit(this.flags.output, (m) => this.logger.info(m));
+    }
+    if (sections.includes('hpc')) {
+      // Not in the default list: tens of minutes (issue 13 scale and protocol benchmarks).
+      const { runHpcBench } = await import('../bench/hpc.js');
+      const { updateBenchSection } = await import('../bench/markdown.js');
+      updateBenchSection(this.flags.output, 'hpc', await runHpcBench((m) => this.logger.info(m)));
     }
     this.logger.info(`updated ${this.flags.output}`);
     return { file: this.flags.output, sections };

@@ -12,6 +12,8 @@ import type { RegistryWrite } from '../methods/runner.js';
 import type { DeviceRequest } from '../inference/device.js';
 import type { OnnxVariantRequest } from '../inference/format.js';
 import { renderTable } from '../ui/table.js';
+import { shardOfList } from '../hpc/lineage-shard.js';
+import { shardPath } from '../hpc/shard.js';
 
 export default class Lineage extends BaseCommand<typeof Lineage> {
   static override summary = 'Base vs derived: score each derived model against a base (bottom-k overlap).';
@@ -30,6 +32,7 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
     'prompts-in': Flags.string({ description: 'Use the probe prompts of this JSON file instead of generating them.' }),
     method: Flags.string({ description: 'bottomk (§1) or text (§2, bottom-k constrained generation).', options: ['bottomk', 'text'], default: 'bottomk' }),
     'retry-failed': Flags.boolean({ description: 'On resume, run models that failed before again.' }),
+    shard: Flags.string({ description: 'Shard i/n of the derived list (0-based) → <out stem>.shard-i-of-n.csv; `modelprint merge` combines them. [default: from SLURM_ARRAY_TASK_ID/COUNT/MIN]' }),
     tokenizer: Flags.string({ description: 'tokenizer.json to use for the base when it is a bare .onnx file.' }),
     'adapter-base': Flags.string({ description: 'Base checkpoint folder for PEFT LoRA adapters (default: their base_model_name_or_path, as a folder or in the Hugging Face cache).' }),
     ...bottomKFlags,
@@ -47,11 +50,12 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
         if (base.error) throw base.error;
         throw new ModelprintError('E_NOT_FOUND', `base model "${f.base}" is neither a local path nor a registry model`, { subject: '--base', hint: 'pass a model folder, or register it with `modelprint models add`' });
       }
-      const derived = await resolveModelList(f.derived, registry);
+      const { derived, out, shard } = shardOfList(await resolveModelList(f.derived, registry), f.output, f.shard, `lineage ${f.method}`);
       if (derived.length === 0) throw new ModelprintError('E_INPUT', 'no derived models given', { subject: '--derived', hint: 'pass folders or a models CSV' });
-      const io = { promptsIn: f['prompts-in'], promptsOut: f['prompts-out'], retryFailed: f['retry-failed'], sketchesOut: f['sketches-out'] };
+      const sketchesOut = f['sketches-out'] && shard ? shardPath(f['sketches-out'], shard) : f['sketches-out'];
+      const io = { promptsIn: f['prompts-in'], promptsOut: f['prompts-out'], retryFailed: f['retry-failed'], sketchesOut };
       if (f.method === 'text' && f['sketches-out']) throw new ModelprintError('E_USAGE', '--sketches-out writes bottom-k sketches; the text method has none', { subject: '--sketches-out', hint: 'drop --sketches-out, or use --method bottomk' });
-      const summary = f.method === 'text' ? await runTextMethod(ctx, base, derived, f.output, io) : await runBaseVsDerived(ctx, base, derived, f.output, io);
+      const summary = f.method === 'text' ? await runTextMethod(ctx, base, derived, out, io) : await runBaseVsDerived(ctx, base, derived, out, io);
       ctx.progress.close();
       if (summary.failures.length > 0) {
         this.out(renderTable(['model', 'error code', 'message'], summary.failures.map((x) => [x.model, x.code, x.message.slice(0, 100)])));

@@ -190,3 +190,24 @@ export function collectSketches(ids: string[], sketches: (SketchSet | null)[], p
 export function promptScores(anchor: SketchSet, a: number, other: SketchSet, b: number, metric: BottomKParams['metric']): number[] {
   return Array.from(native.promptScores(anchor, a, other, b, metric)).filter((x) => !Number.isNaN(x));
 }
+
+/**
+ * The models of a collection as one-model collections (same prompts, k and prompt hash),
+ * null for a failed model: the inverse of collectSketches for collections without anchors.
+ */
+export function modelSketches(set: SketchSet): (SketchSet | null)[] {
+  const P = set.prompts;
+  const ids = set.ids;
+  const lengths = set.lengths;
+  const failed = set.failed;
+  const names = set.modelIds;
+  const out: (SketchSet | null)[] = [];
+  let o = 0;
+  for (let m = 0; m < set.count; m++) {
+    const lens = lengths.subarray(m * P, (m + 1) * P);
+    const n = lens.reduce((a, x) => a + x, 0);
+    out.push(failed[m] ? null : native.SketchSet.fromArrays([names[m]], ids.subarray(o, o + n), lens, { prompts: P, vocabSize: set.vocabSize, k: set.k, promptHash: set.promptHash }));
+    o += n;
+  }
+  return out;
+}

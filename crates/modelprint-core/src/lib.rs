@@ -8,6 +8,7 @@ pub mod bottomk;
 pub mod error;
 pub mod limits;
 pub mod overlap;
+pub mod scan;
 pub mod similarity;
 pub mod sketch;
 

@@ -25,6 +25,8 @@ use napi_derive::napi;
 
 use crate::error::{coded, js_error, Compute, CoreTask};
 
+mod scan;
+
 /// The per-prompt set score.
 #[napi(string_enum = "lowercase")]
 pub enum MetricName {
