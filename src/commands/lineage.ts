@@ -39,7 +39,7 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
     const params = bottomKParamsFrom(f);
     const registry = await this.registry();
     const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest, adapterBase: f['adapter-base'] };
-    return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m) }, async (ctx) => {
+    return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m), outputs: [{ path: f.output, kind: 'file', flag: '--output' }] }, async (ctx) => {
       const base = await resolveOne(f.base, registry);
       if (!base.path) {
         if (base.error) throw base.error;

@@ -33,7 +33,7 @@ export default class Matrix extends BaseCommand<typeof Matrix> {
     const params = bottomKParamsFrom(f);
     const registry = await this.registry();
     const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest };
-    return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m) }, async (ctx) => {
+    return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m), outputs: [{ path: f['output-dir'], kind: 'dir', flag: '--output-dir' }] }, async (ctx) => {
       const models = await resolveModelList(f.models, registry);
       const r = await runMatrix(ctx, models, f['output-dir'], { sketchesOut: f['sketches-out'] });
       ctx.progress.close();

@@ -6,6 +6,7 @@ import { onnxVariantFlag } from '../../cli/method-flags.js';
 import { ModelprintError } from '../../errors.js';
 import { detectFormat, type OnnxVariantRequest } from '../../inference/format.js';
 import { parseHubId } from '../../inference/hub.js';
+import { ModelError } from '../../inference/errors.js';
 import { locateModel, resolveModel } from '../../inference/resolve.js';
 import { contentHash } from '../../util/hash.js';
 import type { ModelRecord } from '../../registry/types.js';
@@ -48,6 +49,10 @@ export default class ModelsAdd extends BaseCommand<typeof ModelsAdd> {
     // Hub ids and cache folders resolve to their snapshot (refs checked, paths confined).
     const loc = locateModel(ref);
     const target = loc.abs;
+    // A single file must be a model file (.onnx, .gguf, .safetensors); a folder may hold anything (its format is recorded).
+    if (fs.statSync(target).isFile() && detectFormat(target) === 'unknown') {
+      throw new ModelError('unsupported_format', ref, `${target} is not a model file (expected .onnx, .gguf or .safetensors, or a model folder)`, 'pass the model folder, or its .onnx file');
+    }
     const variant = this.flags['onnx-variant'] as OnnxVariantRequest;
     if (variant !== 'auto') resolveModel(target, { onnxVariant: variant });
     const name = this.flags.name ?? loc.hub?.repoId ?? path.basename(path.resolve(ref));

@@ -1,0 +1,278 @@
+/**
+ * Issue 16, items 3, 4, 7 and 8: hostile model folders, concurrent runs on one output,
+ * formula-shaped ids in CSVs and the smaller broken inputs. Each case feeds the input
+ * through the CLI and checks the exit code, the error code and that nothing was written
+ * or lost.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { decodeModel, encodeModel, EXTERNAL } from '../src/onnx/codec.js';
+import { parseCsv } from '../src/util/csv.js';
+import { parseJson, runCli, spawnCli, tmpDir, type CliResult } from './helpers/cli.js';
+import { copyModel, tinyZoo, type ZooModel } from './helpers/zoo.js';
+
+const FAST = ['--num-prompts', '3', '--k', '200', '--prefix-len', '4', '--total-len', '20', '--progress', 'none'];
+
+let models: ZooModel[];
+const byId = (id: string) => models.find((m) => m.model_id === id)!;
+
+beforeAll(async () => {
+  ({ models } = await tinyZoo());
+}, 120_000);
+
+interface JsonError {
+  ok: false;
+  error: { code: string; message: string; subject?: string; hint?: string; model_code?: string };
+}
+const errorOf = (r: CliResult) => parseJson<JsonError>(r).error;
+
+/** Every file below dir (relative), for "nothing else was written" checks. */
+function tree(dir: string): string[] {
+  return fs.readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
+}
+
+/**
+ * A copy of `src` whose largest 2-D weight is stored as external data at `location`
+ * (the bytes themselves go to onnx/weights.bin, so `location: weights.bin` is the valid case).
+ */
+function withExternalWeight(src: string, dest: string, location: string): string {
+  copyModel(src, dest);
+  const file = path.join(dest, 'onnx', 'model.onnx');
+  const m = decodeModel(fs.readFileSync(file));
+  const size = (t: (typeof inits)[number]) => t.rawData?.length ?? 0;
+  const inits = m.graph?.initializer ?? [];
+  const big = inits.filter((t) => t.dims?.length === 2 && size(t) > 0).sort((a, b) => size(b) - size(a))[0];
+  const raw = Buffer.from(big.rawData ?? new Uint8Array(0));
+  fs.writeFileSync(path.join(dest, 'onnx', 'weights.bin'), raw);
+  big.rawData = new Uint8Array(0);
+  big.dataLocation = EXTERNAL;
+  big.externalData = [
+    { key: 'location', value: location },
+    { key: 'offset', value: '0' },
+    { key: 'length', value: String(raw.length) },
+  ];
+  fs.writeFileSync(file, encodeModel(m));
+  return dest;
+}
+
+describe('item 3: paths written inside model files are confined to the model folder', () => {
+  let work: string;
+  let reg: string;
+  const outside = () => path.join(work, 'secret.bin');
+
+  beforeAll(() => {
+    work = tmpDir('modelprint-escape-');
+    reg = path.join(work, 'reg.db');
+    // A file outside every model folder, big enough to hold the weight (so only confinement stops it).
+    fs.writeFileSync(outside(), Buffer.alloc(4 << 20, 7));
+    const base = byId('alpha-base').path;
+    const m = (name: string, location: string, prepare?: (dir: string) => void) => {
+      const dir = withExternalWeight(base, path.join(work, 'models', name), location);
+      prepare?.(path.join(dir, 'onnx'));
+      const r = runCli(['models', 'add', dir, '--name', name, '--registry', reg, '--json', ...(name === 'dangling' ? ['--no-hash'] : [])]);
+      expect(r.code, r.stderr).toBe(0);
+    };
+    m('ok-external', 'weights.bin');
+    m('dotdot', `${'../'.repeat(12)}${outside().slice(1)}`);
+    m('absolute', outside());
+    m('symlink-out', 'link.bin', (d) => fs.symlinkSync(outside(), path.join(d, 'link.bin')));
+    m('fifo', 'pipe.bin', (d) => execFileSync('mkfifo', [path.join(d, 'pipe.bin')]));
+    m('dangling', 'gone.bin', (d) => fs.symlinkSync(path.join(d, 'nothing-here'), path.join(d, 'gone.bin')));
+  }, 120_000);
+
+  function weightRun(ids: string[]) {
+    const cfg = path.join(work, `cfg-${ids.join('-')}.json`);
+    fs.writeFileSync(cfg, JSON.stringify({ models: ids, methods: ['weight'], metrics: ['cosine'] }));
+    const out = path.join(work, `out-${ids.join('-')}`);
+    const r = runCli(['experiment', 'run', '--config', cfg, '--registry', reg, '--output-dir', out, '--json', '--progress', 'none'], { env: {} });
+    return { r, out };
+  }
+
+  it('the weight method reads external data inside the folder (control)', () => {
+    const { r, out } = weightRun(['ok-external', 'dotdot']);
+    expect(r.code, r.stderr).toBe(3);
+    const j = parseJson<{ failed: Array<{ model: string; code: string; message: string }>; computed: Record<string, number> }>(r);
+    expect(j.computed).toEqual({ weight: 1 });
+    expect(j.failed.map((f) => f.model)).toEqual(['dotdot']);
+    const fps = JSON.parse(fs.readFileSync(path.join(out, 'fingerprints.json'), 'utf8')) as { fingerprints: Record<string, Record<string, number[]>> };
+    expect(Object.keys(fps.fingerprints.weight)).toEqual(['ok-external']);
+  });
+
+  it.each([
+    ['dotdot', 'leads out of the model folder'],
+    ['absolute', 'is an absolute path'],
+    ['symlink-out', 'outside the model folder'],
+    ['fifo', 'is not a regular file'],
+  ])('%s: unsafe_path naming the file and the field; nothing read, nothing fingerprinted', (id, words) => {
+    const t = Date.now();
+    const { r, out } = weightRun([id, 'ok-external']);
+    expect(Date.now() - t).toBeLessThan(60_000); // a FIFO must not hang the run
+    expect(r.code, r.stderr).toBe(3);
+    const j = parseJson<{ failed: Array<{ model: string; code: string; message: string }> }>(r);
+    expect(j.failed).toHaveLength(1);
+    expect(j.failed[0]).toMatchObject({ model: id, code: 'unsafe_path' });
+    expect(j.failed[0].message).toContain('model.onnx: external_data location of initializer');
+    expect(j.failed[0].message).toContain(words);
+    const fps = JSON.parse(fs.readFileSync(path.join(out, 'fingerprints.json'), 'utf8')) as { fingerprints: Record<string, Record<string, number[]>> };
+    expect(Object.keys(fps.fingerprints.weight)).toEqual(['ok-external']);
+  });
+
+  it('a dangling external-data link is not_found, not a crash', () => {
+    const { r } = weightRun(['dangling']);
+    expect(r.code, r.stderr).toBe(3);
+    const j = parseJson<{ failed: Array<{ code: string; message: string }> }>(r);
+    expect(j.failed[0].code).toBe('not_found');
+    expect(j.failed[0].message).toContain('dangling symbolic link');
+  });
+});
+
+describe('item 8: broken model folders and output paths end in coded errors', () => {
+  it('a dangling symlink or a link loop in a model folder fails that model with a code, not E_INTERNAL', () => {
+    const work = tmpDir('modelprint-links-');
+    const dangling = copyModel(byId('alpha-ft-light').path, path.join(work, 'dangling'));
+    fs.symlinkSync(path.join(work, 'no-such-blob'), path.join(dangling, 'model.safetensors.part'));
+    const loop = copyModel(byId('alpha-int8').path, path.join(work, 'loop'));
+    fs.symlinkSync('loop-b', path.join(loop, 'loop-a'));
+    fs.symlinkSync('loop-a', path.join(loop, 'loop-b'));
+    const out = path.join(work, 'r.csv');
+    const r = runCli(['lineage', '--base', byId('alpha-base').path, '--derived', dangling, loop, byId('alpha-lora').path, '-o', out, '--registry', path.join(work, 'reg.db'), '--json', ...FAST]);
+    expect(r.code, r.stderr).toBe(3);
+    const rows = parseCsv(fs.readFileSync(out, 'utf8')).rows;
+    expect(rows.map((x) => [path.basename(x.derived_model_name), x.error_code])).toEqual([
+      ['dangling', 'not_found'],
+      ['loop', 'unsafe_path'],
+      ['alpha-lora', ''],
+    ]);
+    expect(rows[0].error_message).toContain('dangling symbolic link');
+    expect(rows[1].error_message).toContain('symbolic link loop');
+  });
+
+  it('-o naming a folder and --output-dir naming a file are usage errors; nothing is written', () => {
+    const work = tmpDir('modelprint-outs-');
+    fs.mkdirSync(path.join(work, 'a-dir'));
+    fs.writeFileSync(path.join(work, 'a-file'), 'keep me\n');
+    const before = tree(work);
+    const l = runCli(['lineage', '--base', byId('alpha-base').path, '--derived', byId('alpha-int8').path, '-o', path.join(work, 'a-dir'), '--registry', path.join(work, 'a-dir', 'reg.db'), '--registry-write', 'off', '--json', ...FAST]);
+    expect(l.code, l.stderr).toBe(2);
+    expect(errorOf(l)).toMatchObject({ code: 'E_USAGE', subject: path.join(work, 'a-dir') });
+    expect(errorOf(l).message).toContain('is a folder');
+    const m = runCli(['matrix', '--models', byId('alpha-base').path, byId('alpha-int8').path, '--output-dir', path.join(work, 'a-file'), '--registry-write', 'off', '--registry', path.join(work, 'a-dir', 'reg.db'), '--json', ...FAST]);
+    expect(m.code, m.stderr).toBe(2);
+    expect(errorOf(m)).toMatchObject({ code: 'E_USAGE', subject: path.join(work, 'a-file') });
+    expect(errorOf(m).message).toContain('is a file');
+    expect(tree(work).filter((f) => !f.startsWith('a-dir/reg.db'))).toEqual(before);
+    expect(fs.readFileSync(path.join(work, 'a-file'), 'utf8')).toBe('keep me\n');
+  });
+
+  const root = process.getuid?.() === 0;
+  it.skipIf(!root)('a full disk is E_IO saying so, and leaves no temp file behind (tiny tmpfs; needs root)', () => {
+    const work = tmpDir('modelprint-full-');
+    const mnt = path.join(work, 'full');
+    fs.mkdirSync(mnt);
+    if (spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', mnt]).status !== 0) return; // no mount permission in this sandbox
+    try {
+      // Fill it: every further write fails with ENOSPC.
+      const fd = fs.openSync(path.join(mnt, 'filler'), 'w');
+      try {
+        for (;;) fs.writeSync(fd, Buffer.alloc(4096, 1));
+      } catch (e) {
+        expect((e as NodeJS.ErrnoException).code).toBe('ENOSPC');
+      } finally {
+        fs.closeSync(fd);
+      }
+      const base = ['lineage', '--base', byId('alpha-base').path, '--derived', byId('alpha-int8').path, '--registry-write', 'off', '--registry', path.join(work, 'reg.db'), '--json', ...FAST];
+      // The result CSV on the full disk: its lock cannot even be written.
+      const a = runCli([...base, '-o', path.join(mnt, 'r.csv')]);
+      expect(a.code, a.stderr).toBe(1);
+      expect(errorOf(a).code).toBe('E_IO');
+      expect(errorOf(a).message).toContain('the disk is full');
+      // A file written atomically (--prompts-out) on the full disk: the temp file is removed.
+      const out = path.join(work, 'r.csv');
+      const b = runCli([...base, '-o', out, '--prompts-out', path.join(mnt, 'p.json')]);
+      expect(b.code, b.stderr).toBe(1);
+      expect(errorOf(b)).toMatchObject({ code: 'E_IO', subject: path.join(mnt, 'p.json') });
+      expect(errorOf(b).message).toContain('the disk is full');
+      expect(fs.readdirSync(mnt)).toEqual(['filler']);
+      expect(fs.existsSync(`${out}.lock`)).toBe(false);
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
+  });
+});
+
+describe('item 4: two runs on one output', () => {
+  function lineageArgs(work: string, out: string): string[] {
+    const derived = ['alpha-int8', 'alpha-ft-light', 'alpha-lora', 'beta-base'].map((id) => byId(id).path);
+    return ['lineage', '--base', byId('alpha-base').path, '--derived', ...derived, '-o', out, '--registry', path.join(work, 'reg.db'), '--json', ...FAST];
+  }
+
+  async function waitFor(cond: () => boolean, ms = 60_000): Promise<void> {
+    const t = Date.now();
+    while (!cond()) {
+      if (Date.now() - t > ms) throw new Error('timed out');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  function finished(p: ReturnType<typeof spawnCli>): Promise<CliResult> {
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    return new Promise((resolve) => p.on('close', (code, signal) => resolve({ code: code ?? (signal === 'SIGKILL' ? 137 : -1), stdout, stderr })));
+  }
+
+  it('the second run fails fast with E_LOCKED naming the holder; the CSV has each model once', async () => {
+    const work = tmpDir('modelprint-lock-');
+    const out = path.join(work, 'out.csv');
+    const first = spawnCli(lineageArgs(work, out));
+    const firstDone = finished(first);
+    await waitFor(() => fs.existsSync(`${out}.lock`));
+    first.kill('SIGSTOP'); // the holder is mid-run, however fast this machine is
+    const second = runCli(lineageArgs(work, out));
+    first.kill('SIGCONT');
+    expect(second.code, second.stderr).toBe(1);
+    const e = errorOf(second);
+    expect(e.code).toBe('E_LOCKED');
+    expect(e.subject).toBe(`${out}.lock`);
+    expect(e.message).toContain(`process ${first.pid}`);
+    const r1 = await firstDone;
+    expect(r1.code, r1.stderr).toBe(0);
+    expect(fs.existsSync(`${out}.lock`)).toBe(false);
+    const ids = parseCsv(fs.readFileSync(out, 'utf8')).rows.map((x) => x.derived_model_name);
+    expect(ids).toHaveLength(4);
+    expect(new Set(ids).size).toBe(4);
+  }, 180_000);
+
+  it('a lock left by a run killed with kill -9 is stale and taken over; no row lost or doubled', async () => {
+    const work = tmpDir('modelprint-lock-');
+    const out = path.join(work, 'out.csv');
+    const first = spawnCli(lineageArgs(work, out));
+    const firstDone = finished(first);
+    await waitFor(() => fs.existsSync(`${out}.lock`));
+    first.kill('SIGKILL');
+    await firstDone;
+    expect(fs.existsSync(`${out}.lock`)).toBe(true); // nobody removed it
+    expect(JSON.parse(fs.readFileSync(`${out}.lock`, 'utf8'))).toMatchObject({ pid: first.pid });
+    const again = runCli(lineageArgs(work, out));
+    expect(again.code, again.stderr).toBe(0);
+    expect(fs.existsSync(`${out}.lock`)).toBe(false);
+    const ids = parseCsv(fs.readFileSync(out, 'utf8')).rows.map((x) => x.derived_model_name);
+    expect(ids.sort()).toEqual(['alpha-int8', 'alpha-ft-light', 'alpha-lora', 'beta-base'].map((id) => byId(id).path).sort());
+  }, 180_000);
+
+  it('a lock held by a live process on this host is respected (matrix --output-dir)', () => {
+    const work = tmpDir('modelprint-lock-');
+    const dir = path.join(work, 'matrix');
+    fs.mkdirSync(dir);
+    // A live holder: this test process.
+    fs.writeFileSync(path.join(dir, '.modelprint.lock'), JSON.stringify({ pid: process.pid, host: spawnSync('hostname', { encoding: 'utf8' }).stdout.trim(), started: 'now', command: 'test' }));
+    const r = runCli(['matrix', '--models', byId('alpha-base').path, byId('alpha-int8').path, '--output-dir', dir, '--registry', path.join(work, 'reg.db'), '--json', ...FAST]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(errorOf(r)).toMatchObject({ code: 'E_LOCKED', subject: path.join(dir, '.modelprint.lock') });
+    expect(fs.readdirSync(dir)).toEqual(['.modelprint.lock']);
+  });
+});
+
