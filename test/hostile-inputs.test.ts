@@ -10,7 +10,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeModel, encodeModel, EXTERNAL } from '../src/onnx/codec.js';
 import { parseCsv } from '../src/util/csv.js';
-import { parseJson, runCli, spawnCli, tmpDir, type CliResult } from './helpers/cli.js';
+import { BIN, parseJson, runCli, spawnCli, tmpDir, type CliResult } from './helpers/cli.js';
 import { copyModel, tinyZoo, type ZooModel } from './helpers/zoo.js';
 
 const FAST = ['--num-prompts', '3', '--k', '200', '--prefix-len', '4', '--total-len', '20', '--progress', 'none'];
@@ -276,3 +276,104 @@ describe('item 4: two runs on one output', () => {
   });
 });
 
+
+describe('item 8: the smaller ones', () => {
+  it('--total-len beyond max_position_embeddings is a usage error before any work', () => {
+    const work = tmpDir('modelprint-ctx-');
+    const max = JSON.parse(fs.readFileSync(path.join(byId('alpha-base').path, 'config.json'), 'utf8')).max_position_embeddings as number;
+    const out = path.join(work, 'r.csv');
+    const args = ['lineage', '--base', byId('alpha-base').path, '--derived', byId('alpha-int8').path, '-o', out, '--registry', path.join(work, 'reg.db'), '--json', '--num-prompts', '2', '--k', '50', '--prefix-len', '4', '--progress', 'jsonl'];
+    const r = runCli([...args, '--total-len', String(max + 1)]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(errorOf(r)).toMatchObject({ code: 'E_USAGE', subject: '--total-len' });
+    expect(errorOf(r).message).toContain(`max_position_embeddings ${max}`);
+    expect(r.stderr).not.toContain('"event"'); // no model was loaded
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  it('a duplicate model_id in a models CSV is an input error naming both lines', () => {
+    const work = tmpDir('modelprint-dup-');
+    const csv = path.join(work, 'models.csv');
+    fs.writeFileSync(csv, `model_id,path\nx,${byId('alpha-int8').path}\ny,${byId('alpha-lora').path}\nx,${byId('beta-base').path}\n`);
+    const out = path.join(work, 'r.csv');
+    const r = runCli(['lineage', '--base', byId('alpha-base').path, '--derived', csv, '-o', out, '--registry', path.join(work, 'reg.db'), '--json', ...FAST]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(errorOf(r).code).toBe('E_INPUT');
+    expect(errorOf(r).message).toContain('"x" appears twice (lines 2 and 4)');
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  it('--json: an unknown command and a failing models inspect give {"ok": false}', () => {
+    const u = runCli(['modles', 'list', '--json']);
+    expect(u.code).toBe(2);
+    expect(parseJson<JsonError>(u)).toMatchObject({ ok: false, error: { code: 'E_USAGE' } });
+    const text = path.join(tmpDir('modelprint-txt-'), 'notes.txt');
+    fs.writeFileSync(text, 'not a model\n');
+    const i = runCli(['models', 'inspect', text, '--json']);
+    expect(i.code).toBe(1);
+    expect(parseJson<{ ok: boolean; runs: boolean; error: { code: string } }>(i)).toMatchObject({ ok: false, runs: false, error: { code: 'unsupported_format' } });
+    const ok = runCli(['models', 'inspect', byId('alpha-base').path, '--json', '--device', 'cpu']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(parseJson<{ ok: boolean }>(ok).ok).toBe(true);
+  });
+
+  it('models add of a plain text file is unsupported_format; nothing is registered', () => {
+    const work = tmpDir('modelprint-add-');
+    const text = path.join(work, 'notes.txt');
+    fs.writeFileSync(text, 'not a model\n');
+    const reg = path.join(work, 'reg.db');
+    const r = runCli(['models', 'add', text, '--registry', reg, '--json']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(errorOf(r)).toMatchObject({ code: 'E_MODEL_FORMAT', model_code: 'unsupported_format' });
+    const list = runCli(['models', 'list', '--registry', reg, '--json']);
+    expect(list.stdout).not.toContain('notes');
+  });
+
+  it('an empty sketch file is an input error, not an empty matrix', () => {
+    const work = tmpDir('modelprint-empty-');
+    const file = path.join(work, 'empty.jsonl');
+    fs.writeFileSync(file, '');
+    const out = path.join(work, 'out');
+    fs.mkdirSync(out);
+    const r = runCli(['similarity', '--sketches', file, '-o', path.join(out, 'm.csv'), '--json']);
+    expect(r.code, r.stderr).toBe(1);
+    expect(errorOf(r)).toMatchObject({ code: 'E_INPUT', subject: file });
+    expect(fs.readdirSync(out)).toEqual([]);
+  });
+
+  it("ONNX Runtime's own log lines stay off stderr under --json", () => {
+    const work = tmpDir('modelprint-ortlog-');
+    const fifoModel = withExternalWeight(byId('alpha-int8').path, path.join(work, 'fifo'), 'pipe.bin');
+    execFileSync('mkfifo', [path.join(fifoModel, 'onnx', 'pipe.bin')]);
+    const r = runCli(['lineage', '--base', byId('alpha-base').path, '--derived', fifoModel, '-o', path.join(work, 'r.csv'), '--registry', path.join(work, 'reg.db'), '--json', ...FAST]);
+    expect(r.code, r.stderr).toBe(3);
+    expect(parseJson<{ failures: Array<{ code: string }> }>(r).failures[0].code).toBe('load_failed');
+    expect(r.stderr).not.toMatch(/onnxruntime|\x1b\[/);
+  });
+
+  it('the resume command printed after SIGTERM is shell-quoted: pasting it resumes the run', async () => {
+    const work = tmpDir("modelprint-resume-");
+    const out = path.join(work, "it's here", 'r s.csv');
+    const derived = ['alpha-int8', 'alpha-ft-light', 'alpha-lora', 'beta-base'].map((id) => byId(id).path);
+    const args = ['lineage', '--base', byId('alpha-base').path, '--derived', ...derived, '-o', out, '--registry', path.join(work, 'reg $HOME.db'), '--json', '--num-prompts', '3', '--k', '200', '--prefix-len', '4', '--total-len', '20', '--progress', 'jsonl'];
+    const p = spawnCli(args);
+    let stdout = '';
+    let stderr = '';
+    let sent = false;
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      if (!sent && stderr.includes('"event":"model_done"')) sent = p.kill('SIGTERM'); // once: a second signal exits at once
+    });
+    const code = await new Promise<number | null>((resolve) => p.on('close', resolve));
+    expect(code, stderr).toBe(143);
+    const hint = parseJson<JsonError>({ code: 143, stdout, stderr }).error.hint ?? '';
+    expect(hint).toMatch(/^resume with: modelprint lineage /);
+    const cmd = hint.slice('resume with: '.length).replace(/^modelprint /, `${JSON.stringify(process.execPath)} ${JSON.stringify(BIN)} `);
+    const again = spawnSync('/bin/sh', ['-c', cmd], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    expect(again.status, again.stderr).toBe(0);
+    expect(fs.existsSync(path.join(work, 'reg $HOME.db'))).toBe(true);
+    const ids = parseCsv(fs.readFileSync(out, 'utf8')).rows.map((x) => x.derived_model_name);
+    expect(ids.sort()).toEqual([...derived].sort());
+  }, 180_000);
+});

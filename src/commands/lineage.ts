@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand, registryFlag } from '../cli/base.js';
-import { bottomKFlags, bottomKParamsFrom } from '../cli/method-flags.js';
+import { bottomKFlags, bottomKParamsFrom, checkTotalLen } from '../cli/method-flags.js';
 import { ModelprintError } from '../errors.js';
 import { runBaseVsDerived, type LineageSummary } from '../methods/lineage.js';
 import { resolveModelList, resolveOne } from '../methods/models-input.js';
@@ -47,6 +47,7 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
       }
       const derived = await resolveModelList(f.derived, registry);
       if (derived.length === 0) throw new ModelprintError('E_INPUT', 'no derived models given', { subject: '--derived', hint: 'pass folders or a models CSV' });
+      checkTotalLen([base, ...derived], params.totalLen);
       const io = { promptsIn: f['prompts-in'], promptsOut: f['prompts-out'], retryFailed: f['retry-failed'], sketchesOut: f['sketches-out'] };
       if (f.method === 'text' && f['sketches-out']) throw new ModelprintError('E_USAGE', '--sketches-out writes bottom-k sketches; the text method has none', { subject: '--sketches-out', hint: 'drop --sketches-out, or use --method bottomk' });
       const summary = f.method === 'text' ? await runTextMethod(ctx, base, derived, f.output, io) : await runBaseVsDerived(ctx, base, derived, f.output, io);
