@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeModel, encodeModel, EXTERNAL } from '../src/onnx/codec.js';
 import { guardCell, parseCsv, unguardCell } from '../src/util/csv.js';
 import { commandLine } from '../src/util/shell.js';
-import { BIN, parseJson, runCli, spawnCli, tmpDir, type CliResult } from './helpers/cli.js';
+import { BIN, ROOT, parseJson, runCli, spawnCli, tmpDir, type CliResult } from './helpers/cli.js';
 import { copyModel, tinyZoo, type ZooModel } from './helpers/zoo.js';
 
 const FAST = ['--num-prompts', '3', '--k', '200', '--prefix-len', '4', '--total-len', '20', '--progress', 'none'];
@@ -126,6 +126,28 @@ describe('item 3: paths written inside model files are confined to the model fol
     const j = parseJson<{ failed: Array<{ code: string; message: string }> }>(r);
     expect(j.failed[0].code).toBe('not_found');
     expect(j.failed[0].message).toContain('dangling symbolic link');
+  });
+});
+
+describe('item 3: safetensors shards', () => {
+  it('a shard named by the index that links out of the checkpoint folder is unsafe_path', () => {
+    const work = tmpDir('modelprint-shard-');
+    const good = path.join(work, 'good');
+    fs.cpSync(path.join(ROOT, 'test', 'fixtures', 'hf', 'qwen2-sharded'), good, { recursive: true });
+    const evil = path.join(work, 'evil');
+    fs.cpSync(good, evil, { recursive: true });
+    const shard = path.join(evil, 'model-00002-of-00002.safetensors');
+    fs.renameSync(shard, path.join(work, 'outside.safetensors'));
+    fs.symlinkSync(path.join(work, 'outside.safetensors'), shard);
+    const inspect = (d: string) => runCli(['models', 'inspect', d, '--json', '--device', 'cpu']);
+    const ok = inspect(good);
+    expect(ok.code, ok.stderr).toBe(0);
+    const bad = inspect(evil);
+    expect(bad.code).toBe(1);
+    const j = parseJson<{ ok: boolean; error: { code: string; message: string } }>(bad);
+    expect(j).toMatchObject({ ok: false, error: { code: 'unsafe_path' } });
+    expect(j.error.message).toContain('weight_map shard');
+    expect(j.error.message).toContain('outside the model folder');
   });
 });
 
