@@ -57,8 +57,10 @@ pub fn push_fixed6(out: &mut Vec<u8>, v: f32) {
 /// again. Must match `needsFormulaGuard` in src/util/csv.ts.
 pub fn needs_formula_guard(s: &str) -> bool {
     let rest = s.trim_start_matches('\'');
-    matches!(rest.as_bytes().first(), Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r'))
-        && !(s.len() == rest.len() && is_plain_number(s))
+    matches!(
+        rest.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    ) && !(s.len() == rest.len() && is_plain_number(s))
 }
 
 fn is_plain_number(s: &str) -> bool {
@@ -293,7 +295,10 @@ mod tests {
             push_csv_field(&mut b, s);
             String::from_utf8(b).unwrap()
         };
-        assert_eq!(field("=HYPERLINK(\"http://x\")"), "\"'=HYPERLINK(\"\"http://x\"\")\"");
+        assert_eq!(
+            field("=HYPERLINK(\"http://x\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
         assert_eq!(field("+cmd|' /C calc'!A0"), "'+cmd|' /C calc'!A0");
         assert_eq!(field("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(field("\tx"), "'\tx");
