@@ -159,7 +159,7 @@ export function lockOutput(t: LockTarget): OutputLock {
       const who = info ? `process ${info.pid} on ${info.host} (started ${info.started}: ${info.command})` : 'another process';
       throw new ModelprintError('E_LOCKED', `${t.path} is in use by ${who}; lock file ${file}`, {
         subject: file,
-        hint: info && info.host !== os.hostname() ? `wait for it to finish; if that run is gone, remove ${file}` : 'wait for that run to finish, or write to another output',
+        hint: `wait for that run to finish or write to another output; if no such run exists any more (its pid reused, or it ran on another host), remove ${file}`,
       });
     }
     // Stale (its holder died): take it over, unless it changed meanwhile.
