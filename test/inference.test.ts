@@ -103,7 +103,7 @@ describe('inference on the zoo', () => {
       }
       return d;
     };
-    await expectCode(mk('gguf', { 'model-Q4_K_M.gguf': 'GGUF\u0003' }), 'unsupported_gguf');
+    await expectCode(mk('gguf', { 'model-Q4_K_M.gguf': 'GGUF\u0003' }), 'bad_gguf');
     await expectCode(mk('mlx', { 'config.json': '{"model_type":"llama","quantization":{"group_size":64,"bits":4}}', 'model.safetensors': 'x' }), 'unsupported_mlx');
     await expectCode(mk('st', { 'config.json': '{"model_type":"mamba"}', 'model.safetensors': 'x' }), 'unsupported_architecture');
     await expectCode(mk('st-corrupt', { 'config.json': '{"model_type":"llama","vocab_size":8,"hidden_size":4,"num_hidden_layers":1,"num_attention_heads":1}', 'model.safetensors': 'x' }), 'corrupt_safetensors');
@@ -163,7 +163,7 @@ describe('inference on the zoo', () => {
     fs.writeFileSync(path.join(d, 'm.gguf'), 'GGUF');
     const r = runCli(['models', 'inspect', d, '--json']);
     expect(r.code).toBe(1);
-    expect(parseJson<{ runs: boolean; error: { code: string } }>(r)).toMatchObject({ runs: false, error: { code: 'unsupported_gguf' } });
+    expect(parseJson<{ runs: boolean; error: { code: string } }>(r)).toMatchObject({ runs: false, error: { code: 'bad_gguf' } });
   });
 
   it('--device cuda without a CUDA provider is a clear error; auto falls back to the CPU', async () => {

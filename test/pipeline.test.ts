@@ -144,7 +144,7 @@ describe('lineage (base vs derived)', () => {
       expect(byName[name]).toMatchObject({ avg_overlap_ratio: '-1.0', num_pairs: '0', pair_scores_json: '[]', error_code: code });
       expect(byName[name].error_message.length).toBeGreaterThan(10);
     };
-    expectFail(gguf, 'unsupported_gguf');
+    expectFail(gguf, 'bad_gguf');
     expectFail(noTok, 'missing_tokenizer');
     expectFail(corrupt, 'corrupt_onnx');
     expectFail(missing, 'not_found');
@@ -225,7 +225,7 @@ describe('matrix (pairwise protocol)', () => {
     const otherFam = data[n - 2];
     expect(sameFam).toBeGreaterThan(otherFam);
     const status = JSON.parse(fs.readFileSync(path.join(outDir, 'matrix_models.json'), 'utf8')) as { models: Array<{ ok: boolean; code?: string }> };
-    expect(status.models[n - 1]).toMatchObject({ ok: false, code: 'unsupported_gguf' });
+    expect(status.models[n - 1]).toMatchObject({ ok: false, code: 'bad_gguf' });
     // CSV and NPY agree
     const csvRow0 = lines[1].split(',').slice(1).map(Number);
     csvRow0.forEach((v, j) => expect(v).toBeCloseTo(data[j], 5));

@@ -326,4 +326,19 @@ describe('lineage through the CLI on safetensors checkpoints', () => {
     expect(score('llama-derived')).toBeGreaterThan(score('qwen2') + 0.2);
     expect(score('llama-derived')).toBeGreaterThan(score('gpt2') + 0.2);
   });
+
+  it('--low-memory (no weight pre-packing) gives the same scores', () => {
+    const run = (name: string, extra: string[]) => {
+      const out = path.join(work, name);
+      const r = runCli(
+        ['lineage', '--base', path.join(FIX, 'llama'), '--derived', path.join(FIX, 'llama-derived'), path.join(FIX, 'qwen2'), '--output', out, '--registry-write', 'off', '--json', '--num-prompts', '2', '--k', '128', '--prefix-len', '4', '--total-len', '16', '--progress', 'none', ...extra],
+        { env: { MODELPRINT_CACHE_DIR: cache } },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      return readCsvFile(out).rows.map((x) => [x.derived_model_name, x.avg_overlap_ratio, x.pair_scores_json]);
+    };
+    const lean = run('lineage-lean.csv', ['--low-memory']);
+    expect(lean).toHaveLength(2);
+    expect(lean).toEqual(run('lineage-default.csv', []));
+  });
 });

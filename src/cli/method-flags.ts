@@ -5,6 +5,7 @@ import { readModelConfig, type ModelConfig } from '../inference/config.js';
 import { BottomKParamsSchema, type BottomKParams } from '../methods/params.js';
 import { ModelprintError } from '../errors.js';
 import { ONNX_VARIANT_CHOICES } from '../inference/format.js';
+import { DEFAULT_GGUF_QUANTS } from '../formats/gguf.js';
 
 /** --onnx-variant, for every command that opens models. */
 export const onnxVariantFlag = Flags.string({
@@ -12,6 +13,11 @@ export const onnxVariantFlag = Flags.string({
     'ONNX file of a folder holding several (transformers.js onnx/ layout): auto takes the first present of fp32 (model.onnx), fp16, quantized (q8), int8, uint8, q4, q4f16, bnb4; a name takes that one (model_<name>.onnx or decoder_model_merged_<name>.onnx).',
   options: [...ONNX_VARIANT_CHOICES],
   default: 'auto',
+});
+
+/** --gguf-quant, for every command that opens models: which file of a folder of GGUF quantizations. */
+export const ggufQuantFlag = Flags.string({
+  description: `GGUF file of a folder holding several quantizations: a comma-separated preference list of the quantization names in the file names (e.g. Q8_0,Q6_K,Q4_K_M); default ${DEFAULT_GGUF_QUANTS.join(',')} (also $MODELPRINT_GGUF_QUANT). A .gguf file path is used as is.`,
 });
 
 /** Flags shared by the bottom-k pipeline commands (lineage, matrix). */
@@ -25,6 +31,7 @@ export const bottomKFlags = {
   metric: Flags.string({ description: 'Set score.', options: ['overlap', 'jaccard'], default: 'overlap' }),
   device: Flags.string({ description: 'Inference device: cuda fails if absent, auto falls back to the CPU.', options: ['cpu', 'cuda', 'auto'], default: 'auto' }),
   threads: Flags.integer({ description: 'ONNX Runtime threads per model (0 = all cores).', default: 0, min: 0 }),
+  'low-memory': Flags.boolean({ description: 'Hold model weights once (no ONNX Runtime weight pre-packing): about 30 % less peak memory, about 1.5 × slower.', default: false }),
   'batch-size': Flags.integer({ description: 'Prompts per forward pass. On the CPU 1 is fastest (no padding, the full logits output stays small); raise it for CUDA.', default: 1, min: 1 }),
   reuse: Flags.boolean({ description: 'Reuse probe sets and sketches stored in the registry.', default: true, allowNo: true }),
   'registry-write': Flags.string({
@@ -35,6 +42,7 @@ export const bottomKFlags = {
   'sketches-out': Flags.string({ description: 'Also write the bottom-k sketches as a sketch collection (.mpsk, or .jsonl) that `modelprint similarity --sketches` reads.' }),
   progress: Flags.string({ description: 'Progress display: a live table on a TTY, JSON lines otherwise.', options: ['auto', 'tty', 'jsonl', 'plain', 'none'], default: 'auto' }),
   'onnx-variant': onnxVariantFlag,
+  'gguf-quant': ggufQuantFlag,
 };
 
 export function bottomKParamsFrom(flags: Record<string, unknown>): BottomKParams {

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand, registryFlag } from '../cli/base.js';
+import { setGgufQuantPreference } from '../inference/resolve.js';
 import { bottomKFlags, bottomKParamsFrom, checkTotalLen } from '../cli/method-flags.js';
 import { ModelprintError } from '../errors.js';
 import { runBaseVsDerived, type LineageSummary } from '../methods/lineage.js';
@@ -37,8 +38,9 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
   async run(): Promise<LineageSummary> {
     const f = this.flags;
     const params = bottomKParamsFrom(f);
+    setGgufQuantPreference(f['gguf-quant']);
     const registry = await this.registry();
-    const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest, adapterBase: f['adapter-base'] };
+    const open = { device: f.device as DeviceRequest, threads: f.threads, lowMemory: f['low-memory'], batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest, adapterBase: f['adapter-base'] };
     return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m), outputs: [{ path: f.output, kind: 'file', flag: '--output' }] }, async (ctx) => {
       const base = await resolveOne(f.base, registry);
       if (!base.path) {

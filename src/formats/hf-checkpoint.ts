@@ -131,6 +131,27 @@ function openAdapter(dir: string, id: string): { adapter: Adapter; baseRef: stri
   };
 }
 
+/** What dequantizing each quant_method would take (issue 11 item 4: not done yet, so each is a coded error). */
+const QUANT_NEEDS: Record<string, string> = {
+  gptq: 'unpacking the int32-packed qweight / qzeros (8 four-bit values per int32) with the per-group scales and g_idx into float weights',
+  awq: 'unpacking the int32-packed qweight / qzeros (AWQ interleaved nibble order) with the per-group scales into float weights',
+  bitsandbytes: 'the bitsandbytes NF4 / FP4 / LLM.int8() dequantizers (absmax blocks, quant_state)',
+};
+
+/** `unsupported_quantization` (or `unsupported_bitsandbytes`) naming the method and what running it would need. */
+export function quantizationError(q: Record<string, unknown>, id: string): ModelError {
+  const method = String(q.quant_method ?? (q.load_in_4bit || q.load_in_8bit ? 'bitsandbytes' : 'unknown')).toLowerCase();
+  const bits = typeof q.bits === 'number' ? `, ${q.bits}-bit` : q.load_in_4bit ? ', 4-bit' : q.load_in_8bit ? ', 8-bit' : '';
+  const group = typeof q.group_size === 'number' ? `, group size ${q.group_size}` : '';
+  const need = QUANT_NEEDS[method] ?? `a dequantizer for quant_method "${method}"`;
+  return new ModelError(
+    method === 'bitsandbytes' ? 'unsupported_bitsandbytes' : 'unsupported_quantization',
+    id,
+    `${method.toUpperCase()} quantized checkpoint (quantization_config: ${method}${bits}${group}) cannot be run: that needs ${need}`,
+    'fingerprint the full-precision base of this quantization, or dequantize it with transformers (model.dequantize(), then save_pretrained) and fingerprint that folder',
+  );
+}
+
 export interface PrepareOptions {
   /** The base checkpoint of a LoRA adapter (else found from adapter_config.json). */
   adapterBase?: string;
@@ -160,10 +181,7 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
   } catch (e) {
     throw new ModelError('load_failed', id, `${cfgFile} is not valid JSON (${messageOf(e)})`, 'fix or replace config.json');
   }
-  if (cfg.quantization_config) {
-    const method = String((cfg.quantization_config as Record<string, unknown>).quant_method ?? 'unknown');
-    throw new ModelError('unsupported_safetensors', id, `quantized checkpoint (quant_method ${method}) cannot be run yet`, 'fingerprint the full-precision base of this quantization');
-  }
+  if (cfg.quantization_config) throw quantizationError(cfg.quantization_config as Record<string, unknown>, id);
   const spec = decoderSpec(cfg, id);
   const ckpt = openCheckpoint(weightsDir, id);
   if (adapter) {

@@ -143,6 +143,14 @@ export function decoderSpec(cfg: Raw, model: string): DecoderSpec {
   const theta = num(rpFull?.rope_theta) ?? num(cfg.rope_theta) ?? num(cfg.rotary_emb_base) ?? 10000;
   const partial = num(rpFull?.partial_rotary_factor) ?? num(cfg.partial_rotary_factor) ?? (a === 'gpt_neox' ? (num(cfg.rotary_pct) ?? 1) : 1);
   const rope = a === 'gpt2' ? null : ropeSpec(model, D, partial, theta, scaling, maxPos);
+  // GGUF (src/formats/gguf.ts): llama.cpp's rope_freqs tensor divides each inverse frequency (llama3 scaling).
+  const factors = Array.isArray(cfg.rope_freq_factors) ? (cfg.rope_freq_factors as unknown[]) : null;
+  if (rope && factors) {
+    if (factors.length !== rope.invFreq.length || factors.some((f) => num(f) === null || (f as number) <= 0)) {
+      throw new ModelError('load_failed', model, `rope_freq_factors has ${factors.length} entries, the rotary dimension needs ${rope.invFreq.length} positive ones`);
+    }
+    rope.invFreq = rope.invFreq.map((f, i) => Math.fround(f / (factors[i] as number)));
+  }
   let ropeLocal: RopeSpec | null = null;
   if (a === 'gemma3_text') {
     const localTheta = num(rpLocal?.rope_theta) ?? num(cfg.rope_local_base_freq) ?? 10000;

@@ -16,6 +16,9 @@ export type ModelErrorCode =
   | 'unsupported_format'
   | 'unsupported_architecture'
   | 'corrupt_safetensors'
+  | 'bad_gguf'
+  | 'unsupported_gguf_type'
+  | 'unsupported_quantization'
   | 'missing_base_model'
   | 'missing_tokenizer'
   | 'tokenizer_mismatch'
@@ -24,7 +27,12 @@ export type ModelErrorCode =
   | 'load_failed'
   | 'inference_failed'
   | 'non_finite_logits'
-  | 'no_allowed_tokens';
+  | 'no_allowed_tokens'
+  // Hub downloads (src/hub): access, transfer and integrity failures, and the audit's disk budget.
+  | 'unauthorized'
+  | 'download_failed'
+  | 'checksum_mismatch'
+  | 'disk_budget';
 
 const CLI_CODE: Record<ModelErrorCode, ErrorCode> = {
   not_found: 'E_NOT_FOUND',
@@ -37,6 +45,9 @@ const CLI_CODE: Record<ModelErrorCode, ErrorCode> = {
   unsupported_format: 'E_MODEL_FORMAT',
   unsupported_architecture: 'E_MODEL_FORMAT',
   corrupt_safetensors: 'E_MODEL_LOAD',
+  bad_gguf: 'E_MODEL_LOAD',
+  unsupported_gguf_type: 'E_MODEL_FORMAT',
+  unsupported_quantization: 'E_MODEL_FORMAT',
   missing_base_model: 'E_NOT_FOUND',
   missing_tokenizer: 'E_TOKENIZER',
   tokenizer_mismatch: 'E_TOKENIZER',
@@ -46,6 +57,10 @@ const CLI_CODE: Record<ModelErrorCode, ErrorCode> = {
   inference_failed: 'E_INFERENCE',
   non_finite_logits: 'E_INFERENCE',
   no_allowed_tokens: 'E_TOKENIZER',
+  unauthorized: 'E_PERMISSION',
+  download_failed: 'E_IO',
+  checksum_mismatch: 'E_IO',
+  disk_budget: 'E_IO',
 };
 
 /** A model that cannot be evaluated: a row with -1 and this code, never a dead batch. */

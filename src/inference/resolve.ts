@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { detectFormat, listOnnxCandidates, pickOnnxCandidate, variantOfFile, type ModelFormat, type OnnxVariantName, type OnnxVariantRequest } from './format.js';
 import { ModelError, type ModelErrorCode } from './errors.js';
-import { prepareSafetensors } from '../formats/hf-checkpoint.js';
+import { prepareSafetensors, quantizationError } from '../formats/hf-checkpoint.js';
+import { parseGgufQuantList, pickGgufFile, prepareGguf } from '../formats/gguf.js';
 import { stableHash } from '../util/hash.js';
 import { assertInsideRepo, cacheRepoOf, parseHubId, resolveHubId, snapshotOf, type HubSnapshot } from './hub.js';
 
@@ -57,10 +58,17 @@ export function locateModel(ref: string, id?: string): { abs: string; hub: HubSn
   throw new ModelError('not_found', id ?? ref, `no such file or folder ${abs}`, 'check the path (models are read from local disk, or as org/name[@revision] from the Hugging Face cache)');
 }
 
+let ggufQuantDefault: string | undefined;
+/**
+ * The `--gguf-quant` preference list for every model a command opens (comma-separated
+ * quantization names; unset: $MODELPRINT_GGUF_QUANT, else formats/gguf.ts DEFAULT_GGUF_QUANTS).
+ */
+export function setGgufQuantPreference(list: string | undefined): void {
+  ggufQuantDefault = list;
+}
+
 const FORMAT_ERRORS: Partial<Record<ModelFormat, [ModelErrorCode, string, string]>> = {
-  gguf: ['unsupported_gguf', 'GGUF (llama.cpp) weights cannot be run by ONNX Runtime', 'fingerprint the original (unquantized) upload, or export it to ONNX with Optimum'],
   mlx: ['unsupported_mlx', 'MLX weights cannot be run by ONNX Runtime', 'fingerprint the original upload, or export it to ONNX with Optimum'],
-  bitsandbytes: ['unsupported_bitsandbytes', 'bitsandbytes 4/8-bit weights cannot be exported to ONNX', 'fingerprint the full-precision base of this quantization'],
   safetensors: ['unsupported_safetensors', 'safetensors weights without an ONNX export', 'export it with `optimum-cli export onnx --model <id> <dir>` and fingerprint that folder'],
   pytorch: ['unsupported_safetensors', 'PyTorch weights without an ONNX export', 'export it with `optimum-cli export onnx --model <id> <dir>` and fingerprint that folder'],
   unknown: ['unsupported_format', 'no ONNX model found (looked for onnx/model.onnx, model.onnx, onnx/decoder_model_merged.onnx)', 'pass a folder in the Hugging Face / Optimum ONNX layout'],
@@ -73,7 +81,7 @@ const FORMAT_ERRORS: Partial<Record<ModelFormat, [ModelErrorCode, string, string
  * is the first of the preference list (format.ts ONNX_VARIANTS) unless one is requested.
  * Throws a ModelError that says precisely what it cannot run.
  */
-export function resolveModel(ref: string, opts: { tokenizer?: string; id?: string; onnxVariant?: OnnxVariantRequest; adapterBase?: string } = {}): ModelFiles {
+export function resolveModel(ref: string, opts: { tokenizer?: string; id?: string; onnxVariant?: OnnxVariantRequest; adapterBase?: string; ggufQuant?: string } = {}): ModelFiles {
   const { abs, hub, id } = locateModel(ref, opts.id);
   let dir = abs;
   let onnxPath: string | null = null;
@@ -128,6 +136,30 @@ export function resolveModel(ref: string, opts: { tokenizer?: string; id?: strin
       onnxVariant: null,
       onnxFile: null,
       onnxVariants: [],
+      hub: hub ? { repoId: hub.repoId, revision: hub.revision, ref: hub.ref } : null,
+    };
+  }
+  if (!onnxPath && format === 'bitsandbytes') {
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { quantization_config?: Record<string, unknown> };
+    throw quantizationError(cfg.quantization_config ?? { quant_method: 'bitsandbytes' }, id);
+  }
+  if (!onnxPath && format === 'gguf') {
+    // GGUF: dequantized to float32 into the ONNX path (src/formats/gguf.ts); a folder of quants picks one file.
+    const prefs = parseGgufQuantList(opts.ggufQuant ?? ggufQuantDefault ?? process.env.MODELPRINT_GGUF_QUANT);
+    const file = st.isFile() ? abs : pickGgufFile(dir, prefs, id);
+    if (hub) assertInsideRepo(id, hub.repoDir, file);
+    const prepared = prepareGguf(file, id);
+    const all = st.isFile() ? [path.basename(file)] : fs.readdirSync(dir).filter((f) => f.toLowerCase().endsWith('.gguf')).sort();
+    return {
+      id,
+      dir: prepared.dir,
+      format: 'gguf',
+      onnxPath: prepared.onnxPath,
+      tokenizerPath: opts.tokenizer ? path.resolve(opts.tokenizer) : prepared.tokenizerPath,
+      onnxVariant: null,
+      // The GGUF file used: with several in a folder, fingerprints are keyed by it (fingerprintKey).
+      onnxFile: path.basename(file),
+      onnxVariants: all,
       hub: hub ? { repoId: hub.repoId, revision: hub.revision, ref: hub.ref } : null,
     };
   }

@@ -2,7 +2,7 @@
  * Progress of a batch over models. One interface, three renderings: a live ink table
  * on a TTY, one JSON event per line (stderr) for batch jobs, or plain lines.
  */
-export type Phase = 'queued' | 'loading' | 'prompts' | 'sketch' | 'scoring' | 'reused' | 'done' | 'failed';
+export type Phase = 'queued' | 'download' | 'loading' | 'prompts' | 'sketch' | 'scoring' | 'reused' | 'done' | 'failed';
 
 export type ProgressEvent =
   | { event: 'start'; run: string; models: number; total_prompts: number; time: string }

@@ -18,7 +18,7 @@ use std::time::Instant;
 
 use modelprint_core::similarity::cpu::sliced::{self, Block, Isa};
 use modelprint_core::similarity::{self as sim, reference, CpuKernel, Device, Metric, Options};
-use modelprint_core::sketch::{SketchCollection, SketchMeta};
+use modelprint_core::sketch::SketchCollection;
 use rayon::prelude::*;
 use serde_json::json;
 
@@ -184,16 +184,10 @@ fn synth(n: usize, prompts: usize, k: usize, vocab: u32, seed: u64) -> SketchCol
     for s in sets {
         ids.extend(s);
     }
-    let meta = SketchMeta {
-        vocab_size: vocab,
-        k: k as u32,
-        prompts: prompts as u32,
-        prompt_hash: [0; 32],
-    };
     let models = (0..n)
         .map(|m| format!("synthetic/fam{}-m{m}", fam[m]))
         .collect();
-    SketchCollection::from_parts(meta, models, ids, vec![k as u32; n * prompts], vec![])
+    SketchCollection::from_uniform_sets(vocab, k, prompts, models, ids)
         .expect("valid synthetic sketches")
 }
 
@@ -457,7 +451,7 @@ fn main() {
             // Naive per-pair baselines on a subsample (1 thread).
             let budget = args.naive_seconds;
             let (hs_pairs, hs_per) = per_pair(&s, budget, &|i, j| {
-                reference::pair_score_hashset(&s, i, &s, j, args.metric)
+                reference::pair_score_by(&s, i, &s, j, args.metric, reference::hashset_count)
             });
             let (mg_pairs, mg_per) = per_pair(&s, budget, &|i, j| {
                 reference::pair_score(&s, i, &s, j, args.metric)
@@ -545,6 +539,7 @@ fn main() {
             // Kernel comparison at the smallest size.
             if args.kernels && want_cpu && n == *args.ns.iter().min().unwrap() {
                 for kernel in [CpuKernel::Sliced, CpuKernel::Bitset] {
+                    let c0 = cpu_seconds();
                     let run = sim::full_matrix(
                         &s,
                         &Options {
@@ -553,7 +548,12 @@ fn main() {
                         },
                     )
                     .expect("kernel run");
-                    log(format!("  kernel {}: {:.2}s", run.device, run.seconds));
+                    log(format!(
+                        "  kernel {}: {:.2}s wall, {:.2}s CPU",
+                        run.device,
+                        run.seconds,
+                        cpu_seconds() - c0
+                    ));
                     kernel_rows.push(json!({
                         "vocab": vocab, "n": n, "kernel": run.device.to_string(), "seconds": run.seconds,
                         "pair_prompts_per_s": pair_prompts / run.seconds, "estimated": false,

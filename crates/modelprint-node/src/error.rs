@@ -6,7 +6,7 @@
 
 use modelprint_core::{Error as CoreError, ErrorCode};
 use napi::bindgen_prelude::*;
-use napi::{Env, JsValue};
+use napi::{Env, JsValue, Task};
 
 /// The error a JS caller sees: `message` (subject included), `code`, and when known
 /// `subject` and `hint`.
@@ -52,5 +52,45 @@ impl Pending {
             Some(e) => Err(js_error(env, &e)),
             None => Err(err),
         }
+    }
+}
+
+/// A computation that napi runs on the libuv thread pool: `run` off the JS thread, its
+/// result handed to JS as is, its core error turned into a coded JS error on the JS thread.
+pub trait Compute: Send + Sized {
+    type Output: ToNapiValue + TypeName + Send + 'static;
+    fn run(&self) -> std::result::Result<Self::Output, CoreError>;
+}
+
+/// The napi [`Task`] of a [`Compute`] (the one place that keeps a failed run's core error
+/// for `reject`).
+pub struct CoreTask<C> {
+    job: C,
+    failed: Pending,
+}
+
+impl<C: Compute> CoreTask<C> {
+    pub(crate) fn new(job: C) -> AsyncTask<Self> {
+        AsyncTask::new(CoreTask {
+            job,
+            failed: Pending::default(),
+        })
+    }
+}
+
+impl<C: Compute> Task for CoreTask<C> {
+    type Output = C::Output;
+    type JsValue = C::Output;
+
+    fn compute(&mut self) -> Result<Self::Output> {
+        self.job.run().map_err(|e| self.failed.keep(e))
+    }
+
+    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
+        Ok(output)
+    }
+
+    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
+        self.failed.reject(&env, err)
     }
 }

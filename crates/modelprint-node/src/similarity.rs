@@ -20,10 +20,10 @@ use modelprint_core::similarity::{
 use modelprint_core::sketch::{JsonlOptions, SketchCollection, SketchMeta};
 use modelprint_core::{Error as CoreError, ErrorCode};
 use napi::bindgen_prelude::*;
-use napi::{Env, Task};
+use napi::Env;
 use napi_derive::napi;
 
-use crate::error::{coded, js_error, Pending};
+use crate::error::{coded, js_error, Compute, CoreTask};
 
 /// The per-prompt set score.
 #[napi(string_enum = "lowercase")]
@@ -215,12 +215,7 @@ impl SketchSet {
     #[napi(factory)]
     pub fn open(env: Env, path: String, vocab_size: Option<u32>, k: Option<u32>) -> Result<Self> {
         let p = Path::new(&path);
-        let ext = p
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        let c = if matches!(ext.as_str(), "jsonl" | "json" | "ndjson") {
+        let c = if modelprint_core::sketch::is_jsonl_path(p) {
             modelprint_core::sketch::read_jsonl(
                 p,
                 &JsonlOptions {
@@ -403,11 +398,12 @@ pub struct MatrixTask {
     opts: Options,
     out_path: Option<String>,
     return_scores: bool,
-    failed: Pending,
 }
 
-impl MatrixTask {
-    fn run(&self) -> std::result::Result<(sim::Run<Matrix>, Option<String>), CoreError> {
+impl Compute for MatrixTask {
+    type Output = MatrixResult;
+
+    fn run(&self) -> std::result::Result<MatrixResult, CoreError> {
         let run = match &self.job {
             MatrixJob::Full(s) => sim::full_matrix(s, &self.opts),
             MatrixJob::Rect(q, r) => sim::rect_matrix(q, r, &self.opts),
@@ -419,19 +415,6 @@ impl MatrixTask {
             };
             write_matrix(p, rows, cols, &run.result)?;
         }
-        Ok((run, self.out_path.clone()))
-    }
-}
-
-impl Task for MatrixTask {
-    type Output = (sim::Run<Matrix>, Option<String>);
-    type JsValue = MatrixResult;
-
-    fn compute(&mut self) -> Result<Self::Output> {
-        self.run().map_err(|e| self.failed.keep(e))
-    }
-
-    fn resolve(&mut self, _env: Env, (run, out_path): Self::Output) -> Result<Self::JsValue> {
         let Matrix { rows, cols, data } = run.result;
         Ok(MatrixResult {
             rows: rows as u32,
@@ -440,12 +423,8 @@ impl Task for MatrixTask {
             device: run.device.to_string(),
             device_kind: device_kind(&run.device),
             seconds: run.seconds,
-            out_path,
+            out_path: self.out_path.clone(),
         })
-    }
-
-    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
-        self.failed.reject(&env, err)
     }
 }
 
@@ -453,17 +432,16 @@ fn matrix_task(
     env: &Env,
     job: MatrixJob,
     o: Option<SimilarityOptions>,
-) -> Result<AsyncTask<MatrixTask>> {
+) -> Result<AsyncTask<CoreTask<MatrixTask>>> {
     let (opts, out_path, return_scores) = options(o.unwrap_or_default());
     if let Some(p) = &out_path {
         matrix_ext(p).map_err(|e| js_error(env, &e))?;
     }
-    Ok(AsyncTask::new(MatrixTask {
+    Ok(CoreTask::new(MatrixTask {
         job,
         opts,
         out_path,
         return_scores,
-        failed: Pending::default(),
     }))
 }
 
@@ -473,7 +451,7 @@ pub fn similarity_matrix(
     env: Env,
     sketches: &SketchSet,
     options: Option<SimilarityOptions>,
-) -> Result<AsyncTask<MatrixTask>> {
+) -> Result<AsyncTask<CoreTask<MatrixTask>>> {
     matrix_task(&env, MatrixJob::Full(sketches.inner.clone()), options)
 }
 
@@ -527,7 +505,7 @@ pub fn similarity_rect(
     queries: &SketchSet,
     references: &SketchSet,
     options: Option<SimilarityOptions>,
-) -> Result<AsyncTask<MatrixTask>> {
+) -> Result<AsyncTask<CoreTask<MatrixTask>>> {
     matrix_task(
         &env,
         MatrixJob::Rect(queries.inner.clone(), references.inner.clone()),
@@ -541,11 +519,12 @@ pub struct TopTask {
     top: usize,
     opts: Options,
     out_path: Option<String>,
-    failed: Pending,
 }
 
-impl TopTask {
-    fn run(&self) -> std::result::Result<(sim::Run<Neighbours>, Option<String>), CoreError> {
+impl Compute for TopTask {
+    type Output = NeighboursResult;
+
+    fn run(&self) -> std::result::Result<NeighboursResult, CoreError> {
         let run = match &self.refs {
             None => sim::top_n(&self.rows, self.top, &self.opts),
             Some(r) => sim::rect_top_n(&self.rows, r, self.top, &self.opts),
@@ -561,19 +540,6 @@ impl TopTask {
                 &|i| rows.is_failed(i),
             )?;
         }
-        Ok((run, self.out_path.clone()))
-    }
-}
-
-impl Task for TopTask {
-    type Output = (sim::Run<Neighbours>, Option<String>);
-    type JsValue = NeighboursResult;
-
-    fn compute(&mut self) -> Result<Self::Output> {
-        self.run().map_err(|e| self.failed.keep(e))
-    }
-
-    fn resolve(&mut self, _env: Env, (run, out_path): Self::Output) -> Result<Self::JsValue> {
         let Neighbours {
             offsets,
             index,
@@ -586,12 +552,8 @@ impl Task for TopTask {
             device: run.device.to_string(),
             device_kind: device_kind(&run.device),
             seconds: run.seconds,
-            out_path,
+            out_path: self.out_path.clone(),
         })
-    }
-
-    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
-        self.failed.reject(&env, err)
     }
 }
 
@@ -604,15 +566,14 @@ pub fn similarity_top_n(
     top: u32,
     references: Option<&SketchSet>,
     options: Option<SimilarityOptions>,
-) -> Result<AsyncTask<TopTask>> {
+) -> Result<AsyncTask<CoreTask<TopTask>>> {
     let (opts, out_path, _) = self::options(options.unwrap_or_default());
-    Ok(AsyncTask::new(TopTask {
+    Ok(CoreTask::new(TopTask {
         rows: sketches.inner.clone(),
         refs: references.map(|r| r.inner.clone()),
         top: top as usize,
         opts,
         out_path,
-        failed: Pending::default(),
     }))
 }
 
@@ -635,10 +596,11 @@ pub struct ShardTask {
     spec: ShardSpec,
     opts: Options,
     out_path: String,
-    failed: Pending,
 }
 
-impl ShardTask {
+impl Compute for ShardTask {
+    type Output = ShardResult;
+
     fn run(&self) -> std::result::Result<ShardResult, CoreError> {
         let run = sim::shard(&self.s, self.spec, &self.opts)?;
         part::write_part(&run.result, Path::new(&self.out_path))?;
@@ -655,23 +617,6 @@ impl ShardTask {
     }
 }
 
-impl Task for ShardTask {
-    type Output = ShardResult;
-    type JsValue = ShardResult;
-
-    fn compute(&mut self) -> Result<Self::Output> {
-        self.run().map_err(|e| self.failed.keep(e))
-    }
-
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(output)
-    }
-
-    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
-        self.failed.reject(&env, err)
-    }
-}
-
 /// Computes shard `index` (0-based) of `count` of the full matrix and writes its part file
 /// (atomically). `similarityMerge` combines the parts of all shards.
 #[napi(ts_return_type = "Promise<ShardResult>")]
@@ -682,16 +627,15 @@ pub fn similarity_shard(
     count: u32,
     out_path: String,
     options: Option<SimilarityOptions>,
-) -> Result<AsyncTask<ShardTask>> {
+) -> Result<AsyncTask<CoreTask<ShardTask>>> {
     let spec = ShardSpec::new(index as usize, count as usize)
         .map_err(|e| js_error(&env, &e.subject("shard")))?;
     let (opts, _, _) = self::options(options.unwrap_or_default());
-    Ok(AsyncTask::new(ShardTask {
+    Ok(CoreTask::new(ShardTask {
         s: sketches.inner.clone(),
         spec,
         opts,
         out_path,
-        failed: Pending::default(),
     }))
 }
 
@@ -712,10 +656,11 @@ pub struct MergeTask {
     paths: Vec<PathBuf>,
     out_path: Option<String>,
     return_scores: bool,
-    failed: Pending,
 }
 
-impl MergeTask {
+impl Compute for MergeTask {
+    type Output = MergeResult;
+
     fn run(&self) -> std::result::Result<MergeResult, CoreError> {
         let t0 = std::time::Instant::now();
         let (models, m, metric) = part::merge_files(&self.paths)?;
@@ -738,23 +683,6 @@ impl MergeTask {
     }
 }
 
-impl Task for MergeTask {
-    type Output = MergeResult;
-    type JsValue = MergeResult;
-
-    fn compute(&mut self) -> Result<Self::Output> {
-        self.run().map_err(|e| self.failed.keep(e))
-    }
-
-    fn resolve(&mut self, _env: Env, output: Self::Output) -> Result<Self::JsValue> {
-        Ok(output)
-    }
-
-    fn reject(&mut self, env: Env, err: Error) -> Result<Self::JsValue> {
-        self.failed.reject(&env, err)
-    }
-}
-
 /// Merges the part files of every shard into the full matrix; writes it to `outPath`
 /// (.csv or .npy) when given.
 #[napi(ts_return_type = "Promise<MergeResult>")]
@@ -763,15 +691,14 @@ pub fn similarity_merge(
     parts: Vec<String>,
     out_path: Option<String>,
     return_scores: Option<bool>,
-) -> Result<AsyncTask<MergeTask>> {
+) -> Result<AsyncTask<CoreTask<MergeTask>>> {
     if let Some(p) = &out_path {
         matrix_ext(p).map_err(|e| js_error(&env, &e))?;
     }
-    Ok(AsyncTask::new(MergeTask {
+    Ok(CoreTask::new(MergeTask {
         paths: parts.into_iter().map(PathBuf::from).collect(),
         out_path,
         return_scores: return_scores.unwrap_or(true),
-        failed: Pending::default(),
     }))
 }
 

@@ -2,7 +2,8 @@ import { Args, Flags } from '@oclif/core';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BaseCommand, registryFlag } from '../../cli/base.js';
-import { onnxVariantFlag } from '../../cli/method-flags.js';
+import { ggufQuantFlag, onnxVariantFlag } from '../../cli/method-flags.js';
+import { parseGgufQuantList, pickGgufFile } from '../../formats/gguf.js';
 import { ModelprintError } from '../../errors.js';
 import { detectFormat, type OnnxVariantRequest } from '../../inference/format.js';
 import { parseHubId } from '../../inference/hub.js';
@@ -36,6 +37,7 @@ export default class ModelsAdd extends BaseCommand<typeof ModelsAdd> {
     tag: Flags.string({ description: 'A tag (repeatable).', multiple: true }),
     'no-hash': Flags.boolean({ description: 'Skip hashing the model files (faster for huge models).' }),
     'onnx-variant': onnxVariantFlag,
+    'gguf-quant': ggufQuantFlag,
   };
 
   async run(): Promise<ModelRecord> {
@@ -48,7 +50,11 @@ export default class ModelsAdd extends BaseCommand<typeof ModelsAdd> {
     }
     // Hub ids and cache folders resolve to their snapshot (refs checked, paths confined).
     const loc = locateModel(ref);
-    const target = loc.abs;
+    let target = loc.abs;
+    // A folder of GGUF quantizations: --gguf-quant picks the file, and the model is that file.
+    if (this.flags['gguf-quant'] && fs.statSync(target).isDirectory() && detectFormat(target) === 'gguf') {
+      target = pickGgufFile(target, parseGgufQuantList(this.flags['gguf-quant']), loc.id);
+    }
     // A single file must be a model file (.onnx, .gguf, .safetensors); a folder may hold anything (its format is recorded).
     if (fs.statSync(target).isFile() && detectFormat(target) === 'unknown') {
       throw new ModelError('unsupported_format', ref, `${target} is not a model file (expected .onnx, .gguf or .safetensors, or a model folder)`, 'pass the model folder, or its .onnx file');

@@ -1,6 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base.js';
-import { onnxVariantFlag } from '../../cli/method-flags.js';
+import { ggufQuantFlag, onnxVariantFlag } from '../../cli/method-flags.js';
+import { setGgufQuantPreference } from '../../inference/resolve.js';
 import type { OnnxVariantRequest } from '../../inference/format.js';
 import { inspectModel, type ModelInspection } from '../../inference/inspect.js';
 import type { DeviceRequest } from '../../inference/device.js';
@@ -8,7 +9,7 @@ import { renderTable } from '../../ui/table.js';
 
 export default class ModelsInspect extends BaseCommand<typeof ModelsInspect> {
   static override summary = 'Show what a model is (format, architecture, vocabulary, special tokens) and whether modelprint can run it.';
-  static override description = 'Exit code 0 when the model runs, 1 when it cannot (the error code says why: unsupported_gguf, missing_tokenizer, corrupt_onnx, …).';
+  static override description = 'Exit code 0 when the model runs, 1 when it cannot (the error code says why: unsupported_architecture, bad_gguf, missing_tokenizer, corrupt_onnx, …).';
   static override examples = [
     '<%= config.bin %> models inspect ./zoo/alpha-base',
     '<%= config.bin %> models inspect ~/.cache/huggingface/hub/models--org--name/snapshots/abc123 --json',
@@ -20,6 +21,7 @@ export default class ModelsInspect extends BaseCommand<typeof ModelsInspect> {
     device: Flags.string({ options: ['cpu', 'cuda', 'auto'], default: 'auto', description: 'Device to try the model on.' }),
     tokenizer: Flags.string({ description: 'tokenizer.json to use with a bare .onnx file.' }),
     'onnx-variant': onnxVariantFlag,
+    'gguf-quant': ggufQuantFlag,
   };
 
   /**
@@ -29,6 +31,7 @@ export default class ModelsInspect extends BaseCommand<typeof ModelsInspect> {
    */
   async run(): Promise<(ModelInspection & { ok: boolean }) | { ok: boolean; models: ModelInspection[] }> {
     const paths = this.positional;
+    setGgufQuantPreference(this.flags['gguf-quant']);
     const opts = { device: this.flags.device as DeviceRequest, tokenizer: this.flags.tokenizer, onnxVariant: this.flags['onnx-variant'] as OnnxVariantRequest };
     if (paths.length > 1) {
       const all: ModelInspection[] = [];

@@ -7,15 +7,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DeviceRepr, LaunchConfig, PushKernelArg,
 };
 use cudarc::nvrtc::{compile_ptx_with_opts, CompileOptions};
 
 use super::gpu_layout::{
-    build_layout, run_batched, Layout, TileExecutor, ENTRY, KERNEL_SRC, THREADS,
+    build_layout, run_batched, KernelArgs, Layout, TileExecutor, ENTRY, KERNEL_SRC, THREADS,
 };
-use super::stripes::Stripe;
-use super::{DeviceUsed, EmitFn, Engine, Job, Metric, SimilarityError};
+use super::{DeviceUsed, EmitFn, Engine, Job, SimilarityError};
 use crate::error::Error;
 
 pub struct CudaEngine {
@@ -110,44 +109,30 @@ struct DeviceExec<'a> {
     rows: DeviceSide,
     cols: Option<DeviceSide>,
     words: CudaSlice<u32>,
-    prompts: u32,
+    args: KernelArgs,
+}
+
+/// Copies `v` to the device; an empty buffer is one zero (it still needs a valid allocation).
+fn htod<T: DeviceRepr + Default>(
+    stream: &Arc<CudaStream>,
+    v: &[T],
+) -> Result<CudaSlice<T>, String> {
+    let zero = [T::default()];
+    let src = if v.is_empty() { &zero[..] } else { v };
+    stream.clone_htod(src).map_err(|e| e.to_string())
 }
 
 fn upload(stream: &Arc<CudaStream>, s: &super::gpu_layout::Side) -> Result<DeviceSide, String> {
-    // Empty buffers still need a valid allocation.
-    let bits = if s.bits.is_empty() {
-        vec![0u32]
-    } else {
-        s.bits.clone()
-    };
     Ok(DeviceSide {
-        bits: stream.clone_htod(&bits).map_err(|e| e.to_string())?,
-        off: stream
-            .clone_htod(&if s.off.is_empty() {
-                vec![0u64]
-            } else {
-                s.off.clone()
-            })
-            .map_err(|e| e.to_string())?,
-        len: stream
-            .clone_htod(&if s.len.is_empty() {
-                vec![0u32]
-            } else {
-                s.len.clone()
-            })
-            .map_err(|e| e.to_string())?,
+        bits: htod(stream, &s.bits)?,
+        off: htod(stream, &s.off)?,
+        len: htod(stream, &s.len)?,
         pad: s.pad as u32,
     })
 }
 
 impl TileExecutor for DeviceExec<'_> {
-    fn execute(
-        &mut self,
-        entries: &[u32],
-        metric: Metric,
-        lower: bool,
-        out_len: usize,
-    ) -> Result<Vec<f32>, SimilarityError> {
+    fn execute(&mut self, entries: &[u32], out_len: usize) -> Result<Vec<f32>, SimilarityError> {
         let stream = &self.eng.stream;
         let dev = |e: String| Error::device(format!("CUDA kernel failed: {e}"));
         guarded("CUDA", || {
@@ -155,8 +140,9 @@ impl TileExecutor for DeviceExec<'_> {
             let mut d_out = stream
                 .alloc_zeros::<f32>(out_len.max(1))
                 .map_err(|e| e.to_string())?;
-            let metric_i = metric.code() as i32;
-            let lower_i = lower as i32;
+            let prompts = self.args.prompts as u32;
+            let metric_i = self.args.metric.code() as i32;
+            let lower_i = self.args.lower as i32;
             let cols = self.cols.as_ref().unwrap_or(&self.rows);
             let blocks = (entries.len() / ENTRY) as u32;
             let mut b = stream.launch_builder(&self.eng.func);
@@ -169,7 +155,7 @@ impl TileExecutor for DeviceExec<'_> {
                 .arg(&cols.len)
                 .arg(&cols.pad)
                 .arg(&self.words)
-                .arg(&self.prompts)
+                .arg(&prompts)
                 .arg(&d_entries)
                 .arg(&metric_i)
                 .arg(&lower_i)
@@ -193,12 +179,7 @@ impl TileExecutor for DeviceExec<'_> {
 }
 
 impl Engine for CudaEngine {
-    fn run(
-        &mut self,
-        job: &Job,
-        stripes: &[Stripe],
-        emit: &mut EmitFn,
-    ) -> Result<(), SimilarityError> {
+    fn run(&mut self, job: &Job, emit: &mut EmitFn) -> Result<(), SimilarityError> {
         let layout: Layout = build_layout(job);
         let need = layout.device_bytes();
         if need + (64 << 20) > self.free_bytes {
@@ -218,21 +199,15 @@ impl Engine for CudaEngine {
                     Some(c) => Some(upload(&stream, c)?),
                     None => None,
                 },
-                words: stream
-                    .clone_htod(&if layout.words.is_empty() {
-                        vec![0u32]
-                    } else {
-                        layout.words.clone()
-                    })
-                    .map_err(|e| e.to_string())?,
-                prompts: job.prompts() as u32,
+                words: htod(&stream, &layout.words)?,
+                args: KernelArgs::of(job),
             })
         })
         .map_err(Error::device)?;
         drop(layout);
         // Output batches: up to a quarter of what is left, at most 2 GiB.
         let budget = ((self.free_bytes.saturating_sub(need)) / 4).clamp(64 << 20, 2 << 30);
-        run_batched(&mut exec, job, stripes, budget, emit)
+        run_batched(&mut exec, job, budget, emit)
     }
 
     fn device(&self) -> DeviceUsed {

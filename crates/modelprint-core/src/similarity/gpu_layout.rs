@@ -269,25 +269,38 @@ pub fn tile_entries(stripes: &[Stripe], offsets: &[usize], symmetric: bool) -> V
     e
 }
 
-/// Runs a batch of tile entries (on the device, or the twin) into `out`.
-pub(crate) trait TileExecutor {
-    fn execute(
-        &mut self,
-        entries: &[u32],
-        metric: Metric,
-        lower: bool,
-        out_len: usize,
-    ) -> Result<Vec<f32>, SimilarityError>;
+/// The kernel's scalar arguments of a job (the same for every launch).
+#[derive(Debug, Clone, Copy)]
+pub struct KernelArgs {
+    pub prompts: usize,
+    pub metric: Metric,
+    /// Also the column-anchored scores (`out` holds u, then l, per stripe).
+    pub lower: bool,
 }
 
-/// Drives an executor over all stripes: batches of at most `budget` output bytes.
+impl KernelArgs {
+    pub(crate) fn of(job: &Job) -> Self {
+        KernelArgs {
+            prompts: job.prompts(),
+            metric: job.metric,
+            lower: job.lower,
+        }
+    }
+}
+
+/// Runs a batch of tile entries (on the device, or the twin) into an output of `out_len`.
+pub(crate) trait TileExecutor {
+    fn execute(&mut self, entries: &[u32], out_len: usize) -> Result<Vec<f32>, SimilarityError>;
+}
+
+/// Drives an executor over all stripes of the job: batches of at most `budget` output bytes.
 pub(crate) fn run_batched(
     exec: &mut dyn TileExecutor,
     job: &Job,
-    stripes: &[Stripe],
     budget: usize,
     emit: &mut EmitFn,
 ) -> Result<(), SimilarityError> {
+    let stripes = &job.stripes[..];
     let mut i = 0;
     while i < stripes.len() {
         let mut offsets = Vec::new();
@@ -307,7 +320,7 @@ pub(crate) fn run_batched(
         let out = if entries.is_empty() {
             vec![0f32; total]
         } else {
-            exec.execute(&entries, job.metric, job.lower, total)?
+            exec.execute(&entries, total)?
         };
         for (st, &base) in batch.iter().zip(&offsets) {
             let half = (st.r1 - st.r0) * (st.c1 - st.c0);
@@ -327,21 +340,19 @@ pub(crate) fn run_batched(
 /// The kernel's algorithm on the CPU, block by block and thread by thread.
 pub struct Twin<'a> {
     pub layout: &'a Layout,
-    pub prompts: usize,
+    pub args: KernelArgs,
 }
 
 impl TileExecutor for Twin<'_> {
     // Index loops on purpose: they mirror the kernel's thread / register indexing.
     #[allow(clippy::needless_range_loop)]
-    fn execute(
-        &mut self,
-        entries: &[u32],
-        metric: Metric,
-        lower: bool,
-        out_len: usize,
-    ) -> Result<Vec<f32>, SimilarityError> {
+    fn execute(&mut self, entries: &[u32], out_len: usize) -> Result<Vec<f32>, SimilarityError> {
         let (rows, cols, words) = (&self.layout.rows, self.layout.cols(), &self.layout.words);
-        let prompts = self.prompts;
+        let KernelArgs {
+            prompts,
+            metric,
+            lower,
+        } = self.args;
         // Blocks are independent: run them in parallel, collect their writes.
         let writes: Vec<Vec<(usize, f32)>> = entries
             .par_chunks(ENTRY)
@@ -463,18 +474,13 @@ pub struct TwinEngine {
 }
 
 impl super::Engine for TwinEngine {
-    fn run(
-        &mut self,
-        job: &Job,
-        stripes: &[Stripe],
-        emit: &mut EmitFn,
-    ) -> Result<(), SimilarityError> {
+    fn run(&mut self, job: &Job, emit: &mut EmitFn) -> Result<(), SimilarityError> {
         let layout = build_layout(job);
         let mut twin = Twin {
             layout: &layout,
-            prompts: job.prompts(),
+            args: KernelArgs::of(job),
         };
-        run_batched(&mut twin, job, stripes, self.budget, emit)
+        run_batched(&mut twin, job, self.budget, emit)
     }
     fn device(&self) -> super::DeviceUsed {
         super::DeviceUsed::Cpu {

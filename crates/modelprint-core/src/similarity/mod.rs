@@ -75,18 +75,26 @@ impl Metric {
     }
 }
 
-impl std::str::FromStr for Metric {
-    type Err = SimilarityError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "overlap" => Ok(Metric::Overlap),
-            "jaccard" => Ok(Metric::Jaccard),
-            _ => Err(Error::usage(format!(
-                "unknown metric {s:?} (overlap or jaccard)"
-            ))),
+/// `FromStr` for an option enum: the names of each variant (matched in any case) and the
+/// usage error for any other string (`{:?}` stands for it).
+macro_rules! from_names {
+    ($t:ident, $unknown:literal, { $($($name:literal)|+ => $v:ident),+ $(,)? }) => {
+        impl std::str::FromStr for $t {
+            type Err = SimilarityError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.to_ascii_lowercase().as_str() {
+                    $($($name)|+ => Ok($t::$v),)+
+                    _ => Err(Error::usage(format!($unknown, s))),
+                }
+            }
         }
-    }
+    };
 }
+
+from_names!(Metric, "unknown metric {:?} (overlap or jaccard)", {
+    "overlap" => Overlap,
+    "jaccard" => Jaccard,
+});
 
 /// Where to compute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,19 +106,11 @@ pub enum Device {
     Auto,
 }
 
-impl std::str::FromStr for Device {
-    type Err = SimilarityError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "cpu" => Ok(Device::Cpu),
-            "cuda" | "gpu" => Ok(Device::Cuda),
-            "auto" => Ok(Device::Auto),
-            _ => Err(Error::usage(format!(
-                "unknown device {s:?} (cpu, cuda or auto)"
-            ))),
-        }
-    }
-}
+from_names!(Device, "unknown device {:?} (cpu, cuda or auto)", {
+    "cpu" => Cpu,
+    "cuda" | "gpu" => Cuda,
+    "auto" => Auto,
+});
 
 /// The CPU counting kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -126,18 +126,12 @@ pub enum CpuKernel {
     Merge,
 }
 
-impl std::str::FromStr for CpuKernel {
-    type Err = SimilarityError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(CpuKernel::Auto),
-            "sliced" => Ok(CpuKernel::Sliced),
-            "bitset" => Ok(CpuKernel::Bitset),
-            "merge" => Ok(CpuKernel::Merge),
-            _ => Err(Error::usage(format!("unknown CPU kernel {s:?}"))),
-        }
-    }
-}
+from_names!(CpuKernel, "unknown CPU kernel {:?}", {
+    "auto" => Auto,
+    "sliced" => Sliced,
+    "bitset" => Bitset,
+    "merge" => Merge,
+});
 
 /// Options of a similarity run.
 #[derive(Debug, Clone)]
@@ -288,7 +282,10 @@ impl Presence {
             cols: c,
         })
     }
-    /// Prompts that row model `i` and column model `j` both have.
+    /// Prompts that row model `i` and column model `j` both have. In a symmetric job it is
+    /// also the count of the column-anchored pair: symmetric jobs never have anchor ranges
+    /// (anchored collections are computed as rectangular jobs), so rows and columns have the
+    /// same masks.
     #[inline]
     pub(crate) fn common(&self, i: usize, j: usize) -> usize {
         let w = self.words;
@@ -298,52 +295,30 @@ impl Presence {
             .map(|(a, b)| (a & b).count_ones() as usize)
             .sum()
     }
-    /// Column model `j` anchored against row model `i` (the lower triangle of a symmetric job).
-    #[inline]
-    fn common_lower(&self, i: usize, j: usize) -> usize {
-        let w = self.words;
-        self.cols[j * w..(j + 1) * w]
-            .iter()
-            .zip(&self.rows[i * w..(i + 1) * w])
-            .map(|(a, b)| (a & b).count_ones() as usize)
-            .sum()
-    }
 }
 
 /// Runs `job` on `engine`, rescaling every stripe's scores to the prompts each pair has in
 /// common before `emit` sees them (see [`rescale`]).
-fn run_job(
-    engine: &mut dyn Engine,
-    job: &Job,
-    stripes: &[Stripe],
-    emit: &mut EmitFn,
-) -> Result<(), SimilarityError> {
+fn run_job(engine: &mut dyn Engine, job: &Job, emit: &mut EmitFn) -> Result<(), SimilarityError> {
     let Some(pres) = Presence::of(job.rows, job.cols) else {
-        return engine.run(job, stripes, emit);
+        return engine.run(job, emit);
     };
     let p = job.prompts();
-    engine.run(job, stripes, &mut |st, u, l| {
-        let w = st.c1 - st.c0;
-        let mut u2 = u.to_vec();
-        u2.par_chunks_mut(w.max(1))
-            .enumerate()
-            .for_each(|(ri, row)| {
-                for (ci, v) in row.iter_mut().enumerate() {
-                    *v = rescale(*v, p, pres.common(st.r0 + ri, st.c0 + ci));
-                }
-            });
-        let l2 = l.map(|l| {
-            let mut l2 = l.to_vec();
-            l2.par_chunks_mut(w.max(1))
+    engine.run(job, &mut |st, u, l| {
+        // Both directions of a pair have the same common prompts (see Presence::common).
+        let rescaled = |v: &[f32]| {
+            let w = st.c1 - st.c0;
+            let mut out = v.to_vec();
+            out.par_chunks_mut(w.max(1))
                 .enumerate()
                 .for_each(|(ri, row)| {
                     for (ci, v) in row.iter_mut().enumerate() {
-                        *v = rescale(*v, p, pres.common_lower(st.r0 + ri, st.c0 + ci));
+                        *v = rescale(*v, p, pres.common(st.r0 + ri, st.c0 + ci));
                     }
                 });
-            l2
-        });
-        emit(st, &u2, l2.as_deref())
+            out
+        };
+        emit(st, &rescaled(u), l.map(rescaled).as_deref())
     })
 }
 
@@ -371,6 +346,25 @@ pub struct Neighbours {
 }
 
 impl Neighbours {
+    /// Every model's list, `(score, index)` best first, in model order.
+    pub fn from_lists<L: IntoIterator<Item = (f32, u32)>>(
+        lists: impl IntoIterator<Item = L>,
+    ) -> Neighbours {
+        let mut offsets = vec![0u32];
+        let (mut index, mut score) = (Vec::new(), Vec::new());
+        for list in lists {
+            for (s, i) in list {
+                index.push(i);
+                score.push(s);
+            }
+            offsets.push(index.len() as u32);
+        }
+        Neighbours {
+            offsets,
+            index,
+            score,
+        }
+    }
     pub fn of(&self, i: usize) -> impl Iterator<Item = (u32, f32)> + '_ {
         let r = self.offsets[i] as usize..self.offsets[i + 1] as usize;
         self.index[r.clone()]
@@ -397,9 +391,38 @@ pub(crate) struct Job<'a> {
     pub symmetric: bool,
     /// Compute the column-anchored scores `M[j][i]` too (symmetric overlap with unequal sizes).
     pub lower: bool,
+    /// The work, stripe by stripe (each handed to `emit` as it completes).
+    pub stripes: Vec<Stripe>,
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    /// A collection against itself over `stripes` of the upper triangle. Never with anchor
+    /// ranges (the §1.5 protocol is a rectangular job): [`Presence::common`] relies on it.
+    pub fn symmetric(s: &'a SketchCollection, metric: Metric, stripes: Vec<Stripe>) -> Self {
+        debug_assert!(
+            s.anchors().is_none(),
+            "an anchored collection in a symmetric job"
+        );
+        Job {
+            rows: s,
+            cols: s,
+            metric,
+            symmetric: true,
+            lower: metric == Metric::Overlap && !uniform_lengths(s),
+            stripes,
+        }
+    }
+    /// Every row model against every column model.
+    pub fn rect(rows: &'a SketchCollection, cols: &'a SketchCollection, metric: Metric) -> Self {
+        Job {
+            rows,
+            cols,
+            metric,
+            symmetric: false,
+            lower: false,
+            stripes: plan_rect(rows.len(), cols.len()),
+        }
+    }
     pub fn prompts(&self) -> usize {
         self.rows.prompts()
     }
@@ -413,14 +436,9 @@ impl Job<'_> {
 pub(crate) type EmitFn<'e> =
     dyn FnMut(&Stripe, &[f32], Option<&[f32]>) -> Result<(), SimilarityError> + 'e;
 
-/// An engine runs stripes and hands each finished one to `emit`.
+/// An engine runs a job's stripes and hands each finished one to `emit`.
 pub(crate) trait Engine {
-    fn run(
-        &mut self,
-        job: &Job,
-        stripes: &[Stripe],
-        emit: &mut EmitFn,
-    ) -> Result<(), SimilarityError>;
+    fn run(&mut self, job: &Job, emit: &mut EmitFn) -> Result<(), SimilarityError>;
     fn device(&self) -> DeviceUsed;
 }
 
@@ -524,16 +542,6 @@ fn fixup(v: f32, i_failed: bool, j_failed: bool) -> f32 {
     }
 }
 
-fn symmetric_job(s: &SketchCollection, metric: Metric) -> Job<'_> {
-    Job {
-        rows: s,
-        cols: s,
-        metric,
-        symmetric: true,
-        lower: metric == Metric::Overlap && !uniform_lengths(s),
-    }
-}
-
 /// The full n × n matrix of a collection.
 pub fn full_matrix(s: &SketchCollection, opts: &Options) -> Result<Run<Matrix>, SimilarityError> {
     with_engine(opts, |engine| full_with(s, opts.metric, engine))
@@ -545,7 +553,6 @@ pub(crate) fn full_with(
     engine: &mut dyn Engine,
 ) -> Result<Matrix, SimilarityError> {
     let n = s.len();
-    let job = symmetric_job(s, metric);
     let mut data = limits::zeroed2::<f32>("the n × n similarity matrix", n, n)?;
     if s.anchors().is_some() {
         // The §1.5 protocol: row i over model i's own prompts, against every model.
@@ -553,7 +560,8 @@ pub(crate) fn full_with(
         let m = rect_with(&rows, s, metric, engine)?;
         data.copy_from_slice(&m.data);
     } else {
-        run_job(engine, &job, &plan_full(n), &mut |st, u, l| {
+        let job = Job::symmetric(s, metric, plan_full(n));
+        run_job(engine, &job, &mut |st, u, l| {
             emit_full(s, &mut data, st, u, l);
             Ok(())
         })?;
@@ -566,32 +574,43 @@ pub(crate) fn full_with(
     })
 }
 
-fn emit_full(s: &SketchCollection, data: &mut [f32], st: &Stripe, u: &[f32], l: Option<&[f32]>) {
-    let n = s.len();
+/// Hands every score of a symmetric job's stripe to the matrix row it belongs to, rows in
+/// parallel: `dest` holds `per_row` items per model (row-major). Row r of the stripe
+/// (`r0..r1`) gets `put(its items, r, c, M[r][c])` for the stripe's columns c > r; then row c
+/// of the stripe's columns (`c0..c1`) gets `put(its items, c, r, M[c][r])` for the stripe's
+/// rows r < c (from `l`, or `u` when the scores are symmetric).
+fn scatter_symmetric<T: Send>(
+    st: &Stripe,
+    u: &[f32],
+    l: Option<&[f32]>,
+    dest: &mut [T],
+    per_row: usize,
+    put: impl Fn(&mut [T], usize, usize, f32) + Sync,
+) {
     let w = st.c1 - st.c0;
-    // Row r, columns c > r: M[r][c] = u.
-    data[st.r0 * n..st.r1 * n]
-        .par_chunks_mut(n)
+    dest[st.r0 * per_row..st.r1 * per_row]
+        .par_chunks_mut(per_row)
         .enumerate()
         .for_each(|(ri, row)| {
             let r = st.r0 + ri;
-            let from = st.c0.max(r + 1);
-            for c in from..st.c1 {
-                row[c] = u[ri * w + (c - st.c0)];
+            for c in st.c0.max(r + 1)..st.c1 {
+                put(row, r, c, u[ri * w + (c - st.c0)]);
             }
         });
-    // Row c (a column of the stripe), columns r < c: M[c][r] = l (or u when symmetric-valued).
     let lv = l.unwrap_or(u);
-    data[st.c0 * n..st.c1 * n]
-        .par_chunks_mut(n)
+    dest[st.c0 * per_row..st.c1 * per_row]
+        .par_chunks_mut(per_row)
         .enumerate()
         .for_each(|(ci, row)| {
             let c = st.c0 + ci;
-            let to = st.r1.min(c);
-            for r in st.r0..to {
-                row[r] = lv[(r - st.r0) * w + ci];
+            for r in st.r0..st.r1.min(c) {
+                put(row, c, r, lv[(r - st.r0) * w + ci]);
             }
         });
+}
+
+fn emit_full(s: &SketchCollection, data: &mut [f32], st: &Stripe, u: &[f32], l: Option<&[f32]>) {
+    scatter_symmetric(st, u, l, data, s.len(), |row, _, j, v| row[j] = v);
 }
 
 fn finish_full(s: &SketchCollection, data: &mut [f32]) {
@@ -629,28 +648,25 @@ pub(crate) fn rect_with(
 ) -> Result<Matrix, SimilarityError> {
     check_compatible(queries, refs)?;
     let (nq, nr) = (queries.len(), refs.len());
-    let job = Job {
-        rows: queries,
-        cols: refs,
-        metric,
-        symmetric: false,
-        lower: false,
-    };
     let mut data = limits::zeroed2::<f32>("the queries × references matrix", nq, nr)?;
-    run_job(engine, &job, &plan_rect(nq, nr), &mut |st, u, _| {
-        let w = st.c1 - st.c0;
-        data[st.r0 * nr..st.r1 * nr]
-            .par_chunks_mut(nr.max(1))
-            .enumerate()
-            .for_each(|(ri, row)| {
-                let q = st.r0 + ri;
-                let qf = queries.is_failed(q);
-                for c in st.c0..st.c1 {
-                    row[c] = fixup(u[ri * w + (c - st.c0)], qf, refs.is_failed(c));
-                }
-            });
-        Ok(())
-    })?;
+    run_job(
+        engine,
+        &Job::rect(queries, refs, metric),
+        &mut |st, u, _| {
+            let w = st.c1 - st.c0;
+            data[st.r0 * nr..st.r1 * nr]
+                .par_chunks_mut(nr.max(1))
+                .enumerate()
+                .for_each(|(ri, row)| {
+                    let q = st.r0 + ri;
+                    let qf = queries.is_failed(q);
+                    for c in st.c0..st.c1 {
+                        row[c] = fixup(u[ri * w + (c - st.c0)], qf, refs.is_failed(c));
+                    }
+                });
+            Ok(())
+        },
+    )?;
     Ok(Matrix {
         rows: nq,
         cols: nr,
@@ -694,25 +710,6 @@ impl TopList {
     }
 }
 
-fn neighbours_from(lists: Vec<TopList>) -> Neighbours {
-    let mut offsets = Vec::with_capacity(lists.len() + 1);
-    let mut index = Vec::new();
-    let mut score = Vec::new();
-    offsets.push(0);
-    for l in lists {
-        for (s, i) in l.items {
-            index.push(i);
-            score.push(s);
-        }
-        offsets.push(index.len() as u32);
-    }
-    Neighbours {
-        offsets,
-        index,
-        score,
-    }
-}
-
 /// The `top` best-scoring other models of every model, streamed stripe by stripe (the n × n
 /// matrix is never held). Failed models have no neighbours and are nobody's neighbour.
 pub fn top_n(
@@ -736,7 +733,6 @@ pub(crate) fn top_n_with(
         let failed = |i: usize| s.is_failed(i);
         return Ok(reference::top_n_of(&m, top, true, &failed, &failed));
     }
-    let job = symmetric_job(s, metric);
     let cap = top.min(n.saturating_sub(1));
     limits::check_alloc(
         "the top-N lists",
@@ -744,40 +740,16 @@ pub(crate) fn top_n_with(
         8,
     )?;
     let mut lists = vec![TopList::new(cap); n];
-    run_job(engine, &job, &plan_full(n), &mut |st, u, l| {
-        let w = st.c1 - st.c0;
-        lists[st.r0..st.r1]
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(ri, list)| {
-                let r = st.r0 + ri;
-                if s.is_failed(r) {
-                    return;
-                }
-                for c in st.c0.max(r + 1)..st.c1 {
-                    if !s.is_failed(c) {
-                        list.push(u[ri * w + (c - st.c0)], c as u32);
-                    }
-                }
-            });
-        let lv = l.unwrap_or(u);
-        lists[st.c0..st.c1]
-            .par_iter_mut()
-            .enumerate()
-            .for_each(|(ci, list)| {
-                let c = st.c0 + ci;
-                if s.is_failed(c) {
-                    return;
-                }
-                for r in st.r0..st.r1.min(c) {
-                    if !s.is_failed(r) {
-                        list.push(lv[(r - st.r0) * w + ci], r as u32);
-                    }
-                }
-            });
+    let job = Job::symmetric(s, metric, plan_full(n));
+    run_job(engine, &job, &mut |st, u, l| {
+        scatter_symmetric(st, u, l, &mut lists, 1, |list, i, j, v| {
+            if !s.is_failed(i) && !s.is_failed(j) {
+                list[0].push(v, j as u32);
+            }
+        });
         Ok(())
     })?;
-    Ok(neighbours_from(lists))
+    Ok(Neighbours::from_lists(lists.into_iter().map(|l| l.items)))
 }
 
 /// Top-N references of every query (rectangular).
@@ -801,13 +773,6 @@ pub(crate) fn rect_top_n_with(
     engine: &mut dyn Engine,
 ) -> Result<Neighbours, SimilarityError> {
     check_compatible(queries, refs)?;
-    let job = Job {
-        rows: queries,
-        cols: refs,
-        metric,
-        symmetric: false,
-        lower: false,
-    };
     let cap = top.min(refs.len());
     limits::check_alloc(
         "the top-N lists",
@@ -817,8 +782,7 @@ pub(crate) fn rect_top_n_with(
     let mut lists = vec![TopList::new(cap); queries.len()];
     run_job(
         engine,
-        &job,
-        &plan_rect(queries.len(), refs.len()),
+        &Job::rect(queries, refs, metric),
         &mut |st, u, _| {
             let w = st.c1 - st.c0;
             lists[st.r0..st.r1]
@@ -837,7 +801,7 @@ pub(crate) fn rect_top_n_with(
             Ok(())
         },
     )?;
-    Ok(neighbours_from(lists))
+    Ok(Neighbours::from_lists(lists.into_iter().map(|l| l.items)))
 }
 
 /// Shard `spec.index` of `spec.count` of the full matrix: a balanced share of the
@@ -863,9 +827,9 @@ pub(crate) fn shard_with(
         ));
     }
     let plan = plan_shard(s.len(), spec)?;
-    let job = symmetric_job(s, metric);
     let mut part = ShardPart::new(s, spec, metric, s.fingerprint(), plan.tiles.len());
-    run_job(engine, &job, &plan.stripes, &mut |st, u, l| {
+    let job = Job::symmetric(s, metric, plan.stripes);
+    run_job(engine, &job, &mut |st, u, l| {
         part.take_stripe(s, st, u, l);
         Ok(())
     })?;

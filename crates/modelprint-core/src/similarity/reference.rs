@@ -8,8 +8,8 @@ use crate::overlap::intersection_count_sorted;
 use crate::sketch::SketchCollection;
 
 /// Score of row model `i` of `a` against model `j` of `b` (anchor: `i`), counting each
-/// prompt's intersection with `count`.
-fn pair_score_with(
+/// prompt's intersection with `count` ([`sorted_count`] or [`hashset_count`]).
+pub fn pair_score_by(
     a: &SketchCollection,
     i: usize,
     b: &SketchCollection,
@@ -31,6 +31,18 @@ fn pair_score_with(
     rescale(finish_score(sum, p), p, common_prompts(a, i, b, j))
 }
 
+/// `|x ∩ y|` of ascending sets by sorted merge.
+pub fn sorted_count(x: &[u32], y: &[u32]) -> u32 {
+    intersection_count_sorted(x, y) as u32
+}
+
+/// `|x ∩ y|` like the published Python: a hash set per set.
+pub fn hashset_count(x: &[u32], y: &[u32]) -> u32 {
+    let hx: HashSet<u32> = x.iter().copied().collect();
+    let hy: HashSet<u32> = y.iter().copied().collect();
+    hx.intersection(&hy).count() as u32
+}
+
 /// Score of row model `i` of `a` against model `j` of `b` (anchor: `i`), by sorted merge.
 pub fn pair_score(
     a: &SketchCollection,
@@ -39,24 +51,7 @@ pub fn pair_score(
     j: usize,
     metric: Metric,
 ) -> f32 {
-    pair_score_with(a, i, b, j, metric, |x, y| {
-        intersection_count_sorted(x, y) as u32
-    })
-}
-
-/// Like the published Python: a hash set per pair and prompt.
-pub fn pair_score_hashset(
-    a: &SketchCollection,
-    i: usize,
-    b: &SketchCollection,
-    j: usize,
-    metric: Metric,
-) -> f32 {
-    pair_score_with(a, i, b, j, metric, |x, y| {
-        let hx: HashSet<u32> = x.iter().copied().collect();
-        let hy: HashSet<u32> = y.iter().copied().collect();
-        hx.intersection(&hy).count() as u32
-    })
+    pair_score_by(a, i, b, j, metric, sorted_count)
 }
 
 /// Prompts where row `i` (inside its anchor range) and column `j` both have a set.
@@ -66,46 +61,37 @@ pub fn common_prompts(a: &SketchCollection, i: usize, b: &SketchCollection, j: u
         .count()
 }
 
+/// The `rows × cols` matrix of `score(i, j)`, entry by entry.
+fn by_pairs(rows: usize, cols: usize, score: impl Fn(usize, usize) -> f32) -> Matrix {
+    let data = (0..rows)
+        .flat_map(|i| (0..cols).map(move |j| (i, j)))
+        .map(|(i, j)| score(i, j))
+        .collect();
+    Matrix { rows, cols, data }
+}
+
 /// The full matrix, pair by pair (diagonal 1, failed models -1).
 pub fn full_matrix(s: &SketchCollection, metric: Metric) -> Matrix {
-    let n = s.len();
-    let mut data = vec![0f32; n * n];
-    for i in 0..n {
-        for j in 0..n {
-            data[i * n + j] = if s.is_failed(i) || s.is_failed(j) {
-                -1.0
-            } else if i == j {
-                1.0
-            } else {
-                pair_score(s, i, s, j, metric)
-            };
+    by_pairs(s.len(), s.len(), |i, j| {
+        if s.is_failed(i) || s.is_failed(j) {
+            -1.0
+        } else if i == j {
+            1.0
+        } else {
+            pair_score(s, i, s, j, metric)
         }
-    }
-    Matrix {
-        rows: n,
-        cols: n,
-        data,
-    }
+    })
 }
 
 /// Queries × references, pair by pair (failed models -1).
 pub fn rect_matrix(q: &SketchCollection, r: &SketchCollection, metric: Metric) -> Matrix {
-    let (nq, nr) = (q.len(), r.len());
-    let mut data = vec![0f32; nq * nr];
-    for i in 0..nq {
-        for j in 0..nr {
-            data[i * nr + j] = if q.is_failed(i) || r.is_failed(j) {
-                -1.0
-            } else {
-                pair_score(q, i, r, j, metric)
-            };
+    by_pairs(q.len(), r.len(), |i, j| {
+        if q.is_failed(i) || r.is_failed(j) {
+            -1.0
+        } else {
+            pair_score(q, i, r, j, metric)
         }
-    }
-    Matrix {
-        rows: nq,
-        cols: nr,
-        data,
-    }
+    })
 }
 
 /// Top-N of every row of a matrix: skip the diagonal (when `skip_diagonal`) and -1 entries
@@ -117,28 +103,19 @@ pub fn top_n_of(
     row_failed: &dyn Fn(usize) -> bool,
     col_failed: &dyn Fn(usize) -> bool,
 ) -> Neighbours {
-    let mut offsets = vec![0u32];
-    let mut index = Vec::new();
-    let mut score = Vec::new();
-    for i in 0..m.rows {
-        if !row_failed(i) {
-            let mut row: Vec<(f32, u32)> = (0..m.cols)
+    Neighbours::from_lists((0..m.rows).map(|i| {
+        let mut row: Vec<(f32, u32)> = if row_failed(i) {
+            Vec::new()
+        } else {
+            (0..m.cols)
                 .filter(|&j| (!skip_diagonal || j != i) && !col_failed(j))
                 .map(|j| (m.get(i, j), j as u32))
-                .collect();
-            row.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-            for (s, j) in row.into_iter().take(top) {
-                index.push(j);
-                score.push(s);
-            }
-        }
-        offsets.push(index.len() as u32);
-    }
-    Neighbours {
-        offsets,
-        index,
-        score,
-    }
+                .collect()
+        };
+        row.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        row.truncate(top);
+        row
+    }))
 }
 
 pub fn top_n(s: &SketchCollection, top: usize, metric: Metric) -> Neighbours {

@@ -31,28 +31,27 @@ fn push_rows(out: &mut Vec<Stripe>, c0: usize, c1: usize, r0: usize, r1: usize) 
     }
 }
 
-/// Upper triangle (with the diagonal blocks) of an n × n matrix.
-pub fn plan_full(n: usize) -> Vec<Stripe> {
+/// Blocks of [`BLOCK`] of `cols` columns, each against rows `0..rows_end(c1)` (c1 the end of
+/// the block).
+fn plan_blocks(cols: usize, rows_end: impl Fn(usize) -> usize) -> Vec<Stripe> {
     let mut out = Vec::new();
     let mut c0 = 0;
-    while c0 < n {
-        let c1 = (c0 + BLOCK).min(n);
-        push_rows(&mut out, c0, c1, 0, c1);
+    while c0 < cols {
+        let c1 = (c0 + BLOCK).min(cols);
+        push_rows(&mut out, c0, c1, 0, rows_end(c1));
         c0 = c1;
     }
     out
 }
 
+/// Upper triangle (with the diagonal blocks) of an n × n matrix.
+pub fn plan_full(n: usize) -> Vec<Stripe> {
+    plan_blocks(n, |c1| c1)
+}
+
 /// Every query row against every reference column.
 pub fn plan_rect(nq: usize, nr: usize) -> Vec<Stripe> {
-    let mut out = Vec::new();
-    let mut c0 = 0;
-    while c0 < nr {
-        let c1 = (c0 + BLOCK).min(nr);
-        push_rows(&mut out, c0, c1, 0, nq);
-        c0 = c1;
-    }
-    out
+    plan_blocks(nr, |_| nq)
 }
 
 /// Shard `index` (0-based) of `count`.

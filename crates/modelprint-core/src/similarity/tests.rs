@@ -377,7 +377,8 @@ fn hashset_reference_agrees_with_merge_reference() {
             for metric in [Metric::Overlap, Metric::Jaccard] {
                 assert_eq!(
                     reference::pair_score(&s, i, &s, j, metric).to_bits(),
-                    reference::pair_score_hashset(&s, i, &s, j, metric).to_bits()
+                    reference::pair_score_by(&s, i, &s, j, metric, reference::hashset_count)
+                        .to_bits()
                 );
             }
         }
@@ -481,7 +482,7 @@ fn cuda_kernel_source_runs_like_the_twin() {
     }
     let q = random_collection(5, 150, 3, 300, 90, 10);
     let r = random_collection(6, 97, 3, 320, 70, 10);
-    let cases: Vec<(&str, Job, Vec<Stripe>)> = vec![
+    let cases: Vec<(&str, Job)> = vec![
         (
             "sym",
             Job {
@@ -490,37 +491,26 @@ fn cuda_kernel_source_runs_like_the_twin() {
                 metric: Metric::Overlap,
                 symmetric: true,
                 lower: true,
+                stripes: stripes::plan_full(150),
             },
-            stripes::plan_full(150),
         ),
-        (
-            "rect",
-            Job {
-                rows: &q,
-                cols: &r,
-                metric: Metric::Jaccard,
-                symmetric: false,
-                lower: false,
-            },
-            stripes::plan_rect(150, 97),
-        ),
+        ("rect", Job::rect(&q, &r, Metric::Jaccard)),
     ];
-    for (name, job, sts) in cases {
+    for (name, job) in cases {
+        let sts = &job.stripes;
         let layout = build_layout(&job);
         let mut offsets = Vec::new();
         let mut total = 0;
-        for st in &sts {
+        for st in sts {
             offsets.push(total);
             total += stripe_out_len(st, job.lower);
         }
-        let entries = tile_entries(&sts, &offsets, job.symmetric);
+        let entries = tile_entries(sts, &offsets, job.symmetric);
         let mut twin = Twin {
             layout: &layout,
-            prompts: job.prompts(),
+            args: KernelArgs::of(&job),
         };
-        let out = twin
-            .execute(&entries, job.metric, job.lower, total)
-            .unwrap();
+        let out = twin.execute(&entries, total).unwrap();
         let d = dir.join(name);
         std::fs::create_dir_all(&d).unwrap();
         let bytes32 = |v: &[u32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();

@@ -113,12 +113,6 @@ pub(crate) fn uniform_collection(
         s.sort_unstable();
         ids.extend(s);
     }
-    let meta = SketchMeta {
-        vocab_size: vocab,
-        k: k as u32,
-        prompts: p as u32,
-        prompt_hash: [0; 32],
-    };
     let models = (0..n).map(|m| format!("m{m}")).collect();
-    SketchCollection::from_parts(meta, models, ids, vec![k as u32; n * p], vec![]).unwrap()
+    SketchCollection::from_uniform_sets(vocab, k, p, models, ids).unwrap()
 }

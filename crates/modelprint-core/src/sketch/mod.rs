@@ -330,6 +330,15 @@ impl fmt::Debug for SketchCollection {
     }
 }
 
+/// True for a JSON lines sketch file (`.jsonl`, `.json` or `.ndjson`, any case); anything
+/// else is read and written as binary `.mpsk`.
+pub fn is_jsonl_path(path: &Path) -> bool {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    ["jsonl", "json", "ndjson"]
+        .iter()
+        .any(|j| ext.eq_ignore_ascii_case(j))
+}
+
 impl SketchCollection {
     /// A collection from concatenated sets: `lengths[m * P + p]` ids of model m for prompt p,
     /// all in `ids` in model-major, prompt-minor order. `failed` (may be empty = none) marks
@@ -342,6 +351,25 @@ impl SketchCollection {
         failed: Vec<bool>,
     ) -> Result<Self, Error> {
         Self::from_parts_located(meta, models, ids, lengths, failed).map_err(Error::from)
+    }
+
+    /// A collection in which every set has exactly `k` ids (`ids` model-major, prompt-minor),
+    /// no model failed and the prompt list is unknown: synthetic data for tests and benchmarks.
+    pub fn from_uniform_sets(
+        vocab_size: u32,
+        k: usize,
+        prompts: usize,
+        models: Vec<String>,
+        ids: Vec<u32>,
+    ) -> Result<Self, Error> {
+        let meta = SketchMeta {
+            vocab_size,
+            k: k as u32,
+            prompts: prompts as u32,
+            prompt_hash: [0; 32],
+        };
+        let lengths = vec![k as u32; models.len() * prompts];
+        Self::from_parts(meta, models, ids, lengths, vec![])
     }
 
     pub(crate) fn from_parts_located(
@@ -574,12 +602,7 @@ impl SketchCollection {
     /// Opens a `.jsonl` (JSON lines) or a binary `.mpsk` file, chosen by extension
     /// (anything not ending in `.jsonl`/`.json`/`.ndjson` is read as binary).
     pub fn open(path: &Path) -> Result<Self, Error> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if matches!(ext.as_str(), "jsonl" | "json" | "ndjson") {
+        if is_jsonl_path(path) {
             read_jsonl(path, &JsonlOptions::default())
         } else {
             read_binary(path)
@@ -588,12 +611,7 @@ impl SketchCollection {
 
     /// Writes `.jsonl` / `.json` / `.ndjson` as JSON lines, anything else as binary.
     pub fn save(&self, path: &Path) -> Result<(), Error> {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("")
-            .to_ascii_lowercase();
-        if matches!(ext.as_str(), "jsonl" | "json" | "ndjson") {
+        if is_jsonl_path(path) {
             write_jsonl(self, path)
         } else {
             write_binary(self, path)

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use super::super::stripes::{Stripe, BLOCK};
 use super::super::Job;
-use super::{batch_rows, CountKernel, Scratch};
+use super::CountKernel;
 use crate::sketch::SketchCollection;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -155,19 +155,7 @@ impl CountKernel for BitsetKernel<'_> {
             });
     }
 
-    fn batch(
-        &self,
-        gi: usize,
-        sets: &[&[u32]],
-        scratch: &mut Scratch,
-        f: &mut dyn FnMut(usize, &[u32; BLOCK]),
-    ) {
-        batch_rows(sets, scratch, f, |row, out| self.counts(gi, row, out));
-    }
-}
-
-impl BitsetKernel<'_> {
-    fn counts(&self, gi: usize, row: &[u32], out: &mut [u32; BLOCK]) {
+    fn count(&self, gi: usize, row: &[u32], out: &mut [u32; BLOCK]) {
         ROW.with(|r| {
             let mut rb = r.borrow_mut();
             rb.clear();

@@ -55,12 +55,7 @@ impl CpuEngine {
 }
 
 impl Engine for CpuEngine {
-    fn run(
-        &mut self,
-        job: &Job,
-        stripes: &[Stripe],
-        emit: &mut EmitFn,
-    ) -> Result<(), SimilarityError> {
+    fn run(&mut self, job: &Job, emit: &mut EmitFn) -> Result<(), SimilarityError> {
         let tables = ScoreTables::new(job);
         match self.kernel {
             CpuKernel::Auto | CpuKernel::Sliced => {
@@ -71,11 +66,11 @@ impl Engine for CpuEngine {
                     std::mem::size_of::<Block>() as u64,
                 )?;
                 let mut k = SlicedKernel::new(job, self.isa);
-                run_stripes(&mut k, job, stripes, &tables, emit)
+                run_stripes(&mut k, job, &tables, emit)
             }
             CpuKernel::Bitset => {
                 let mut k = bitset::BitsetKernel::new(job);
-                run_stripes(&mut k, job, stripes, &tables, emit)
+                run_stripes(&mut k, job, &tables, emit)
             }
             CpuKernel::Merge => {
                 let mut k = MergeKernel {
@@ -84,7 +79,7 @@ impl Engine for CpuEngine {
                     c1: 0,
                     p0: 0,
                 };
-                run_stripes(&mut k, job, stripes, &tables, emit)
+                run_stripes(&mut k, job, &tables, emit)
             }
         }
     }
@@ -97,45 +92,16 @@ impl Engine for CpuEngine {
     }
 }
 
-/// Reusable per-thread buffers of a kernel.
-#[derive(Default)]
-pub(crate) struct Scratch {
-    counts: Vec<u32>,
-}
-
-/// Counts row sets against the prepared columns of a stripe.
+/// Counts row sets against the prepared columns of a stripe. The row loop, the zeroing of
+/// the counters and the scoring are [`run_stripe`]'s, the same for every kernel.
 pub(crate) trait CountKernel: Sync {
     /// How many prompts to prepare at once.
     fn group(&self, prompts: usize) -> usize;
     /// Prepares columns `st.c0..st.c1` for `prompts` (uses rayon inside).
     fn prepare(&mut self, st: &Stripe, prompts: Range<usize>);
-    /// Calls `f(k, counts)` for every row set `sets[k]` (prompt `p0 + gi`), where
-    /// `counts[c] = |sets[k] ∩ column c|`.
-    fn batch(
-        &self,
-        gi: usize,
-        sets: &[&[u32]],
-        scratch: &mut Scratch,
-        f: &mut dyn FnMut(usize, &[u32; BLOCK]),
-    );
-}
-
-/// Per-row kernels: one row at a time.
-fn batch_rows(
-    sets: &[&[u32]],
-    scratch: &mut Scratch,
-    f: &mut dyn FnMut(usize, &[u32; BLOCK]),
-    count: impl Fn(&[u32], &mut [u32; BLOCK]),
-) {
-    scratch.counts.resize(BLOCK, 0);
-    let cnt: &mut [u32; BLOCK] = (&mut scratch.counts[..BLOCK])
-        .try_into()
-        .expect("BLOCK counters");
-    for (k, set) in sets.iter().enumerate() {
-        cnt.fill(0);
-        count(set, cnt);
-        f(k, cnt);
-    }
+    /// Adds `|row ∩ column c|` to `counts[c]` for every column `c` of the prepared stripe,
+    /// prompt `p0 + gi` (`row` is a set of the row collection).
+    fn count(&self, gi: usize, row: &[u32], counts: &mut [u32; BLOCK]);
 }
 
 /// Exact per-prompt score tables: `table[c] = prompt_score(metric, c, la, lb)` for every
@@ -274,15 +240,14 @@ impl ScoreTables {
     }
 }
 
-/// Runs every stripe with kernel `k`, emitting each as it completes.
+/// Runs every stripe of the job with kernel `k`, emitting each as it completes.
 pub(crate) fn run_stripes<K: CountKernel>(
     k: &mut K,
     job: &Job,
-    stripes: &[Stripe],
     tables: &ScoreTables,
     emit: &mut EmitFn,
 ) -> Result<(), SimilarityError> {
-    for st in stripes {
+    for st in &job.stripes {
         let (u, l) = run_stripe(k, job, st, tables);
         emit(st, &u, l.as_deref())?;
     }
@@ -322,7 +287,7 @@ fn run_stripe<K: CountKernel>(
         let kr = &*k;
         acc.par_chunks_mut(stride * ROW_BATCH)
             .enumerate()
-            .for_each_init(Scratch::default, |scratch, (bi, acc_b)| {
+            .for_each(|(bi, acc_b)| {
                 let r_start = st.r0 + bi * ROW_BATCH;
                 // Rows that need work, with the first column they need (symmetric: c > r).
                 let active: Vec<(usize, usize)> = (0..acc_b.len() / stride)
@@ -342,26 +307,24 @@ fn run_stripe<K: CountKernel>(
                 if active.is_empty() {
                     return;
                 }
+                let mut cnt = [0u32; BLOCK];
                 for gi in 0..p1 - p0 {
                     let p = p0 + gi;
-                    let sets: Vec<&[u32]> = active
-                        .iter()
-                        .map(|&(lr, _)| job.rows.set(r_start + lr, p))
-                        .collect();
-                    kr.batch(gi, &sets, scratch, &mut |k, cnt| {
-                        let (lr, cs) = active[k];
+                    for &(lr, cs) in &active {
+                        let set = job.rows.set(r_start + lr, p);
+                        cnt.fill(0);
+                        kr.count(gi, set, &mut cnt);
                         let (au, al) = acc_b[lr * stride..(lr + 1) * stride].split_at_mut(w);
                         let al = if lower { Some(&mut al[cs..w]) } else { None };
-                        let la = sets[k].len() as u32;
                         tables.accumulate(
                             &cnt[cs..w],
-                            la,
+                            set.len() as u32,
                             &col_lens[gi][cs..w],
                             uniform[gi],
                             &mut au[cs..w],
                             al,
                         );
-                    });
+                    }
                 }
             });
         p0 = p1;
@@ -447,30 +410,14 @@ impl CountKernel for SlicedKernel<'_> {
         });
     }
 
-    fn batch(
-        &self,
-        gi: usize,
-        sets: &[&[u32]],
-        scratch: &mut Scratch,
-        f: &mut dyn FnMut(usize, &[u32; BLOCK]),
-    ) {
+    #[inline]
+    fn count(&self, gi: usize, row: &[u32], counts: &mut [u32; BLOCK]) {
         let table = &self.tables[gi];
-        let isa = self.isa;
-        // SAFETY (every kernel call below): validated sets are ascending and below the row
-        // collection's vocabulary, and the table spans max(rows, cols) vocabulary; `isa` was
-        // checked against the CPU (Isa::detect / Isa::supported).
-        debug_assert!(sets
-            .iter()
-            .all(|s| s.last().is_none_or(|&t| (t as usize) < table.len())));
-        scratch.counts.resize(BLOCK, 0);
-        let cnt: &mut [u32; BLOCK] = (&mut scratch.counts[..BLOCK])
-            .try_into()
-            .expect("BLOCK counters");
-        for (k, set) in sets.iter().enumerate() {
-            cnt.fill(0);
-            unsafe { sliced::counts_unchecked(isa, table, set, cnt) };
-            f(k, cnt);
-        }
+        debug_assert!(row.last().is_none_or(|&t| (t as usize) < table.len()));
+        // SAFETY: validated sets are ascending and below the row collection's vocabulary, and
+        // the table spans max(rows, cols) vocabulary; `isa` was checked against the CPU
+        // (Isa::detect / Isa::supported).
+        unsafe { sliced::counts_unchecked(self.isa, table, row, counts) };
     }
 }
 
@@ -504,17 +451,9 @@ impl CountKernel for MergeKernel<'_> {
         self.c1 = st.c1;
         self.p0 = prompts.start;
     }
-    fn batch(
-        &self,
-        gi: usize,
-        sets: &[&[u32]],
-        scratch: &mut Scratch,
-        f: &mut dyn FnMut(usize, &[u32; BLOCK]),
-    ) {
-        batch_rows(sets, scratch, f, |row, out| {
-            for (c, o) in (self.c0..self.c1).zip(out.iter_mut()) {
-                *o += merge_count(row, self.cols.set(c, self.p0 + gi));
-            }
-        });
+    fn count(&self, gi: usize, row: &[u32], counts: &mut [u32; BLOCK]) {
+        for (c, o) in (self.c0..self.c1).zip(counts.iter_mut()) {
+            *o += merge_count(row, self.cols.set(c, self.p0 + gi));
+        }
     }
 }
