@@ -10,6 +10,7 @@ import {
   clusteredOrder,
   learnThreshold,
   maxArborescence,
+  nameAncestor,
   pairScores,
   parseBases,
   publisherPrior,
@@ -18,6 +19,7 @@ import {
 import { loadMatrix, type SimilarityMatrix } from '../src/analysis/input.js';
 import { readCsvFile } from '../src/util/csv.js';
 import { writeMatrixDashboard } from '../src/report/index.js';
+import { devHalf } from '../src/bench/lineage.js';
 
 /**
  * Lineage recovery (docs/lineage-recovery.md).
@@ -221,6 +223,87 @@ describe('lineage: algorithm on synthetic matrices', () => {
   });
 });
 
+describe('lineage: names, degenerate sketches, the window (second round)', () => {
+  it('orients a pair by the name-extension convention, and only then', () => {
+    expect(nameAncestor('Qwen/Qwen2-7B', 'Qwen/Qwen2-7B-Instruct')).toBe(1);
+    expect(nameAncestor('Qwen/Qwen2-7B-Instruct', 'Qwen/Qwen2-7B')).toBe(-1);
+    expect(nameAncestor('mistralai/Mistral-7B-v0.1', 'mistralai/Mistral-7B-Instruct-v0.1')).toBe(1);
+    // "base" marks the pretrained checkpoint published next to its tuned version.
+    expect(nameAncestor('HuggingFaceTB/SmolLM3-3B-Base', 'HuggingFaceTB/SmolLM3-3B')).toBe(1);
+    expect(nameAncestor('ByteDance-Seed/Seed-Coder-8B-Base', 'ByteDance-Seed/Seed-Coder-8B-Instruct')).toBe(1);
+    // The whole name inside another one (punctuation dropped, ≥ 6 characters).
+    expect(nameAncestor('Qwen/Qwen3-1.7B', 'fluently/FluentlyQwen3-1.7B')).toBe(1);
+    expect(nameAncestor('meta-llama/Llama-3.1-8B', 'NousResearch/Hermes-3-Llama-3.1-8B')).toBe(1);
+    // Namespaces do not count; unrelated, equal or sibling names say nothing.
+    expect(nameAncestor('Qwen/Qwen2-7B', 'someone/Qwen2-7B')).toBe(0);
+    expect(nameAncestor('DeepHat/DeepHat-V1-7B', 'Qwen/Qwen2.5-Coder-7B')).toBe(0);
+    expect(nameAncestor('a/llama31_8b_instruct_q4_0', 'a/llama31_8b_instruct_q4_1')).toBe(0);
+    expect(nameAncestor('a/A-ft', 'a/A-ft-ft')).toBe(0);
+  });
+
+  /**
+   * Family M: base org/M-7B, its instruct version org/M-7B-Instruct (re-uploaded once) and
+   * three fine-tunes of the instruct version that are closer to it (0.8) than the base is
+   * (0.35). Family N: N0 and two fine-tunes. D1 and D2 have degenerate sketches: 1.0 with each
+   * other, and unrelated noise with everyone else.
+   */
+  function instructFamily(): SimilarityMatrix {
+    const models = ['org/M-7B', 'org/M-7B-Instruct', 'mirror/M-7B-Instruct', 'x/ft-a', 'y/ft-b', 'z/ft-c', 'n/N0', 'n/N-one', 'n/N-two', 'd/D1', 'e/D2', 'q/loner'];
+    const canon = (m: string) => (m === 'mirror/M-7B-Instruct' ? 'org/M-7B-Instruct' : m);
+    const fam = (m: string) => (m.startsWith('n/') ? 'N' : m.startsWith('d/') || m.startsWith('e/') ? 'D' : m === 'q/loner' ? 'Q' : 'M');
+    return matrixOf(models, (a0, b0) => {
+      const a = canon(a0);
+      const b = canon(b0);
+      if (a === b) return 1;
+      const j = jitter(a, b);
+      if (fam(a) === 'D' && fam(b) === 'D') return 1;
+      if (fam(a) === 'D' || fam(b) === 'D') return 0.003 * 10 ** (0.8 * j);
+      if (fam(a) !== fam(b)) return 0.01 * 10 ** (0.2 * j);
+      if (fam(a) === 'N') return a === 'n/N0' || b === 'n/N0' ? 0.6 + 0.02 * j : 0.45 + 0.02 * j;
+      const pair = new Set([a, b]);
+      if (pair.has('org/M-7B') && pair.has('org/M-7B-Instruct')) return 0.35;
+      if (pair.has('org/M-7B-Instruct')) return 0.8 + 0.02 * j; // instruct vs its fine-tunes
+      if (pair.has('org/M-7B')) return 0.3 + 0.02 * j; // base vs the fine-tunes of the instruct
+      return 0.6 + 0.02 * j; // fine-tune vs fine-tune
+    });
+  }
+
+  it('leaves degenerate sketches out instead of calling them copies', () => {
+    const m = instructFamily();
+    const r = analyzeLineage(m);
+    expect(r.degenerate_models).toEqual(['d/D1', 'e/D2']);
+    expect(r.failed_models).toEqual([]);
+    for (const d of r.degenerate_models) expect(r.parents.find((p) => p.model === d)).toMatchObject({ parent: null, role: 'degenerate', confidence: 0, family: '(degenerate)' });
+    expect(r.copy_groups).toEqual([{ representative: 'org/M-7B-Instruct', members: ['org/M-7B-Instruct', 'mirror/M-7B-Instruct'] }]);
+    // Without the check the coincidence reads as the strongest relation in the matrix.
+    const off = analyzeLineage(m, { detectDegenerate: false });
+    expect(off.degenerate_models).toEqual([]);
+    const offParent = new Map(off.parents.map((p) => [p.model, p.parent]));
+    expect(offParent.get('d/D1') === 'e/D2' || offParent.get('e/D2') === 'd/D1').toBe(true);
+  });
+
+  it("finds the base of a much re-used model: names orient, and its own derivatives do not push the base out of the window", () => {
+    const m = instructFamily();
+    const parent = (opts: Parameters<typeof analyzeLineage>[1]) => new Map(analyzeLineage(m, opts).parents.map((p) => [p.model, p.parent]));
+    const d = parent({});
+    expect(d.get('org/M-7B-Instruct')).toBe('org/M-7B');
+    const why = analyzeLineage(m).parents.find((p) => p.model === 'org/M-7B-Instruct')!;
+    expect(why.reason).toContain('name orientation');
+    expect(why.metadata_used).toEqual(['name']);
+    expect(d.get('mirror/M-7B-Instruct')).toBe('org/M-7B-Instruct');
+    for (const ft of ['x/ft-a', 'y/ft-b', 'z/ft-c']) expect(d.get(ft), ft).toBe('org/M-7B-Instruct');
+    expect(d.get('org/M-7B')).toBeNull();
+    expect(d.get('n/N-one')).toBe('n/N0');
+    expect(d.get('q/loner')).toBeNull();
+    // Window over all candidates: the fine-tunes (0.8) push the base (0.35) out; a root.
+    expect(parent({ windowOf: 'all' }).get('org/M-7B-Instruct')).toBeNull();
+    // Without names the re-uploaded instruct version outranks the base: the direction flips.
+    const noNames = parent({ namePrior: false });
+    expect(noNames.get('org/M-7B')).toBe('org/M-7B-Instruct');
+    expect(noNames.get('org/M-7B-Instruct')).toBeNull();
+  });
+});
+
 describe('lineage: the default zoo (known lineage, chains included)', () => {
   it('recovers the families exactly and most parents from the zoo matrix', () => {
     const m = loadMatrix(path.join(FIX, 'zoo_default_overlap_matrix.csv'));
@@ -313,9 +396,20 @@ describe('modelprint analyze lineage on the real dev data', () => {
     const declared = declaredBases(DEV_RELATIONS);
     const pred = new Map(table.rows.map((r) => [r.model, r.parent || null]));
     const s = scoreLineage(m, declared, pred).predicted!;
-    // Measured (docs/lineage-recovery.md): precision 83/125 = 0.664, recall 78/106 = 0.736.
+    // Measured (docs/lineage-recovery.md, BENCHMARKS.md): precision 88/132 = 0.667, recall
+    // 85/106 = 0.802; lineage_eval.py on this parents.csv prints the same ("predicted parents:
+    // precision 88/132 = 0.667; recall of declared bases 85/106 = 0.802"). The issue's recall
+    // target (0.9) is not reached; these are the measured figures as lower bounds.
+    expect(s.with_parent).toBe(132);
+    expect(s.correct).toBeGreaterThanOrEqual(88);
+    expect(s.needed).toBe(106);
+    expect(s.found).toBeGreaterThanOrEqual(85);
     expect(s.precision).toBeGreaterThanOrEqual(0.6);
-    expect(s.recall).toBeGreaterThanOrEqual(0.7);
+    // Each half of the sha1 split (bench: devHalf) at its measured recall, as a lower bound.
+    for (const half of ['A', 'B'] as const) {
+      const h = scoreLineage(m, declared, pred, (x) => devHalf(x) === half).predicted!;
+      expect(h.recall, `half ${half}`).toBeGreaterThanOrEqual(half === 'A' ? 42 / 56 : 43 / 50);
+    }
     const nn = scoreLineage(m, declared, new Map(readCsvFile(path.join(FIX, 'nearest_parents.csv')).rows.map((r) => [r.model, r.parent]))).predicted!;
     expect(s.precision).toBeGreaterThan(nn.precision + 0.25);
     expect(s.recall).toBeGreaterThan(nn.recall + 0.3);

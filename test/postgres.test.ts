@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelprintError } from '../src/errors.js';
 import { PERMISSION_HINT, PostgresRegistry, redactUrl } from '../src/registry/postgres.js';
 import { SqliteRegistry } from '../src/registry/sqlite.js';
+import { native } from '../src/native/index.js';
 import { ROOT, parseJson, runCli, tmpDir, type CliResult } from './helpers/cli.js';
 import {
   ADMIN_PASSWORD,
@@ -352,10 +353,11 @@ describe('registry export / import', () => {
     const a = await r.addModel({ name: 'org/a', source: '/a', family: 'fam', modelType: 'Base', downloads: 10, tags: ['t1'], format: 'onnx', contentHash: 'ha' });
     const b = await r.addModel({ name: 'org/b', source: '/b', family: 'fam', baseModel: 'org/a', modelType: 'Chat' });
     const ps = await r.putProbeSet({ method: 'bottomk', paramsHash: 'ph', params: { k: 4, seed: 1 }, sourceKey: 'vocab', prompts: ['x', 'y'] });
-    const bin = Buffer.from(Array.from({ length: 300 }, (_, i) => (i * 7) % 256));
-    await r.putFingerprint({ modelKey: 'ha', modelId: a.id, probeSetId: ps.id, method: 'bottomk', configHash: 'c1', payload: bin });
-    await r.putFingerprint({ modelKey: 'hb', modelId: b.id, probeSetId: ps.id, method: 'bottomk', configHash: 'c1', payload: Buffer.from('b') });
-    await r.putFingerprint({ modelKey: 'hgone', modelId: gone.id, method: 'weight', configHash: 'c2', payload: Buffer.alloc(0) });
+    // Payloads as the pipeline stores them (import refuses any other): a one-model sketch named by its key, a float64 vector.
+    const sketch = (key: string, ids: number[]) => native.SketchSet.fromArrays([key], Uint32Array.from(ids), Uint32Array.from([2, ids.length - 2]), { prompts: 2, vocabSize: 1000, k: 4 }).toBytes();
+    await r.putFingerprint({ modelKey: 'ha', modelId: a.id, probeSetId: ps.id, method: 'bottomk', configHash: 'c1', payload: sketch('ha', [3, 700, 1, 2, 999]) });
+    await r.putFingerprint({ modelKey: 'hb', modelId: b.id, probeSetId: ps.id, method: 'bottomk', configHash: 'c1', payload: sketch('hb', [5, 6, 7]) });
+    await r.putFingerprint({ modelKey: 'hgone', modelId: gone.id, method: 'weight', configHash: 'c2', payload: Buffer.from(new Float64Array([0.5, -1]).buffer) });
     await r.removeModel(gone.id);
     const run = await r.startRun('experiment', { models: ['org/a', 'org/b'] });
     await r.recordError(run.id, 'org/b', 'E_MODEL_LOAD', 'missing weights');

@@ -41,14 +41,8 @@ export interface DownloadGroup extends Describe {
   hi: number | null;
 }
 
-export interface LowHigh {
-  count: number;
-  mean: number | null;
-  median: number | null;
-  std: number | null;
-  min: number | null;
-  max: number | null;
-}
+/** A group's `describe()` without the quartiles. */
+export type LowHigh = Omit<Describe, 'q1' | 'q3'>;
 
 export interface StrategyResult {
   name: string;
@@ -139,8 +133,8 @@ export interface DownloadsReport {
 export const WEIGHTS = { high: 1.0, medium: 0.7, low: 0.3 } as const;
 
 function lowHigh(values: readonly number[]): LowHigh {
-  const d = describe(values);
-  return { count: d.count, mean: d.mean, median: d.median, std: d.std, min: d.min, max: d.max };
+  const { q1: _q1, q3: _q3, ...rest } = describe(values);
+  return rest;
 }
 
 export function groupLabel(lo: number, hi: number | null): string {

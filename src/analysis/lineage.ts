@@ -10,21 +10,29 @@ import { pearsonR } from './stats.js';
  * Pure functions. The pair score is S(i, j) = (M[i][j] + M[j][i]) / 2 (a bottom-k matrix is
  * asymmetric: row i is scored on model i's prompts); a pair with a negative or missing
  * value in either direction has no score. The steps of the default method ("hub"):
+ *  0. degenerate sketches: two models with S ≥ copyThreshold whose score profiles against
+ *     all other models disagree (Pearson r of log10 S < copyProfileCorrelation) cannot be one
+ *     checkpoint — the probe returned the same tokens whatever the model; such models are
+ *     left out like failed ones (role "degenerate");
  *  1. same/different threshold τ learned from the scores: a two-component Gaussian mixture
  *     on log10 S of all pairs; τ is where the "same" component's posterior reaches 0.5;
- *  2. copy groups: pairs with S ≥ copyThreshold whose score profiles against every other
- *     model agree (Pearson r of log10 S ≥ copyProfileCorrelation) are one checkpoint
+ *  2. copy groups: pairs with S ≥ copyThreshold whose score profiles agree are one checkpoint
  *     (re-uploads, lossless conversions); the representative is the oldest (created_at),
  *     else most downloaded, else the upload whose namespace names the model ("publisher
  *     prior", only to break exact ties), else the shortest id;
  *  3. families: single-linkage clusters of S ≥ τ (the connected components);
- *  4. rank inside a family: copy-group size (originals get re-uploaded), then centrality
- *     (mean score against the copy groups it scores ≥ τ with), then the mean score against
- *     all models; with created_at for both models, the older one ranks first;
- *  5. parent: among the copy groups within `window` × the best score of the model (and ≥ τ),
- *     the highest-ranked one that outranks the model; none → a root;
- *  6. chains: while a closer candidate j sits between the model and that parent p (the
- *     model–p score is the weakest side of the triangle by `chainMargin`), j becomes the parent.
+ *  4. rank inside a family: created_at when both have one (older first); else a rank value:
+ *     copy-group size (originals get re-uploaded), then centrality (mean score against the
+ *     copy groups it scores ≥ τ with), then the mean score against all models; a name
+ *     ancestor (nameAncestor: `Qwen2-7B` for `Qwen2-7B-Instruct`) that scores ≥ τ with its
+ *     name descendant is lifted just above it (the order stays transitive);
+ *  5. parent: the candidates are the copy groups scoring ≥ τ that outrank the model; those
+ *     within `window` × the best of their scores are kept (windowOf "above"; "all": × the
+ *     model's best score over all groups, so its own derivatives can push its parent out);
+ *     the parent is the best-scoring of those with the most copies; none → a root;
+ *  6. chains: while a closer candidate j that also outranks the model sits between the model
+ *     and that parent p (the model–p score is the weakest side of the triangle by
+ *     `chainMargin`), j becomes the parent.
  * Other members of a copy group get the representative as parent. "arborescence" (Chu-Liu/
  * Edmonds on the directed scores) and "nearest" are kept as measured alternatives.
  */
@@ -52,12 +60,31 @@ export interface LineageOptions {
   window?: number;
   /** Break exact ties between copies by the uploader namespace (see above). */
   namePrior?: boolean;
+  /**
+   * Orient an edge by the model names when one name extends the other (see nameAncestor):
+   * `Qwen2-7B` ranks above `Qwen2-7B-Instruct`, `SmolLM3-3B-Base` above `SmolLM3-3B`.
+   */
+  nameOrientation?: boolean;
   /** Rank originals above their derivatives by the size of their copy group. */
   copyCountPrior?: boolean;
   /** Centrality over the copy groups scoring ≥ τ with the group (default), or over its whole family. */
   centrality?: 'neighbours' | 'family';
-  /** Among the candidates that outrank the model: the top-ranked one (default) or the best-scoring one. */
-  parentChoice?: 'rank' | 'score';
+  /**
+   * The window is measured from the best score of all candidates ('all') or of the candidates
+   * that outrank the model ('above': the model's own derivatives do not push its parent out).
+   */
+  windowOf?: 'all' | 'above';
+  /** Leave out models with degenerate sketches (see analyzeLineage). */
+  detectDegenerate?: boolean;
+  /** Chain step only through candidates that outrank the model (else: any candidate). */
+  chainAbove?: boolean;
+  /**
+   * Among the candidates that outrank the model (within the window): the best-scoring one
+   * among those with the most copies (default: a quantization goes to the re-uploaded
+   * original, a fine-tune to the closer of two equally re-uploaded ancestors), the top-ranked
+   * one ('rank'), or the best-scoring one ('score').
+   */
+  parentChoice?: 'rank' | 'score' | 'copies';
   /**
    * Chains: move the parent from the chosen (top-ranked) candidate p to a closer candidate j
    * when the pair (model, p) is the weakest side of the triangle (model, j, p) by this margin,
@@ -70,11 +97,15 @@ export interface LineageOptions {
 export const LINEAGE_DEFAULTS = {
   method: 'hub' as LineageMethod,
   copyThreshold: 0.98,
-  copyProfileCorrelation: 0.9,
+  copyProfileCorrelation: 0.95,
   window: 0.6,
   namePrior: true,
+  nameOrientation: true,
+  windowOf: 'above' as 'all' | 'above',
+  chainAbove: true,
+  detectDegenerate: true,
   copyCountPrior: true,
-  parentChoice: 'rank' as 'rank' | 'score',
+  parentChoice: 'copies' as 'rank' | 'score' | 'copies',
   centrality: 'neighbours' as 'neighbours' | 'family',
   chainMargin: 0.1,
 };
@@ -100,7 +131,7 @@ export interface ParentRow {
   score: number | null;
   /** 1-based rank of the parent among the model's neighbours by score. */
   rank: number | null;
-  role: 'root' | 'copy' | 'derived' | 'isolated' | 'failed';
+  role: 'root' | 'copy' | 'derived' | 'isolated' | 'failed' | 'degenerate';
   metadata_used: string[];
 }
 
@@ -135,10 +166,17 @@ export interface LineageReport {
     chain_margin: number;
     centrality: 'neighbours' | 'family';
     name_prior: boolean;
+    name_orientation: boolean;
     copy_count_prior: boolean;
+    window_of: 'all' | 'above';
+    parent_choice: 'rank' | 'score' | 'copies';
+    chain_above: boolean;
+    detect_degenerate: boolean;
   };
   models: number;
   failed_models: string[];
+  /** Models left out because their sketches are degenerate (see analyzeLineage). */
+  degenerate_models: string[];
   threshold: ThresholdFit;
   copy_groups: { representative: string; members: string[] }[];
   families: FamilyRow[];
@@ -313,6 +351,48 @@ export function publisherPrior(id: string): number {
   if ([org, ...orgWords].some((t) => t.length >= 3 && flatName.includes(t))) return 1;
   const nameWords = (name.match(/[a-z]{4,}/g) ?? []) as string[];
   return nameWords.some((w) => org.includes(w)) ? 1 : 0;
+}
+
+interface NameKey {
+  /** Words of the name (namespace dropped), without "base". */
+  words: Set<string>;
+  /** Whether the name has the word "base". */
+  base: boolean;
+  /** The words joined (punctuation dropped). */
+  flat: string;
+}
+
+function nameKey(id: string): NameKey {
+  const all = tokens(id.slice(id.indexOf('/') + 1));
+  const words = all.filter((t) => t !== 'base');
+  return { words: new Set(words), base: words.length < all.length, flat: words.join('') };
+}
+
+function nameAncestorOf(a: NameKey, b: NameKey): number {
+  if (a.words.size === 0 || b.words.size === 0) return 0;
+  const subset = (x: Set<string>, y: Set<string>) => [...x].every((t) => y.has(t));
+  // Or the whole name, punctuation dropped, inside the other (Qwen3-1.7B in FluentlyQwen3-1.7B,
+  // Llama-3.1-8B in Hermes-3-Llama-3.1-8B); at least 6 characters.
+  const within = (x: string, y: string) => x.length >= 6 && y.includes(x);
+  const aInB = subset(a.words, b.words) || within(a.flat, b.flat);
+  const bInA = subset(b.words, a.words) || within(b.flat, a.flat);
+  if (aInB && bInA) return a.base === b.base ? 0 : a.base ? 1 : -1;
+  if (aInB && !b.base) return 1;
+  if (bInA && !a.base) return -1;
+  return 0;
+}
+
+/**
+ * The "name extension" convention of model hubs: a derivative is named after its base with
+ * words added (`Qwen2-7B` → `Qwen2-7B-Instruct`, `Llama-3.1-8B` → `Llama-3.1-8B-Instruct`), or
+ * the base's whole name inside its own (`Qwen3-1.7B` → `FluentlyQwen3-1.7B`), and a pretrained
+ * checkpoint published next to its tuned version carries the word "base" (`SmolLM3-3B-Base` →
+ * `SmolLM3-3B`). Returns 1 when model a's name (namespace dropped) is the ancestor by this
+ * convention, −1 when b's is, 0 when neither name extends the other. analyzeLineage uses it
+ * only to orient pairs the scores already call related; it never creates an edge.
+ */
+export function nameAncestor(a: string, b: string): number {
+  return nameAncestorOf(nameKey(a), nameKey(b));
 }
 
 function profileCorrelation(S: readonly (readonly number[])[], a: number, b: number): number {
@@ -535,6 +615,23 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
   const failed = ids.map((_, i) => isFailedModel(matrix.values, i));
   const S = pairScores(matrix.values);
   for (let i = 0; i < n; i++) if (failed[i]) for (let j = 0; j < n; j++) S[i][j] = S[j][i] = NaN;
+  // Degenerate sketches: two models whose bottom-k sets coincide (S ≥ copyThreshold) but
+  // whose scores against everyone else disagree (profile r < copyProfileCorrelation) cannot be
+  // one checkpoint; the coincidence means the probe returned the same tokens whatever the
+  // model (e.g. a tokenizer mismatch). Their scores carry no lineage: left out like failures.
+  const degenerate = new Array<boolean>(n).fill(false);
+  if (o.detectDegenerate) {
+    for (let i = 0; i < n; i++) {
+      for (let j = i + 1; j < n; j++) {
+        if (finite(S[i][j]) && S[i][j] >= o.copyThreshold && profileCorrelation(S, i, j) < o.copyProfileCorrelation) degenerate[i] = degenerate[j] = true;
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      if (!degenerate[i]) continue;
+      failed[i] = true;
+      for (let j = 0; j < n; j++) S[i][j] = S[j][i] = NaN;
+    }
+  }
   const learned = learnThreshold(S);
   const fit: ThresholdFit =
     o.threshold !== undefined && o.threshold !== null
@@ -634,18 +731,42 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
     }
     return k ? sum / k : 0;
   });
+  // Rank value of a copy group (higher = closer to the root): the number of copies, then
+  // centrality (< 1), then the mean score against all models (tiny weight).
+  const rankValue = new Map<number, number>();
+  for (const [rep, list] of groups) {
+    rankValue.set(rep, (o.copyCountPrior ? list.length : 0) + 0.999 * Math.min(1, centrality.get(rep)!) + 1e-6 * globalMean[rep]);
+  }
+  const nameKeys = new Map<number, NameKey>();
+  const keyOf = (g: number) => nameKeys.get(g) ?? nameKeys.set(g, nameKey(ids[g])).get(g)!;
+  const useNames = o.namePrior && o.nameOrientation;
+  if (useNames) {
+    // A name ancestor (see nameAncestor) ranks above each related name descendant: it
+    // inherits the highest rank value among them, so the order stays transitive.
+    const pairs: [number, number][] = [];
+    for (const list of famGroups.values()) {
+      for (const a of list) {
+        for (const b of list) {
+          if (a !== b && !failed[a] && !failed[b] && groupScore(ctx, a, b) >= tau && nameAncestorOf(keyOf(a), keyOf(b)) > 0) pairs.push([a, b]);
+        }
+      }
+    }
+    for (let pass = 0, changed = true; changed && pass <= n; pass++) {
+      changed = false;
+      for (const [a, b] of pairs) {
+        if (rankValue.get(a)! <= rankValue.get(b)!) {
+          rankValue.set(a, rankValue.get(b)! + 1e-9);
+          changed = true;
+        }
+      }
+    }
+  }
   /** > 0 when group a ranks above group b (closer to the root). */
   const outranks = (a: number, b: number): number => {
     const ca = created(a);
     const cb = created(b);
     if (ca !== null && cb !== null && ca !== cb) return cb - ca;
-    if (o.copyCountPrior) {
-      const d = groups.get(a)!.length - groups.get(b)!.length;
-      if (d !== 0) return d;
-    }
-    const dc = centrality.get(a)! - centrality.get(b)!;
-    if (dc !== 0) return dc;
-    return globalMean[a] - globalMean[b] || b - a;
+    return rankValue.get(a)! - rankValue.get(b)! || b - a;
   };
 
   // parents of copy-group representatives
@@ -662,27 +783,40 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
         parentOf.set(i, { p: best.j, why: 'nearest neighbour', used: [] });
         continue;
       }
-      const near = scored.filter((x) => x.s >= o.window * top);
+      const above = scored.filter((x) => outranks(x.j, i) > 0);
+      if (!above.length) continue;
+      const ref = o.windowOf === 'above' ? Math.max(...above.map((x) => x.s)) : top;
+      const near = scored.filter((x) => x.s >= o.window * ref);
       const up = near.filter((x) => outranks(x.j, i) > 0);
       if (!up.length) continue;
-      let best = up.reduce((a, b) => (o.parentChoice === 'score' ? (b.s > a.s ? b : a) : outranks(b.j, a.j) > 0 ? b : a));
+      const copies = (j: number) => groups.get(j)!.length;
+      const topCopies = Math.max(...up.map((x) => copies(x.j)));
+      let best =
+        o.parentChoice === 'copies'
+          ? up.filter((x) => copies(x.j) === topCopies).reduce((a, b) => (b.s > a.s ? b : a))
+          : up.reduce((a, b) => (o.parentChoice === 'score' ? (b.s > a.s ? b : a) : outranks(b.j, a.j) > 0 ? b : a));
       let chained = false;
       for (let step = 0; o.chainMargin > 0 && step < near.length; step++) {
         const p = best;
-        const between = near.filter((x) => x.j !== p.j && x.s > p.s && p.s < Math.min(x.s, groupScore(ctx, x.j, p.j)) - o.chainMargin);
+        const between = (o.chainAbove ? up : near).filter((x) => x.j !== p.j && x.s > p.s && p.s < Math.min(x.s, groupScore(ctx, x.j, p.j)) - o.chainMargin);
         if (!between.length) break;
         best = between.reduce((a, b) => (b.s > a.s ? b : a));
         chained = true;
       }
       const used: string[] = [];
-      if (created(best.j) !== null && created(i) !== null) used.push('created_at');
+      const dated = created(best.j) !== null && created(i) !== null;
+      if (dated) used.push('created_at');
+      const named = !dated && useNames && nameAncestorOf(keyOf(best.j), keyOf(i)) > 0;
+      if (named) used.push('name');
       const why = chained
-        ? 'closer model between this one and the top-ranked candidate (chain)'
-        : created(best.j) !== null && created(i) !== null && created(best.j)! < created(i)!
+        ? 'closer model between this one and the chosen candidate (chain)'
+        : dated && created(best.j)! < created(i)!
           ? 'older of the strong neighbours'
-          : o.copyCountPrior && groups.get(best.j)!.length > groups.get(i)!.length
-            ? `most re-uploaded strong neighbour (${groups.get(best.j)!.length} copies)`
-            : 'most central strong neighbour';
+          : named
+            ? 'strong neighbour whose name this one extends (name orientation)'
+            : groups.get(best.j)!.length > groups.get(i)!.length
+              ? `most re-uploaded strong neighbour (${groups.get(best.j)!.length} copies)`
+              : 'best-scoring more central strong neighbour';
       parentOf.set(i, { p: best.j, why, used });
     }
   } else {
@@ -748,7 +882,7 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
     const top = (roots.length ? roots : list).reduce((a, b) => (outranks(b, a) > 0 ? b : a));
     famRoot.set(f, top);
   }
-  const familyName = (i: number) => (failed[i] ? '(failed)' : ids[famRoot.get(fam[i])!]);
+  const familyName = (i: number) => (degenerate[i] ? '(degenerate)' : failed[i] ? '(failed)' : ids[famRoot.get(fam[i])!]);
 
   // neighbour rank of p for model i
   const rankOf = (i: number, p: number): number => {
@@ -765,6 +899,19 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
 
   const parents: ParentRow[] = ids.map((id, i) => {
     const metaUsed = (extra: string[]) => [...new Set([...extra])];
+    if (degenerate[i]) {
+      return {
+        model: id,
+        parent: null,
+        confidence: 0,
+        family: familyName(i),
+        reason: `degenerate sketch: scores ≥ ${o.copyThreshold} with a model whose scores against all others disagree (probe returns the same tokens whatever the model); left out`,
+        score: null,
+        rank: null,
+        role: 'degenerate',
+        metadata_used: [],
+      };
+    }
     if (failed[i]) {
       return { model: id, parent: null, confidence: 0, family: familyName(i), reason: 'failed model (-1 in its row): no scores', score: null, rank: null, role: 'failed', metadata_used: [] };
     }
@@ -945,10 +1092,16 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
       chain_margin: o.chainMargin,
       centrality: o.centrality,
       name_prior: o.namePrior,
+      name_orientation: o.namePrior && o.nameOrientation,
       copy_count_prior: o.copyCountPrior,
+      window_of: o.windowOf,
+      parent_choice: o.parentChoice,
+      chain_above: o.chainAbove,
+      detect_degenerate: o.detectDegenerate,
     },
     models: n,
-    failed_models: ids.filter((_, i) => failed[i]),
+    failed_models: ids.filter((_, i) => failed[i] && !degenerate[i]),
+    degenerate_models: ids.filter((_, i) => degenerate[i]),
     threshold: fit,
     copy_groups: [...groups.values()].filter((l) => l.length > 1).map((l) => ({ representative: ids[l[0]], members: l.map((i) => ids[i]) })),
     families,
@@ -999,7 +1152,13 @@ function quantileLinear(xs: number[], q: number): number {
  * recall counts models whose declared bases are all in the matrix and whose predicted
  * parent is one of them. Also computes the per-row Tukey-fence baseline.
  */
-export function scoreLineage(matrix: Pick<SimilarityMatrix, 'models' | 'values'>, declared: Map<string, string[]>, predicted?: Map<string, string | null>): LineageScore {
+export function scoreLineage(
+  matrix: Pick<SimilarityMatrix, 'models' | 'values'>,
+  declared: Map<string, string[]>,
+  predicted?: Map<string, string | null>,
+  /** Score the predicted parents of these models only (e.g. one half of a split). */
+  subset?: (model: string) => boolean,
+): LineageScore {
   const ids = matrix.models;
   const M = matrix.values;
   const n = ids.length;
@@ -1043,12 +1202,13 @@ export function scoreLineage(matrix: Pick<SimilarityMatrix, 'models' | 'values'>
   const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
   let pred: LineageScore['predicted'] = null;
   if (predicted) {
-    const withp = ids.filter((m) => predicted.get(m));
+    const inSubset = subset ?? (() => true);
+    const withp = ids.filter((m) => predicted.get(m) && inSubset(m));
     const correct = withp.filter((m) => {
       const p = predicted.get(m)!;
       return bases(m).includes(p) || edges.has(key(p, m)) || related.get(m)!.has(p);
     }).length;
-    const needed = ids.filter((m) => bases(m).length && bases(m).every((b) => idx.has(b)));
+    const needed = ids.filter((m) => inSubset(m) && bases(m).length && bases(m).every((b) => idx.has(b)));
     const found = needed.filter((m) => bases(m).includes(predicted.get(m) ?? '\u0000')).length;
     pred = {
       correct,

@@ -1,8 +1,8 @@
 import type { ModelInfo, SimilarityMatrix } from './input.js';
 
 /** How a pair's score is read from M[i][j] and M[j][i] (an overlap matrix is not symmetric). */
-export type Symmetrise = 'max' | 'mean' | 'row';
-export const SYMMETRISE: readonly Symmetrise[] = ['max', 'mean', 'row'];
+export const SYMMETRISE = ['max', 'mean', 'row'] as const;
+export type Symmetrise = (typeof SYMMETRISE)[number];
 
 export interface Neighbour {
   model: string;

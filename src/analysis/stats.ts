@@ -108,7 +108,8 @@ function tieSizes(xs: readonly number[]): number[] {
   return [...counts.values()].filter((t) => t > 1);
 }
 
-export function pearsonR(x: readonly number[], y: readonly number[]): number | null {
+/** Sums of centred cross products and squares of paired samples, with the means; null for n < 2. */
+function centredSums(x: readonly number[], y: readonly number[]): { mx: number; my: number; sxy: number; sxx: number; syy: number } | null {
   const n = x.length;
   if (n < 2) return null;
   const mx = sum(x) / n;
@@ -121,6 +122,13 @@ export function pearsonR(x: readonly number[], y: readonly number[]): number | n
     sxx += (x[i] - mx) ** 2;
     syy += (y[i] - my) ** 2;
   }
+  return { mx, my, sxy, sxx, syy };
+}
+
+export function pearsonR(x: readonly number[], y: readonly number[]): number | null {
+  const c = centredSums(x, y);
+  if (!c) return null;
+  const { sxy, sxx, syy } = c;
   if (sxx === 0 || syy === 0) return null;
   return Math.max(-1, Math.min(1, sxy / Math.sqrt(sxx * syy)));
 }
@@ -225,17 +233,9 @@ export function mannWhitneyU(x: readonly number[], y: readonly number[]): MannWh
 
 /** Least-squares line y = slope·x + intercept; null with fewer than 2 distinct x. */
 export function linearFit(x: readonly number[], y: readonly number[]): { slope: number; intercept: number } | null {
-  const n = x.length;
-  if (n < 2) return null;
-  const mx = sum(x) / n;
-  const my = sum(y) / n;
-  let sxy = 0;
-  let sxx = 0;
-  for (let i = 0; i < n; i++) {
-    sxy += (x[i] - mx) * (y[i] - my);
-    sxx += (x[i] - mx) ** 2;
-  }
-  if (sxx === 0) return null;
+  const c = centredSums(x, y);
+  if (!c || c.sxx === 0) return null;
+  const { mx, my, sxy, sxx } = c;
   const slope = sxy / sxx;
   return { slope, intercept: my - slope * mx };
 }

@@ -22,6 +22,12 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
     verbose: Flags.boolean({ char: 'v', description: 'Print debug logs and stack traces.', helpGroup: 'GLOBAL' }),
   };
 
+  /**
+   * `read`: the command only reads the registry, so a SQLite registry that does not exist is
+   * an empty one and nothing (file or folder) is created for it.
+   */
+  static registryAccess: 'read' | 'write' = 'write';
+
   protected flags!: BaseFlags<T>;
   protected args!: BaseArgs<T>;
   /** All positional arguments (for commands with strict = false). */
@@ -51,7 +57,9 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
    * commands that spread `registryFlag` into their flags have --registry.
    */
   protected async registry(): Promise<Registry> {
-    if (!this.registryHandle) this.registryHandle = await openRegistry(this.registrySpec());
+    if (!this.registryHandle) {
+      this.registryHandle = await openRegistry(this.registrySpec(), { create: (this.ctor as typeof BaseCommand).registryAccess === 'write' });
+    }
     return this.registryHandle;
   }
 

@@ -120,35 +120,16 @@ class Reader {
   remaining(): number {
     return this.size - this.pos;
   }
-  u8(w: string) {
-    return this.need(1, w).readUInt8(0);
-  }
-  i8(w: string) {
-    return this.need(1, w).readInt8(0);
-  }
-  u16(w: string) {
-    return this.need(2, w).readUInt16LE(0);
-  }
-  i16(w: string) {
-    return this.need(2, w).readInt16LE(0);
-  }
   u32(w: string) {
     return this.need(4, w).readUInt32LE(0);
-  }
-  i32(w: string) {
-    return this.need(4, w).readInt32LE(0);
-  }
-  f32(w: string) {
-    return this.need(4, w).readFloatLE(0);
-  }
-  f64(w: string) {
-    return this.need(8, w).readDoubleLE(0);
   }
   u64(w: string): bigint {
     return this.need(8, w).readBigUInt64LE(0);
   }
-  i64(w: string): bigint {
-    return this.need(8, w).readBigInt64LE(0);
+  /** One value of a fixed-size gguf_type (SCALARS). */
+  scalar(type: number, w: string): GgufValue {
+    const t = SCALARS[type]!;
+    return t.read(this.need(t.bytes, w));
   }
   /** A u64 that must fit the file: a count whose items take at least `minBytes` each. */
   count(w: string, minBytes: number): number {
@@ -166,49 +147,36 @@ class Reader {
 // gguf_type: value types of the key/value section, with the least bytes one value takes.
 const VALUE_MIN_BYTES: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 8: 8, 9: 12, 10: 8, 11: 8, 12: 8 };
 
+/** A 64-bit integer as a number when it is exact, else as a bigint. */
+const exact = (v: bigint): number | bigint => (v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v);
+
+// gguf_type values of a fixed size: their bytes and how one little-endian value reads.
+const SCALARS: Record<number, { bytes: number; read: (b: Buffer) => GgufValue }> = {
+  0: { bytes: 1, read: (b) => b.readUInt8(0) },
+  1: { bytes: 1, read: (b) => b.readInt8(0) },
+  2: { bytes: 2, read: (b) => b.readUInt16LE(0) },
+  3: { bytes: 2, read: (b) => b.readInt16LE(0) },
+  4: { bytes: 4, read: (b) => b.readUInt32LE(0) },
+  5: { bytes: 4, read: (b) => b.readInt32LE(0) },
+  6: { bytes: 4, read: (b) => b.readFloatLE(0) },
+  7: { bytes: 1, read: (b) => b.readUInt8(0) !== 0 },
+  10: { bytes: 8, read: (b) => exact(b.readBigUInt64LE(0)) },
+  11: { bytes: 8, read: (b) => exact(b.readBigInt64LE(0)) },
+  12: { bytes: 8, read: (b) => b.readDoubleLE(0) },
+};
+
 function readValue(r: Reader, type: number, key: string, depth: number): GgufValue {
-  switch (type) {
-    case 0:
-      return r.u8(key);
-    case 1:
-      return r.i8(key);
-    case 2:
-      return r.u16(key);
-    case 3:
-      return r.i16(key);
-    case 4:
-      return r.u32(key);
-    case 5:
-      return r.i32(key);
-    case 6:
-      return r.f32(key);
-    case 7:
-      return r.u8(key) !== 0;
-    case 8:
-      return r.str(key);
-    case 9: {
-      if (depth >= MAX_ARRAY_DEPTH) throw badValue(r, key, 'arrays nested too deeply');
-      const et = r.u32(`element type of ${key}`);
-      if (!(et in VALUE_MIN_BYTES)) throw badValue(r, key, `unknown array element type ${et}`);
-      const n = r.count(`element count of ${key}`, VALUE_MIN_BYTES[et]);
-      if (n > MAX_ARRAY) throw badValue(r, key, `array of ${n} elements exceeds the limit of ${MAX_ARRAY}`);
-      const out: GgufValue[] = new Array<GgufValue>(n);
-      for (let i = 0; i < n; i++) out[i] = readValue(r, et, key, depth + 1);
-      return out;
-    }
-    case 10: {
-      const v = r.u64(key);
-      return v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
-    }
-    case 11: {
-      const v = r.i64(key);
-      return v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER) ? Number(v) : v;
-    }
-    case 12:
-      return r.f64(key);
-    default:
-      throw badValue(r, key, `unknown value type ${type}`);
-  }
+  if (type in SCALARS) return r.scalar(type, key);
+  if (type === 8) return r.str(key);
+  if (type !== 9) throw badValue(r, key, `unknown value type ${type}`);
+  if (depth >= MAX_ARRAY_DEPTH) throw badValue(r, key, 'arrays nested too deeply');
+  const et = r.u32(`element type of ${key}`);
+  if (!(et in VALUE_MIN_BYTES)) throw badValue(r, key, `unknown array element type ${et}`);
+  const n = r.count(`element count of ${key}`, VALUE_MIN_BYTES[et]);
+  if (n > MAX_ARRAY) throw badValue(r, key, `array of ${n} elements exceeds the limit of ${MAX_ARRAY}`);
+  const out: GgufValue[] = new Array<GgufValue>(n);
+  for (let i = 0; i < n; i++) out[i] = readValue(r, et, key, depth + 1);
+  return out;
 }
 
 const badValue = (r: Reader, key: string, msg: string): ModelError => r.fail(`metadata "${key}": ${msg}`);
@@ -299,6 +267,40 @@ for (let h = 0; h < 65536; h++) {
 const f16 = (b: Buffer, o: number): number => f16tab[b.readUInt16LE(o)];
 
 /** ggml's get_scale_min_k4: the 6-bit scale and min of sub-block j from the 12 packed bytes at q. */
+/** Rounding to float32 where ggml computes in float. */
+const fr = Math.fround;
+
+/**
+ * Q4_K and Q5_K super-blocks of 256 values: 8 sub-blocks with 6-bit (scale, min) pairs
+ * and 4-bit quants; Q5_K adds a fifth bit per value from its qh[32] (ggml-quants.c).
+ */
+function dequantK45(src: Buffer, nb: number, y: Float32Array, high: boolean): void {
+  const bytes = high ? 176 : 144;
+  for (let i = 0; i < nb; i++) {
+    const o = i * bytes;
+    const d = f16(src, o);
+    const min = f16(src, o + 2);
+    const qh = o + 16;
+    let q = high ? o + 48 : o + 16;
+    let out = i * 256;
+    let u1 = 1;
+    let u2 = 2;
+    for (let j = 0, is = 0; j < 256; j += 64, is += 2) {
+      const [sc1, m1] = scaleMinK4(is, src, o + 4);
+      const [sc2, m2] = scaleMinK4(is + 1, src, o + 4);
+      const d1 = fr(d * sc1);
+      const mm1 = fr(min * m1);
+      const d2 = fr(d * sc2);
+      const mm2 = fr(min * m2);
+      for (let l = 0; l < 32; l++) y[out++] = fr(d1 * ((src[q + l] & 0xf) + (high && src[qh + l] & u1 ? 16 : 0))) - mm1;
+      for (let l = 0; l < 32; l++) y[out++] = fr(d2 * ((src[q + l] >> 4) + (high && src[qh + l] & u2 ? 16 : 0))) - mm2;
+      q += 32;
+      u1 <<= 2;
+      u2 <<= 2;
+    }
+  }
+}
+
 function scaleMinK4(j: number, b: Buffer, q: number): [number, number] {
   if (j < 4) return [b[q + j] & 63, b[q + j + 4] & 63];
   return [(b[q + j + 4] & 0xf) | ((b[q + j - 4] >> 6) << 4), (b[q + j + 4] >> 4) | ((b[q + j] >> 6) << 4)];
@@ -312,7 +314,6 @@ export function dequantize(src: Buffer, type: number, elements: number, where: {
   const info = GGML_TYPES[type];
   const y = new Float32Array(elements);
   const nb = elements / (info?.block ?? 1);
-  const fr = Math.fround;
   switch (info?.name) {
     case 'F32':
       for (let i = 0; i < elements; i++) y[i] = src.readFloatLE(4 * i);
@@ -386,50 +387,11 @@ export function dequantize(src: Buffer, type: number, elements: number, where: {
       return y;
     case 'Q4_K':
       // block_q4_K: d, dmin (f16), scales[12], qs[128]
-      for (let i = 0; i < nb; i++) {
-        const o = i * 144;
-        const d = f16(src, o);
-        const min = f16(src, o + 2);
-        let q = o + 16;
-        let out = i * 256;
-        for (let j = 0, is = 0; j < 256; j += 64, is += 2) {
-          const [sc1, m1] = scaleMinK4(is, src, o + 4);
-          const [sc2, m2] = scaleMinK4(is + 1, src, o + 4);
-          const d1 = fr(d * sc1);
-          const mm1 = fr(min * m1);
-          const d2 = fr(d * sc2);
-          const mm2 = fr(min * m2);
-          for (let l = 0; l < 32; l++) y[out++] = fr(d1 * (src[q + l] & 0xf)) - mm1;
-          for (let l = 0; l < 32; l++) y[out++] = fr(d2 * (src[q + l] >> 4)) - mm2;
-          q += 32;
-        }
-      }
+      dequantK45(src, nb, y, false);
       return y;
     case 'Q5_K':
       // block_q5_K: d, dmin (f16), scales[12], qh[32], qs[128]
-      for (let i = 0; i < nb; i++) {
-        const o = i * 176;
-        const d = f16(src, o);
-        const min = f16(src, o + 2);
-        const qh = o + 16;
-        let ql = o + 48;
-        let out = i * 256;
-        let u1 = 1;
-        let u2 = 2;
-        for (let j = 0, is = 0; j < 256; j += 64, is += 2) {
-          const [sc1, m1] = scaleMinK4(is, src, o + 4);
-          const [sc2, m2] = scaleMinK4(is + 1, src, o + 4);
-          const d1 = fr(d * sc1);
-          const mm1 = fr(min * m1);
-          const d2 = fr(d * sc2);
-          const mm2 = fr(min * m2);
-          for (let l = 0; l < 32; l++) y[out++] = fr(d1 * ((src[ql + l] & 0xf) + (src[qh + l] & u1 ? 16 : 0))) - mm1;
-          for (let l = 0; l < 32; l++) y[out++] = fr(d2 * ((src[ql + l] >> 4) + (src[qh + l] & u2 ? 16 : 0))) - mm2;
-          ql += 32;
-          u1 <<= 2;
-          u2 <<= 2;
-        }
-      }
+      dequantK45(src, nb, y, true);
       return y;
     case 'Q6_K':
       // block_q6_K: ql[128], qh[64], scales[16] (int8), d (f16)

@@ -14,7 +14,7 @@
  *   fused qkv). RoPE scaling: default, linear, llama3.
  */
 import { DataType, GraphBuilder } from '../zoo/onnx/graph.js';
-import { MASK_VALUE } from '../zoo/llama.js';
+import { causalMask, decoderInputs, decoderOutputs, maskBias } from '../zoo/onnx/decoder-io.js';
 import { ModelError } from '../inference/errors.js';
 import type { Checkpoint, TensorEntry } from './safetensors.js';
 
@@ -210,7 +210,6 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
   const rep = H / KV;
   const g = new GraphBuilder(`modelprint-${arch}`);
   const F = DataType.FLOAT;
-  const I64 = DataType.INT64;
   const isGemma = arch === 'gemma' || arch === 'gemma2' || arch === 'gemma3_text';
 
   // Weight names: gpt2 checkpoints come with or without the "transformer." prefix.
@@ -232,14 +231,8 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
   };
   const optBias = (name: string, n: number): string | null => (has(name) ? weight(name, [n]) : null);
 
-  const inputIds = g.input('input_ids', I64, ['batch_size', 'sequence_length']);
-  const attentionMask = g.input('attention_mask', I64, ['batch_size', 'total_sequence_length']);
-  const positionIds = g.input('position_ids', I64, ['batch_size', 'sequence_length']);
-  const past: Array<{ key: string; value: string }> = [];
-  for (let i = 0; i < L; i++) {
-    const shape = ['batch_size', KV, 'past_sequence_length', D];
-    past.push({ key: g.input(`past_key_values.${i}.key`, F, shape), value: g.input(`past_key_values.${i}.value`, F, shape) });
-  }
+  const dims = { layers: L, kvHeads: KV, headDim: D };
+  const { inputIds, attentionMask, positionIds, past } = decoderInputs(g, dims);
 
   g.scope = 'shapes/';
   const bs = g.op('Shape', [inputIds]);
@@ -315,22 +308,12 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
 
   // Additive masks [batch, 1, 1, seq, total]: causal over absolute positions and padding (and the sliding window).
   g.scope = 'mask/';
-  const total = g.op('Shape', [attentionMask], { start: 1, end: 2 });
-  const seq = g.op('Shape', [inputIds], { start: 1, end: 2 });
-  const pastLen = g.op('Sub', [total, seq]);
-  const zero = g.int64([0], []);
-  const one = g.int64([1], []);
-  const totalS = g.op('Squeeze', [total, g.int64([0])]);
-  const keyIdx = g.op('Unsqueeze', [g.op('Range', [zero, totalS, one]), g.int64([0])]);
-  const queryIdx = g.op('Unsqueeze', [g.op('Range', [g.op('Squeeze', [pastLen, g.int64([0])]), totalS, one]), g.int64([1])]);
-  const keep = g.op('Unsqueeze', [g.op('Cast', [attentionMask], { to: DataType.BOOL }), g.int64([1, 2, 3])]);
-  const allowed = g.op('And', [g.op('LessOrEqual', [keyIdx, queryIdx]), keep]);
-  const biasFull = g.op('Where', [allowed, g.float([0], []), g.float([MASK_VALUE], [])]);
+  const { keyIdx, queryIdx, allowed, bias: biasFull } = causalMask(g, { inputIds, attentionMask });
   let biasSliding: string | null = null;
   if (spec.sliding.some(Boolean) && spec.slidingWindow !== null) {
     // HF: key j is visible from query i when j > i - window.
     const inWindow = g.op('Greater', [keyIdx, g.op('Sub', [queryIdx, g.int64([spec.slidingWindow], [])])]);
-    biasSliding = g.op('Where', [g.op('And', [allowed, inWindow]), g.float([0], []), g.float([MASK_VALUE], [])]);
+    biasSliding = maskBias(g, g.op('And', [allowed, inWindow]));
   }
 
   /** Attention over q [b,H,s,D], k/v [b,KV,s,D] (after RoPE); returns [b·s, H·D]. */
@@ -450,11 +433,6 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
   const flat = softcap(g.op('Gemm', [hidden, head], { transB: 1 }), spec.finalSoftcap);
   g.op('Reshape', [flat, g.op('Concat', [bs, g.int64([V])], { axis: 0 })], {}, 'logits');
 
-  g.output('logits', F, ['batch_size', 'sequence_length', V]);
-  for (let i = 0; i < L; i++) {
-    const shape = ['batch_size', KV, 'total_sequence_length', D];
-    g.output(`present.${i}.key`, F, shape);
-    g.output(`present.${i}.value`, F, shape);
-  }
+  decoderOutputs(g, dims, V);
   return g;
 }

@@ -13,9 +13,9 @@
  * it added — never what was in the cache before.
  *
  * The base's prompts and sketch are computed once and reused by every chunk through the registry
- * (a private one in --out-dir, audit-registry.db, when the run may not use the main one).
+ * (a private one in --output-dir, audit-registry.db, when the run may not use the main one).
  *
- * Outputs in --out-dir: derivatives.csv (discovery), lineage.csv (append-only, resumable),
+ * Outputs in --output-dir: derivatives.csv (discovery), lineage.csv (append-only, resumable),
  * audit.csv (the §1.7 rows joined with the Hub metadata, in discovery order — the same bytes
  * after any interruption), findings.json / findings.md, and the downloads analysis (METHODS §5)
  * with its dashboard in report/.
@@ -203,7 +203,7 @@ export async function runAudit(ctx: RunContext, o: AuditOptions, log: (m: string
     cached = true;
     log(`resuming the audit in ${o.outDir}: ${rows.length} derivatives from derivatives.csv`);
   } else {
-    if (prev && JSON.stringify(prev) !== JSON.stringify(params)) throw new ModelprintError('E_CONFIG', `${o.outDir} holds an audit with other parameters (${JSON.stringify(prev)})`, { subject: o.outDir, hint: 'use another --out-dir, or move the old one away' });
+    if (prev && JSON.stringify(prev) !== JSON.stringify(params)) throw new ModelprintError('E_CONFIG', `${o.outDir} holds an audit with other parameters (${JSON.stringify(prev)})`, { subject: o.outDir, hint: 'use another --output-dir, or move the old one away' });
     const r = await derivativesWithCache(o.base, o.hub, o.discover, { registry: o.registry, ttlSeconds: o.ttlSeconds, refresh: o.refresh, warn: ctx.warn });
     rows = r.rows;
     cached = r.cached;
@@ -263,7 +263,7 @@ export async function runAudit(ctx: RunContext, o: AuditOptions, log: (m: string
   }
   // Every chunk scores against the base's prompts and sketch: they come from the registry after the
   // first chunk. When the run may not use the registry that way (--no-reuse, --registry-write
-  // read-only / off), a private one in --out-dir keeps them (and survives a resume).
+  // read-only / off), a private one in --output-dir keeps them (and survives a resume).
   const own = !ctx.registry || !ctx.reuse || (ctx.registryWrite ?? 'write') !== 'write' ? await openRegistry(path.join(o.outDir, 'audit-registry.db')) : null;
   const sub: RunContext = own ? { ...ctx, registry: own, reuse: true, registryWrite: 'write', progress: chunkProgress(ctx.progress) } : { ...ctx, progress: chunkProgress(ctx.progress) };
   try {

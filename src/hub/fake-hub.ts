@@ -422,7 +422,8 @@ export async function buildPopulation(hub: FakeHub, workDir: string, opts: { hfF
     const parent = chainParent && chainParent[2] !== '1' ? `zoo/${chainParent[1]}-chain-${Number(chainParent[2]) - 1}` : base;
     add(`zoo/${r.model_id}`, filesOf(path.join(zooDir, r.path)), parent, REL[r.relation] ?? 'finetune', 'scored');
   }
-  // A GGUF-only quant of a fine-tune (depth 2): downloaded (one quant by preference), not runnable.
+  // A GGUF-only quant of a fine-tune (depth 2) whose files are truncated after the magic:
+  // downloaded (one quant by preference), then refused by the GGUF parser with a code.
   const cfg = fs.readFileSync(path.join(zooDir, 'alpha-ft-light', 'config.json'));
   add(
     'zoo/alpha-ft-light-GGUF',
@@ -433,7 +434,7 @@ export async function buildPopulation(hub: FakeHub, workDir: string, opts: { hfF
     ],
     'zoo/alpha-ft-light',
     'quantized',
-    'unsupported_gguf',
+    'bad_gguf',
   );
   if (opts.hfFixtures) {
     const hf = opts.hfFixtures;

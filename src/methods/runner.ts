@@ -17,17 +17,17 @@ import { isModelError, ModelError } from '../inference/errors.js';
 import type { OnnxVariantRequest } from '../inference/format.js';
 import { fingerprintKey, onnxFileOf } from '../inference/resolve.js';
 import type { SketchSet } from '../../native/index.js';
-import { native } from '../native/index.js';
+import { decodeSketchPayload } from '../registry/payloads.js';
 import type { Registry } from '../registry/types.js';
 import { contentHash } from '../util/hash.js';
 import type { Progress } from '../ui/progress.js';
 import type { StopSignal } from '../util/signals.js';
-import { computeSketch, generatePrompts, type ModelSketch } from './bottomk.js';
+import { computeSketch, generatePrompts, promptListHash, type ModelSketch } from './bottomk.js';
 import type { ModelEntry } from './models-input.js';
 import { promptParamsHash, sketchConfigHash, type BottomKParams } from './params.js';
 
-export type RegistryWrite = 'write' | 'read-only' | 'off';
-export const REGISTRY_WRITE_MODES: readonly RegistryWrite[] = ['write', 'read-only', 'off'];
+export const REGISTRY_WRITE_MODES = ['write', 'read-only', 'off'] as const;
+export type RegistryWrite = (typeof REGISTRY_WRITE_MODES)[number];
 
 export interface RunContext {
   params: BottomKParams;
@@ -171,12 +171,9 @@ export function sketchFingerprinter(k: number, prompts: string[]): Fingerprinter
     configHash: sketchConfigHash(k, prompts),
     encode: (s) => s.toBytes(),
     decode: (payload, key) => {
-      try {
-        const s = native.SketchSet.fromBytes(payload);
-        return s.count === 1 && s.prompts === prompts.length && s.modelIds[0] === key ? s : null;
-      } catch {
-        return null;
-      }
+      const r = decodeSketchPayload(payload, key);
+      if ('problem' in r) return null;
+      return r.set.prompts === prompts.length && r.set.promptHash === promptListHash(prompts) ? r.set : null;
     },
   };
 }

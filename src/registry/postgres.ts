@@ -13,24 +13,11 @@
  */
 import pg from 'pg';
 import { ModelprintError, messageOf } from '../errors.js';
-import { LATEST_SCHEMA_VERSION, MIGRATIONS, renderMigration } from './migrations.js';
-import { errorFromRow, fingerprintFromRow, modelFromRow, now, probeSetFromRow, runFromRow } from './rows.js';
-import type {
-  FingerprintInput,
-  FingerprintRecord,
-  ImportRecord,
-  ModelErrorRecord,
-  ModelInput,
-  ModelRecord,
-  Page,
-  ProbeSetInput,
-  ProbeSetRecord,
-  Registry,
-  RegistryInfo,
-  RunRecord,
-} from './types.js';
+import { LATEST_SCHEMA_VERSION, MIGRATIONS } from './migrations.js';
+import { SqlRegistry, migrationSteps, type Row } from './sql.js';
+import { redactUrl } from './url.js';
 
-type Row = Record<string, unknown>;
+export { redactUrl };
 
 export const ADMIN_ROLE = 'modelprint_admin';
 export const READER_ROLE = 'modelprint_reader';
@@ -43,20 +30,6 @@ const ALL_TABLES = ['schema_migrations', ...SHARED_TABLES, ...BOOKKEEPING_TABLES
 const MIGRATION_LOCK = 0x6d707267;
 
 export const PERMISSION_HINT = 'ask a registry admin to grant modelprint_admin, or run with --registry-write read-only (experiment: without --write-to-registry)';
-
-/** The URL with its password (and any password parameter) replaced by ***. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    for (const k of [...u.searchParams.keys()]) {
-      if (/pass/i.test(k)) u.searchParams.set(k, '***');
-    }
-    return u.toString();
-  } catch {
-    return url.replace(/\/\/([^:@/]*):[^@]*@/, '//$1:***@').replace(/(pass\w*=)[^&]*/gi, '$1***');
-  }
-}
 
 const sqlstate = (e: unknown): string | undefined => {
   const c = (e as { code?: unknown } | null)?.code;
@@ -262,16 +235,21 @@ export async function grantRole(
 }
 
 /** PostgreSQL backend of the registry (shared registry for teams and clusters). */
-export class PostgresRegistry implements Registry {
+export class PostgresRegistry extends SqlRegistry {
   readonly backend = 'postgres' as const;
-  readonly appliedMigrations: number[] = [];
   private closed = false;
 
   private constructor(
     /** The URL with its password redacted. */
     readonly location: string,
     private readonly pool: pg.Pool,
-  ) {}
+  ) {
+    super();
+  }
+
+  protected get where(): string {
+    return this.location;
+  }
 
   static async open(url: string): Promise<PostgresRegistry> {
     const location = redactUrl(url);
@@ -317,17 +295,10 @@ export class PostgresRegistry implements Registry {
       try {
         await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
         if (asAdmin) await c.query(`SET LOCAL ROLE ${quoteIdent(ADMIN_ROLE)}`);
-        await c.query(
-          'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
-        );
-        const applied = await PostgresRegistry.appliedVersions(c);
-        const done: number[] = [];
-        for (const m of MIGRATIONS) {
-          if (applied.has(m.version)) continue;
-          await c.query(renderMigration(m.sql, 'postgres'));
-          await c.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, now()]);
-          done.push(m.version);
-        }
+        const steps = migrationSteps('postgres');
+        let step = steps.next();
+        while (!step.done) step = steps.next((await c.query(...step.value)).rows as Row[]);
+        const done = step.value;
         if (asAdmin && done.length > 0) await grantTablePrivileges(c);
         await c.query('COMMIT');
         this.appliedMigrations.push(...done);
@@ -341,269 +312,11 @@ export class PostgresRegistry implements Registry {
     }
   }
 
-  private async q(sql: string, params: unknown[] = []): Promise<Row[]> {
+  protected async query(sql: string, params: unknown[] = []): Promise<Row[]> {
     try {
       return (await this.pool.query(sql, params)).rows as Row[];
     } catch (e) {
       throw toRegistryError(e, this.location);
-    }
-  }
-
-  async info(): Promise<RegistryInfo> {
-    const [r] = await this.q(
-      `SELECT (SELECT MAX(version) FROM schema_migrations) AS v,
-              (SELECT COUNT(*) FROM models) AS models, (SELECT COUNT(*) FROM probe_sets) AS probe_sets,
-              (SELECT COUNT(*) FROM fingerprints) AS fingerprints, (SELECT COUNT(*) FROM runs) AS runs,
-              (SELECT COUNT(*) FROM model_errors) AS errors`,
-    );
-    return {
-      backend: 'postgres',
-      location: this.location,
-      schemaVersion: Number(r.v ?? 0),
-      counts: {
-        models: Number(r.models),
-        probeSets: Number(r.probe_sets),
-        fingerprints: Number(r.fingerprints),
-        runs: Number(r.runs),
-        errors: Number(r.errors),
-      },
-    };
-  }
-
-  async addModel(m: ModelInput): Promise<ModelRecord> {
-    const rows = await this.q(
-      `INSERT INTO models (name, source, revision, content_hash, family, model_type, display_name, base_model,
-         downloads, likes, tags, format, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
-       ON CONFLICT (name) DO NOTHING RETURNING *`,
-      [
-        m.name,
-        m.source,
-        m.revision ?? null,
-        m.contentHash ?? null,
-        m.family ?? null,
-        m.modelType ?? null,
-        m.displayName ?? null,
-        m.baseModel ?? null,
-        m.downloads ?? null,
-        m.likes ?? null,
-        JSON.stringify(m.tags ?? []),
-        m.format ?? null,
-        now(),
-      ],
-    );
-    if (rows.length === 0) {
-      throw new ModelprintError('E_INPUT', `a model named "${m.name}" is already registered`, {
-        subject: m.name,
-        hint: 'pick another --name, or `modelprint models remove` the old one first',
-      });
-    }
-    return modelFromRow(rows[0]);
-  }
-
-  async getModel(ref: string | number): Promise<ModelRecord | null> {
-    const byId = (typeof ref === 'number' || /^\d+$/.test(ref)) && Number.isSafeInteger(Number(ref));
-    let rows = byId ? await this.q('SELECT * FROM models WHERE id = $1', [Number(ref)]) : [];
-    if (rows.length === 0) rows = await this.q('SELECT * FROM models WHERE name = $1', [String(ref)]);
-    return rows.length ? modelFromRow(rows[0]) : null;
-  }
-
-  async listModels(filter: { family?: string } = {}): Promise<ModelRecord[]> {
-    const rows = filter.family
-      ? await this.q('SELECT * FROM models WHERE family = $1 ORDER BY id', [filter.family])
-      : await this.q('SELECT * FROM models ORDER BY id');
-    return rows.map(modelFromRow);
-  }
-
-  async removeModel(ref: string | number): Promise<boolean> {
-    const m = await this.getModel(ref);
-    if (!m) return false;
-    try {
-      return ((await this.pool.query('DELETE FROM models WHERE id = $1', [m.id])).rowCount ?? 0) > 0;
-    } catch (e) {
-      throw toRegistryError(e, this.location);
-    }
-  }
-
-  /** INSERT … ON CONFLICT DO NOTHING, then read the stored row (a concurrent writer's, maybe). */
-  private async insertThenSelect(insert: string, params: unknown[], select: string, key: unknown[]): Promise<Row> {
-    for (let attempt = 0; attempt < 5; attempt++) {
-      await this.q(insert, params);
-      const rows = await this.q(select, key);
-      if (rows.length) return rows[0];
-    }
-    throw new ModelprintError('E_REGISTRY', `registry ${this.location}: a row vanished while it was being stored`, {
-      subject: this.location,
-      hint: 'someone is deleting rows concurrently; retry',
-    });
-  }
-
-  async putProbeSet(p: ProbeSetInput): Promise<ProbeSetRecord> {
-    const row = await this.insertThenSelect(
-      `INSERT INTO probe_sets (method, params_hash, params, source_key, prompts, created_at) VALUES ($1,$2,$3,$4,$5,$6)
-       ON CONFLICT (method, params_hash, source_key) DO NOTHING`,
-      [p.method, p.paramsHash, JSON.stringify(p.params), p.sourceKey, JSON.stringify(p.prompts), now()],
-      'SELECT * FROM probe_sets WHERE method = $1 AND params_hash = $2 AND source_key = $3',
-      [p.method, p.paramsHash, p.sourceKey],
-    );
-    return probeSetFromRow(row);
-  }
-
-  async findProbeSet(method: string, paramsHash: string, sourceKey: string): Promise<ProbeSetRecord | null> {
-    const rows = await this.q('SELECT * FROM probe_sets WHERE method = $1 AND params_hash = $2 AND source_key = $3', [
-      method,
-      paramsHash,
-      sourceKey,
-    ]);
-    return rows.length ? probeSetFromRow(rows[0]) : null;
-  }
-
-  private page(table: string, page: Page = {}): Promise<Row[]> {
-    return this.q(`SELECT * FROM ${table} WHERE id > $1 ORDER BY id LIMIT $2`, [page.afterId ?? 0, page.limit ?? null]);
-  }
-
-  async listProbeSets(page?: Page): Promise<ProbeSetRecord[]> {
-    return (await this.page('probe_sets', page)).map(probeSetFromRow);
-  }
-
-  async putFingerprint(f: FingerprintInput): Promise<FingerprintRecord> {
-    const row = await this.insertThenSelect(
-      `INSERT INTO fingerprints (model_key, model_id, probe_set_id, method, config_hash, payload, created_at)
-       VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (model_key, method, config_hash) DO NOTHING`,
-      [f.modelKey, f.modelId ?? null, f.probeSetId ?? null, f.method, f.configHash, f.payload, now()],
-      'SELECT * FROM fingerprints WHERE model_key = $1 AND method = $2 AND config_hash = $3',
-      [f.modelKey, f.method, f.configHash],
-    );
-    return fingerprintFromRow(row);
-  }
-
-  async findFingerprint(modelKey: string, method: string, configHash: string): Promise<FingerprintRecord | null> {
-    const rows = await this.q('SELECT * FROM fingerprints WHERE model_key = $1 AND method = $2 AND config_hash = $3', [
-      modelKey,
-      method,
-      configHash,
-    ]);
-    return rows.length ? fingerprintFromRow(rows[0]) : null;
-  }
-
-  async listFingerprints(page?: Page): Promise<FingerprintRecord[]> {
-    return (await this.page('fingerprints', page)).map(fingerprintFromRow);
-  }
-
-  async startRun(kind: string, config: Record<string, unknown>): Promise<RunRecord> {
-    const rows = await this.q('INSERT INTO runs (kind, config, status, started_at) VALUES ($1,$2,$3,$4) RETURNING *', [
-      kind,
-      JSON.stringify(config),
-      'running',
-      now(),
-    ]);
-    return runFromRow(rows[0]);
-  }
-
-  async finishRun(id: number, status: RunRecord['status'], summary: Record<string, unknown>): Promise<void> {
-    await this.q('UPDATE runs SET status = $1, finished_at = $2, summary = $3 WHERE id = $4', [
-      status,
-      now(),
-      JSON.stringify(summary),
-      id,
-    ]);
-  }
-
-  async listRuns(limit = 50): Promise<RunRecord[]> {
-    return (await this.q('SELECT * FROM runs ORDER BY id DESC LIMIT $1', [limit])).map(runFromRow);
-  }
-
-  async listAllRuns(page?: Page): Promise<RunRecord[]> {
-    return (await this.page('runs', page)).map(runFromRow);
-  }
-
-  async recordError(runId: number | null, modelRef: string, code: string, message: string): Promise<void> {
-    await this.q('INSERT INTO model_errors (run_id, model_ref, code, message, created_at) VALUES ($1,$2,$3,$4,$5)', [
-      runId,
-      modelRef,
-      code,
-      message,
-      now(),
-    ]);
-  }
-
-  async listErrors(runId?: number): Promise<ModelErrorRecord[]> {
-    const rows =
-      runId === undefined
-        ? await this.q('SELECT * FROM model_errors ORDER BY id')
-        : await this.q('SELECT * FROM model_errors WHERE run_id = $1 ORDER BY id', [runId]);
-    return rows.map(errorFromRow);
-  }
-
-  async importRecord(r: ImportRecord): Promise<{ id: number; inserted: boolean }> {
-    // Unique keys: insert unless present, then read the id. Runs and errors have no unique key:
-    // insert only when no equal row exists.
-    const upsert = async (insert: string, params: unknown[], select: string, key: unknown[]) => {
-      const ins = await this.q(insert, params);
-      if (ins.length) return { id: Number(ins[0].id), inserted: true };
-      const rows = await this.q(select, key);
-      if (!rows.length) throw new ModelprintError('E_REGISTRY', `registry ${this.location}: import of a ${r.table} row found neither a new nor an existing row`, { subject: this.location });
-      return { id: Number(rows[0].id), inserted: false };
-    };
-    switch (r.table) {
-      case 'models': {
-        const m = r.record;
-        return upsert(
-          `INSERT INTO models (name, source, revision, content_hash, family, model_type, display_name, base_model,
-             downloads, likes, tags, format, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
-           ON CONFLICT (name) DO NOTHING RETURNING id`,
-          [m.name, m.source, m.revision, m.contentHash, m.family, m.modelType, m.displayName, m.baseModel, m.downloads, m.likes, JSON.stringify(m.tags), m.format, m.createdAt],
-          'SELECT id FROM models WHERE name = $1',
-          [m.name],
-        );
-      }
-      case 'probe_sets': {
-        const p = r.record;
-        return upsert(
-          `INSERT INTO probe_sets (method, params_hash, params, source_key, prompts, created_at) VALUES ($1,$2,$3,$4,$5,$6)
-           ON CONFLICT (method, params_hash, source_key) DO NOTHING RETURNING id`,
-          [p.method, p.paramsHash, JSON.stringify(p.params), p.sourceKey, JSON.stringify(p.prompts), p.createdAt],
-          'SELECT id FROM probe_sets WHERE method = $1 AND params_hash = $2 AND source_key = $3',
-          [p.method, p.paramsHash, p.sourceKey],
-        );
-      }
-      case 'fingerprints': {
-        const f = r.record;
-        return upsert(
-          `INSERT INTO fingerprints (model_key, model_id, probe_set_id, method, config_hash, payload, created_at)
-           VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT (model_key, method, config_hash) DO NOTHING RETURNING id`,
-          [f.modelKey, f.modelId ?? null, f.probeSetId ?? null, f.method, f.configHash, f.payload, f.createdAt],
-          'SELECT id FROM fingerprints WHERE model_key = $1 AND method = $2 AND config_hash = $3',
-          [f.modelKey, f.method, f.configHash],
-        );
-      }
-      case 'runs': {
-        const x = r.record;
-        const key = [x.kind, x.startedAt, JSON.stringify(x.config)];
-        return upsert(
-          `INSERT INTO runs (kind, config, status, started_at, finished_at, summary)
-           SELECT $1::text, $3::text, $4::text, $2::text, $5::text, $6::text
-            WHERE NOT EXISTS (SELECT 1 FROM runs WHERE kind = $1::text AND started_at = $2::text AND config = $3::text)
-           RETURNING id`,
-          [...key, x.status, x.finishedAt, x.summary === null ? null : JSON.stringify(x.summary)],
-          'SELECT id FROM runs WHERE kind = $1 AND started_at = $2 AND config = $3 ORDER BY id LIMIT 1',
-          key,
-        );
-      }
-      case 'model_errors': {
-        const x = r.record;
-        const key = [x.runId, x.modelRef, x.code, x.message, x.createdAt];
-        return upsert(
-          `INSERT INTO model_errors (run_id, model_ref, code, message, created_at)
-           SELECT $1::bigint, $2::text, $3::text, $4::text, $5::text
-            WHERE NOT EXISTS (SELECT 1 FROM model_errors WHERE run_id IS NOT DISTINCT FROM $1::bigint AND model_ref = $2::text
-                                AND code = $3::text AND message = $4::text AND created_at = $5::text)
-           RETURNING id`,
-          key,
-          `SELECT id FROM model_errors WHERE run_id IS NOT DISTINCT FROM $1::bigint AND model_ref = $2 AND code = $3
-             AND message = $4 AND created_at = $5 ORDER BY id LIMIT 1`,
-          key,
-        );
-      }
     }
   }
 

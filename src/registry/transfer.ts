@@ -18,6 +18,7 @@ import readline from 'node:readline';
 import { z } from 'zod';
 import { ModelprintError, messageOf } from '../errors.js';
 import { LATEST_SCHEMA_VERSION } from './migrations.js';
+import { payloadProblem } from './payloads.js';
 import type { FingerprintRecord, ImportRecord, Registry } from './types.js';
 
 export const EXPORT_FORMAT = 'modelprint-registry';
@@ -309,8 +310,13 @@ async function validate(file: string): Promise<z.infer<typeof Header>> {
       if (v !== null && !set.has(v)) throw badLine(file, n, `refers to ${what} id ${v}, which is not in the file before it`);
     };
     if (table === 'fingerprints') {
-      ref(ids.models, p.data.row.modelId, 'model');
-      ref(ids.probe_sets, p.data.row.probeSetId, 'probe set');
+      const f = p.data.row;
+      ref(ids.models, f.modelId, 'model');
+      ref(ids.probe_sets, f.probeSetId, 'probe set');
+      const problem = payloadProblem(f.method, f.modelKey, Buffer.from(f.payload, 'base64'));
+      if (problem) {
+        throw badLine(file, n, `the ${f.method} fingerprint of ${JSON.stringify(f.modelKey)} (row id ${f.id}) ${problem}`, 'the payload was altered or does not belong to that model; nothing was imported');
+      }
     } else if (table === 'model_errors') {
       ref(ids.runs, p.data.row.runId, 'run');
     } else if (table in ids) {

@@ -111,7 +111,13 @@ export interface Registry {
   readonly appliedMigrations: readonly number[];
   info(): Promise<RegistryInfo>;
 
+  /** Inserts the model; E_INPUT when one of that name is registered already. */
   addModel(m: ModelInput): Promise<ModelRecord>;
+  /**
+   * Inserts the model unless one of that name is registered (one atomic upsert, safe when many
+   * processes register the same models at once); returns the stored row and whether it is new.
+   */
+  registerModel(m: ModelInput): Promise<{ record: ModelRecord; inserted: boolean }>;
   /** By numeric id or by name. */
   getModel(ref: string | number): Promise<ModelRecord | null>;
   listModels(filter?: { family?: string }): Promise<ModelRecord[]>;

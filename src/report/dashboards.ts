@@ -22,6 +22,9 @@ export interface DashboardOptions {
 const f4 = (x: number | null | undefined) => num(x, 4);
 const f6 = (x: number | null | undefined) => num(x, 6);
 
+/** A chart item whose SVG is drawn under the item's own id. */
+const chart = (id: string, draw: (id: string) => string): Item => ({ kind: 'chart', id, svg: draw(id) });
+
 export function summaryDashboard(report: SummaryReport, scores: number[], file: string, opts: DashboardOptions = {}): DashboardSpec {
   const d = report.distribution;
   return {
@@ -252,6 +255,10 @@ export function downloadsDashboard(report: DownloadsReport, opts: DashboardOptio
 }
 
 export function rocDashboard(report: RocReport, same: number[], diff: number[], files: { same: string; diff: string }, opts: DashboardOptions = {}): DashboardSpec {
+  const bySide = [
+    { name: 'same family', colour: SAME_COLOUR, values: same },
+    { name: 'different family', colour: DIFF_COLOUR, values: diff },
+  ];
   return {
     title: 'ROC: same vs different family',
     subtitle: `same: ${files.same} · different: ${files.diff}`,
@@ -294,47 +301,18 @@ export function rocDashboard(report: RocReport, same: number[], diff: number[], 
               ],
             }),
           },
-          {
-            kind: 'chart',
-            id: 'score_cdf',
-            svg: cdfSvg({
-              id: 'score_cdf',
-              title: 'Score CDF',
-              xLabel: 'score',
-              series: [
-                { name: 'same family', colour: SAME_COLOUR, values: same },
-                { name: 'different family', colour: DIFF_COLOUR, values: diff },
-              ],
-            }),
-          },
-          {
-            kind: 'chart',
-            id: 'score_histogram',
-            svg: valueHistogramSvg({
-              id: 'score_histogram',
+          chart('score_cdf', (id) => cdfSvg({ id, title: 'Score CDF', xLabel: 'score', series: bySide })),
+          chart('score_histogram', (id) =>
+            valueHistogramSvg({
+              id,
               title: opts.logHistogram ? 'Score histogram (log counts)' : 'Score histogram (share of each side)',
               xLabel: 'score',
               share: true,
               log: opts.logHistogram,
-              series: [
-                { name: 'same family', colour: SAME_COLOUR, values: same },
-                { name: 'different family', colour: DIFF_COLOUR, values: diff },
-              ],
+              series: bySide,
             }),
-          },
-          {
-            kind: 'chart',
-            id: 'score_box',
-            svg: boxPlotSvg({
-              id: 'score_box',
-              title: 'Scores',
-              yLabel: 'score',
-              groups: [
-                { label: 'same family', values: same, colour: SAME_COLOUR },
-                { label: 'different family', values: diff, colour: DIFF_COLOUR },
-              ],
-            }),
-          },
+          ),
+          chart('score_box', (id) => boxPlotSvg({ id, title: 'Scores', yLabel: 'score', groups: bySide.map(({ name, ...g }) => ({ label: name, ...g })) })),
         ],
       },
       {

@@ -17,9 +17,10 @@
  * masked rows). RoPE uses position_ids with HF's rotate_half convention.
  */
 import { DataType, GraphBuilder } from './onnx/graph.js';
+import { causalMask, decoderInputs, decoderOutputs } from './onnx/decoder-io.js';
 import type { LlamaConfig, LlamaWeights, Matrix } from './weights.js';
 
-export const MASK_VALUE = -1e9;
+export { MASK_VALUE } from './onnx/decoder-io.js';
 
 /** [rows, cols] → [cols, rows] (HF linear weight → MatMul right operand). */
 export function transpose(m: Matrix): Float32Array {
@@ -47,20 +48,9 @@ export function buildLlamaGraph(w: LlamaWeights, name = 'llama'): GraphBuilder {
   if (D % 2 !== 0) throw new Error(`head_dim ${D} must be even for rotary embeddings`);
   const rep = H / KV;
   const g = new GraphBuilder(name);
-  const F = DataType.FLOAT;
-  const I64 = DataType.INT64;
 
-  const inputIds = g.input('input_ids', I64, ['batch_size', 'sequence_length']);
-  const attentionMask = g.input('attention_mask', I64, ['batch_size', 'total_sequence_length']);
-  const positionIds = g.input('position_ids', I64, ['batch_size', 'sequence_length']);
-  const past: Array<{ key: string; value: string }> = [];
-  for (let i = 0; i < L; i++) {
-    const shape = ['batch_size', KV, 'past_sequence_length', D];
-    past.push({
-      key: g.input(`past_key_values.${i}.key`, F, shape),
-      value: g.input(`past_key_values.${i}.value`, F, shape),
-    });
-  }
+  const dims = { layers: L, kvHeads: KV, headDim: D };
+  const { inputIds, attentionMask, positionIds, past } = decoderInputs(g, dims);
 
   const embedName = g.initializer('model.embed_tokens.weight', w.embed.data, [V, E]);
   const linear = (x: string, m: Matrix, wname: string) => g.op('MatMul', [x, g.initializer(`${wname}.T`, transpose(m), [m.cols, m.rows])]);
@@ -88,17 +78,7 @@ export function buildLlamaGraph(w: LlamaWeights, name = 'llama'): GraphBuilder {
 
   // Additive mask [batch, 1, 1, seq, total]: causal over absolute positions and padding.
   g.scope = 'mask/';
-  const total = g.op('Shape', [attentionMask], { start: 1, end: 2 });
-  const seq = g.op('Shape', [inputIds], { start: 1, end: 2 });
-  const pastLen = g.op('Sub', [total, seq]);
-  const zero = g.int64([0], []);
-  const one = g.int64([1], []);
-  const keyIdx = g.op('Range', [zero, g.op('Squeeze', [total, g.int64([0])]), one]);
-  const queryIdx = g.op('Range', [g.op('Squeeze', [pastLen, g.int64([0])]), g.op('Squeeze', [total, g.int64([0])]), one]);
-  const causal = g.op('LessOrEqual', [g.op('Unsqueeze', [keyIdx, g.int64([0])]), g.op('Unsqueeze', [queryIdx, g.int64([1])])]);
-  const keep = g.op('Unsqueeze', [g.op('Cast', [attentionMask], { to: DataType.BOOL }), g.int64([1, 2, 3])]);
-  const allowed = g.op('And', [causal, keep]);
-  const bias = g.op('Where', [allowed, g.float([0], []), g.float([MASK_VALUE], [])]);
+  const { bias } = causalMask(g, { inputIds, attentionMask });
   const scale = g.float([1 / Math.sqrt(D)], []);
 
   g.scope = 'model/';
@@ -134,14 +114,9 @@ export function buildLlamaGraph(w: LlamaWeights, name = 'llama'): GraphBuilder {
   const head = w.lmHead
     ? g.initializer('lm_head.weight.T', transpose(w.lmHead), [E, V])
     : g.op('Transpose', [embedName], { perm: [1, 0] }, 'lm_head.weight.T');
-  const logits = g.op('MatMul', [hidden, head], {}, 'logits');
 
-  g.output(logits, F, ['batch_size', 'sequence_length', V]);
-  for (let i = 0; i < L; i++) {
-    const shape = ['batch_size', KV, 'total_sequence_length', D];
-    g.output(`present.${i}.key`, F, shape);
-    g.output(`present.${i}.value`, F, shape);
-  }
+  g.op('MatMul', [hidden, head], {}, 'logits');
+  decoderOutputs(g, dims, V);
   return g;
 }
 

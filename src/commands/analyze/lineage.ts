@@ -36,11 +36,12 @@ export default class AnalyzeLineage extends BaseCommand<typeof AnalyzeLineage> {
       default: LINEAGE_DEFAULTS.method,
     }),
     threshold: Flags.string({ description: 'Same/different threshold on the pair score (default: learned from the scores).' }),
-    window: Flags.string({ description: `Parent candidates: scores within this fraction of the model's best (default ${LINEAGE_DEFAULTS.window}).` }),
+    window: Flags.string({ description: `Parent candidates: scores within this fraction of the best score among the models that outrank it (default ${LINEAGE_DEFAULTS.window}).` }),
     'copy-threshold': Flags.string({ description: `Score at or above which two models may be copies (default ${LINEAGE_DEFAULTS.copyThreshold}).` }),
-    'chain-margin': Flags.string({ description: `Chain step margin: move to a model between this one and its top-ranked candidate when their score is this much below both others (default ${LINEAGE_DEFAULTS.chainMargin}; 0 disables).` }),
+    'chain-margin': Flags.string({ description: `Chain step margin: move to a closer model (that also outranks this one) between this one and its chosen candidate when their score is this much below both others (default ${LINEAGE_DEFAULTS.chainMargin}; 0 disables).` }),
     'name-prior': Flags.boolean({
-      description: 'Among exact copies without created_at / downloads, prefer the upload whose namespace names the model.',
+      description:
+        'Use model names as weak evidence: among exact copies without created_at / downloads, prefer the upload whose namespace names the model; orient a related pair when one name extends the other (Qwen2-7B → Qwen2-7B-Instruct, X-Base → X). --no-name-prior: scores and metadata only.',
       default: LINEAGE_DEFAULTS.namePrior,
       allowNo: true,
     }),
@@ -78,6 +79,9 @@ export default class AnalyzeLineage extends BaseCommand<typeof AnalyzeLineage> {
     const t = report.threshold;
     this.logger.info(`threshold ${t.value.toFixed(4)} (${t.learned ? 'learned' : t.rule}); ${report.copy_groups.length} copy groups; ${report.families.length} families`);
     if (report.failed_models.length) this.logger.info(`${report.failed_models.length} failed models (-1) left out: ${report.failed_models.slice(0, 5).join(', ')}`);
+    if (report.degenerate_models.length) {
+      this.logger.warn(`${report.degenerate_models.length} models with degenerate sketches left out: ${report.degenerate_models.slice(0, 5).join(', ')}`);
+    }
     const multi = report.families.filter((x) => x.members.length > 1);
     this.out(`families (${multi.length} with 2 or more models, ${report.families.length - multi.length} single models):`);
     this.out(

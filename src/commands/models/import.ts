@@ -34,20 +34,21 @@ export default class ModelsImport extends BaseCommand<typeof ModelsImport> {
       }
       if (!fs.existsSync(src)) throw new ModelprintError('E_NOT_FOUND', `${file} line ${table.lines[i]}: path ${src} does not exist`, { subject: rec.model_id, hint: 'fix the path column (relative to the CSV)' });
       const num = (v: string | undefined) => (v && /^\d+$/.test(v) ? Number(v) : null);
-      added.push(
-        await reg.addModel({
-          name: rec.model_id,
-          source: src,
-          contentHash: await contentHash(src),
-          family: rec.family || null,
-          modelType: rec.model_type || null,
-          baseModel: rec.base_model || null,
-          displayName: rec.display_name || null,
-          downloads: num(rec.downloads),
-          likes: num(rec.likes),
-          format: detectFormat(src),
-        }),
-      );
+      // One upsert: another process importing the same CSV at the same moment is not an error.
+      const { record, inserted } = await reg.registerModel({
+        name: rec.model_id,
+        source: src,
+        contentHash: await contentHash(src),
+        family: rec.family || null,
+        modelType: rec.model_type || null,
+        baseModel: rec.base_model || null,
+        displayName: rec.display_name || null,
+        downloads: num(rec.downloads),
+        likes: num(rec.likes),
+        format: detectFormat(src),
+      });
+      if (inserted) added.push(record);
+      else existing.push(rec.model_id);
     }
     this.logger.info(`${added.length} models registered, ${existing.length} already there`);
     return { added, existing };

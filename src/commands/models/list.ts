@@ -11,6 +11,9 @@ export default class ModelsList extends BaseCommand<typeof ModelsList> {
     family: Flags.string({ description: 'Only models of this family.' }),
   };
 
+  /** Only reads: a registry that does not exist is empty, and none is created. */
+  static override registryAccess = 'read' as const;
+
   async run(): Promise<{ models: ModelRecord[] }> {
     const models = await (await this.registry()).listModels({ family: this.flags.family });
     if (models.length === 0) this.logger.info('no models registered (add one with `modelprint models add <path>`)');

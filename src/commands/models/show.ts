@@ -13,6 +13,9 @@ export default class ModelsShow extends BaseCommand<typeof ModelsShow> {
 
   static override flags = { ...registryFlag };
 
+  /** Only reads: a registry that does not exist is empty, and none is created. */
+  static override registryAccess = 'read' as const;
+
   async run(): Promise<ModelRecord> {
     const m = await (await this.registry()).getModel(this.args.model);
     if (!m) {

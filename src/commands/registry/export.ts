@@ -15,6 +15,9 @@ export default class RegistryExport extends BaseCommand<typeof RegistryExport> {
     output: Flags.string({ char: 'o', description: 'File to write (JSON lines).', required: true, aliases: ['out'], deprecateAliases: true }),
   };
 
+  /** Only reads: a registry that does not exist is empty, and none is created. */
+  static override registryAccess = 'read' as const;
+
   async run(): Promise<ExportResult> {
     const r = await exportRegistry(await this.registry(), this.flags.output);
     const c = r.counts;

@@ -8,6 +8,9 @@ export default class RegistryInfoCmd extends BaseCommand<typeof RegistryInfoCmd>
 
   static override flags = { ...registryFlag };
 
+  /** Only reads: a registry that does not exist is empty, and none is created. */
+  static override registryAccess = 'read' as const;
+
   async run(): Promise<RegistryInfo> {
     const info = await (await this.registry()).info();
     this.out(
