@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'E_INFERENCE'
   | 'E_DEVICE'
   | 'E_IO'
+  | 'E_LOCKED'
   | 'E_INTERRUPTED'
   | 'E_INTERNAL';
 

@@ -176,7 +176,7 @@ describe('sketch, merge, identify', () => {
 });
 
 describe('lineage --shard and CSV merge', () => {
-  it('shards the derived list; merge restores the single-process CSV and names a missing shard', () => {
+  it('shards the derived list; concurrent tasks do not lock each other out; merge restores the single-process CSV and names a missing shard', async () => {
     const betas = models.filter((m) => m.family === 'beta').slice(0, 5);
     const sub = { file: writeCsv(path.join(dir, 'lineage-models.csv'), betas), rows: betas.map((m) => m.model_id) };
     const base = models.find((m) => m.model_id === 'beta-base')!.path;
@@ -184,8 +184,22 @@ describe('lineage --shard and CSV merge', () => {
     const single = path.join(dir, 'lineage-single.csv');
     expect(runCli([...common, '--output', single, '--shard', 'none']).code).toBe(0);
     const out = path.join(dir, 'lineage.csv');
+    // Both array tasks at once, as Slurm runs them: each locks only its own shard file.
+    const tasks = await Promise.all(
+      ['0', '1'].map(
+        (i) =>
+          new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+            const child = spawnCli([...common, '--output', out, '--sketches-out', path.join(dir, 'lineage-sk.mpsk')], { env: { SLURM_ARRAY_TASK_ID: i, SLURM_ARRAY_TASK_COUNT: '2', SLURM_ARRAY_TASK_MIN: '0' } });
+            let stdout = '';
+            let stderr = '';
+            child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+            child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+            child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+          }),
+      ),
+    );
     for (const i of ['0', '1']) {
-      const r = runCli([...common, '--output', out, '--sketches-out', path.join(dir, 'lineage-sk.mpsk')], { env: { SLURM_ARRAY_TASK_ID: i, SLURM_ARRAY_TASK_COUNT: '2', SLURM_ARRAY_TASK_MIN: '0' } });
+      const r = tasks[Number(i)];
       expect(r.code, r.stderr).toBe(0);
       expect(parseJson<{ out: string; rows: number }>(r)).toMatchObject({ out: path.join(dir, `lineage.shard-${i}-of-2.csv`), rows: i === '0' ? 3 : 2 });
       // --sketches-out is sharded too (tasks never write one file): the base and this shard's models.

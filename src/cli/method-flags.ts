@@ -1,4 +1,7 @@
 import { Flags } from '@oclif/core';
+import fs from 'node:fs';
+import path from 'node:path';
+import { readModelConfig, type ModelConfig } from '../inference/config.js';
 import { BottomKParamsSchema, type BottomKParams } from '../methods/params.js';
 import { ModelprintError } from '../errors.js';
 import { ONNX_VARIANT_CHOICES } from '../inference/format.js';
@@ -60,4 +63,36 @@ export function bottomKParamsFrom(flags: Record<string, unknown>): BottomKParams
     throw new ModelprintError('E_USAGE', `--total-len (${parsed.data.totalLen}) must be at least --prefix-len (${parsed.data.prefixLen})`, { hint: 'the defaults are 64 and 8' });
   }
   return parsed.data;
+}
+
+/** config.json of a model path (a folder, or an .onnx file in `<dir>` or `<dir>/onnx`), or null. */
+function configOf(modelPath: string): ModelConfig | null {
+  try {
+    const st = fs.statSync(modelPath);
+    const dirs = st.isDirectory() ? [modelPath] : [path.dirname(modelPath), path.dirname(path.dirname(modelPath))];
+    for (const d of dirs) {
+      const c = readModelConfig(d);
+      if (c) return c;
+    }
+  } catch {
+    // unreadable or invalid: opening the model reports it as that model's failure
+  }
+  return null;
+}
+
+/**
+ * --total-len against each model's context (config.json max_position_embeddings), before
+ * any work: a prompt longer than the positions a model has would fail or, worse, score
+ * garbage for every prompt. Models without the field are not checked.
+ */
+export function checkTotalLen(models: Array<{ id: string; path: string | null }>, totalLen: number): void {
+  for (const m of models) {
+    const max = m.path ? configOf(m.path)?.maxPositions : null;
+    if (max && totalLen > max) {
+      throw new ModelprintError('E_USAGE', `--total-len ${totalLen} is longer than the context of ${m.id} (max_position_embeddings ${max} in its config.json)`, {
+        subject: '--total-len',
+        hint: `pass --total-len ${max} or less`,
+      });
+    }
+  }
 }

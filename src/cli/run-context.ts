@@ -4,15 +4,21 @@ import type { BottomKParams } from '../methods/params.js';
 import type { Registry } from '../registry/types.js';
 import { makeProgress, type ProgressMode } from '../ui/progress.js';
 import { StopSignal } from '../util/signals.js';
+import { commandLine } from '../util/shell.js';
+import { withOutputLocks, type LockTarget } from '../util/lock.js';
 
 /**
  * Runs a batch with its progress display and Ctrl-C / SIGTERM handling: the body gets a
  * RunContext; an interrupted run reports how to resume and exits 130 / 143.
  */
 export async function withRunContext<T>(
-  opts: { params: BottomKParams; open: OpenOptions; registry: Registry | null; reuse: boolean; registryWrite?: RegistryWrite; progress: ProgressMode; quiet: boolean; warn?: (msg: string) => void },
+  opts: { params: BottomKParams; open: OpenOptions; registry: Registry | null; reuse: boolean; registryWrite?: RegistryWrite; progress: ProgressMode; quiet: boolean; warn?: (msg: string) => void; outputs?: LockTarget[] },
   body: (ctx: RunContext) => Promise<T>,
 ): Promise<T> {
+  return withOutputLocks(opts.outputs ?? [], () => runWithContext(opts, body));
+}
+
+async function runWithContext<T>(opts: Parameters<typeof withRunContext>[0], body: (ctx: RunContext) => Promise<T>): Promise<T> {
   const stop = new StopSignal();
   const progress = await makeProgress(opts.progress, opts.quiet);
   const ctx: RunContext = {
@@ -24,7 +30,7 @@ export async function withRunContext<T>(
     warn: opts.warn,
     progress,
     stop,
-    resumeHint: `modelprint ${process.argv.slice(2).join(' ')}`,
+    resumeHint: commandLine(),
   };
   try {
     return await body(ctx);

@@ -55,7 +55,7 @@ Writes to --output-dir: derivatives.csv, lineage.csv (§1.7 rows as they finish)
     hub.onRetry = (r) => this.logger.debug(`retry ${r.attempt} in ${(r.waitMs / 1000).toFixed(1)}s: ${r.reason} (${r.url})`);
     const open = { device: f.device as DeviceRequest, threads: f.threads, batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest };
     const summary = await withRunContext(
-      { params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m) },
+      { params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m), outputs: [{ path: f['output-dir'], kind: 'dir', flag: '--output-dir' }] },
       async (ctx) => {
         const s = await runAudit(
           ctx,

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand, registryFlag } from '../cli/base.js';
 import { setGgufQuantPreference } from '../inference/resolve.js';
-import { bottomKFlags, bottomKParamsFrom } from '../cli/method-flags.js';
+import { bottomKFlags, bottomKParamsFrom, checkTotalLen } from '../cli/method-flags.js';
 import { ModelprintError } from '../errors.js';
 import { runBaseVsDerived, type LineageSummary } from '../methods/lineage.js';
 import { resolveModelList, resolveOne } from '../methods/models-input.js';
@@ -13,7 +13,7 @@ import type { DeviceRequest } from '../inference/device.js';
 import type { OnnxVariantRequest } from '../inference/format.js';
 import { renderTable } from '../ui/table.js';
 import { shardOfList } from '../hpc/lineage-shard.js';
-import { shardPath } from '../hpc/shard.js';
+import { resolveShard, shardPath } from '../hpc/shard.js';
 
 export default class Lineage extends BaseCommand<typeof Lineage> {
   static override summary = 'Base vs derived: score each derived model against a base (bottom-k overlap).';
@@ -44,7 +44,10 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
     setGgufQuantPreference(f['gguf-quant']);
     const registry = await this.registry();
     const open = { device: f.device as DeviceRequest, threads: f.threads, lowMemory: f['low-memory'], batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest, adapterBase: f['adapter-base'] };
-    return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m) }, async (ctx) => {
+    // Array tasks write (and lock) their own shard file, so they never wait on one another.
+    const shardSpec = resolveShard(f.shard);
+    const lockPath = shardSpec ? shardPath(f.output, shardSpec) : f.output;
+    return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m), outputs: [{ path: lockPath, kind: 'file', flag: '--output' }] }, async (ctx) => {
       const base = await resolveOne(f.base, registry);
       if (!base.path) {
         if (base.error) throw base.error;
@@ -52,6 +55,7 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
       }
       const { derived, out, shard } = shardOfList(await resolveModelList(f.derived, registry), f.output, f.shard, `lineage ${f.method}`);
       if (derived.length === 0) throw new ModelprintError('E_INPUT', 'no derived models given', { subject: '--derived', hint: 'pass folders or a models CSV' });
+      checkTotalLen([base, ...derived], params.totalLen);
       const sketchesOut = f['sketches-out'] && shard ? shardPath(f['sketches-out'], shard) : f['sketches-out'];
       const io = { promptsIn: f['prompts-in'], promptsOut: f['prompts-out'], retryFailed: f['retry-failed'], sketchesOut };
       if (f.method === 'text' && f['sketches-out']) throw new ModelprintError('E_USAGE', '--sketches-out writes bottom-k sketches; the text method has none', { subject: '--sketches-out', hint: 'drop --sketches-out, or use --method bottomk' });

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand, registryFlag } from '../cli/base.js';
 import { setGgufQuantPreference } from '../inference/resolve.js';
-import { bottomKFlags, bottomKParamsFrom } from '../cli/method-flags.js';
+import { bottomKFlags, bottomKParamsFrom, checkTotalLen } from '../cli/method-flags.js';
 import { runMatrix } from '../methods/matrix.js';
 import { resolveModelList } from '../methods/models-input.js';
 import type { ProgressMode } from '../ui/progress.js';
@@ -35,8 +35,9 @@ export default class Matrix extends BaseCommand<typeof Matrix> {
     setGgufQuantPreference(f['gguf-quant']);
     const registry = await this.registry();
     const open = { device: f.device as DeviceRequest, threads: f.threads, lowMemory: f['low-memory'], batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest };
-    return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m) }, async (ctx) => {
+    return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m), outputs: [{ path: f['output-dir'], kind: 'dir', flag: '--output-dir' }] }, async (ctx) => {
       const models = await resolveModelList(f.models, registry);
+      checkTotalLen(models, params.totalLen);
       const r = await runMatrix(ctx, models, f['output-dir'], { sketchesOut: f['sketches-out'] });
       ctx.progress.close();
       const failures = r.status.filter((s) => !s.ok);

@@ -8,6 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { ModelError } from '../inference/errors.js';
+import { cacheRepoOf } from '../inference/hub.js';
+import { confinedPath } from '../util/paths.js';
 
 export type StDtype = 'F32' | 'F16' | 'BF16';
 
@@ -113,9 +115,12 @@ export function checkpointFiles(dir: string, id: string): string[] {
     }
     if (!parsed.success) throw corrupt(id, indexFile, 'has no weight_map object of strings');
     const names = [...new Set(Object.values(parsed.data.weight_map))].sort();
+    const realRoot = cacheRepoOf(dir)?.repoFolder ?? dir;
     for (const n of names) {
       if (n !== path.basename(n) || n === '..' || n === '.') throw corrupt(id, indexFile, `shard name "${n}" is not a plain file name`);
       if (!fs.existsSync(path.join(dir, n))) throw new ModelError('not_found', id, `shard ${n} listed in model.safetensors.index.json is missing`, 'download the complete checkpoint');
+      // A shard that links out of the folder (or the cache repo), or is no regular file: unsafe_path.
+      confinedPath(dir, n, { id, field: 'model.safetensors.index.json: weight_map shard', realRoot });
     }
     return names.map((n) => path.join(dir, n));
   }

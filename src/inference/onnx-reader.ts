@@ -6,6 +6,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { ModelError } from './errors.js';
+import { cacheRepoOf } from './hub.js';
+import { confinedPath, openRegularFile } from '../util/paths.js';
 import { DATA_TYPES, DataType, EXTERNAL, decodeModel, int64, type onnx } from '../onnx/codec.js';
 
 /** ONNX data type code → element name (from the codec's one table). */
@@ -45,15 +48,24 @@ function f16(h: number): number {
   return s * 2 ** (e - 15) * (1 + f / 1024);
 }
 
-/** Reads external data (TensorProto.external_data: location, offset, length) relative to the model's folder. */
-function readExternal(t: onnx.ITensorProto, dir: string, count: number): Buffer {
+/**
+ * Reads external data (TensorProto.external_data: location, offset, length) relative to the
+ * model's folder. The location is confined to that folder (regular files only, see
+ * src/util/paths.ts) and the byte range must lie inside the file: a hostile `location`
+ * (`../../etc/passwd`, an absolute path, a link out, a FIFO) is an `unsafe_path` error.
+ */
+function readExternal(t: onnx.ITensorProto, src: OnnxSource, count: number): Buffer {
   const external: Record<string, string> = {};
   for (const e of t.externalData ?? []) external[e.key ?? ''] = e.value ?? '';
-  const file = path.join(dir, external.location ?? '');
+  const field = `${path.basename(src.file)}: external_data location of initializer "${t.name ?? ''}"`;
+  const file = confinedPath(src.dir, external.location ?? '', { id: src.id, field, realRoot: src.realRoot });
   const offset = Number(external.offset ?? 0);
   const length = Number(external.length ?? 0) || count * (DATA_TYPES[t.dataType ?? 0]?.bytes ?? 4);
-  const fd = fs.openSync(file, 'r');
+  const { fd, size } = openRegularFile(file, { id: src.id, field });
   try {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length < 0 || offset + length > size) {
+      throw new ModelError('corrupt_onnx', src.id, `${field}: bytes ${external.offset ?? 0}+${external.length ?? length} lie outside ${external.location} (${size} bytes)`, 'download the model again');
+    }
     const bytes = Buffer.alloc(length);
     fs.readSync(fd, bytes, 0, length, offset);
     return bytes;
@@ -62,14 +74,22 @@ function readExternal(t: onnx.ITensorProto, dir: string, count: number): Buffer 
   }
 }
 
-function initializer(t: onnx.ITensorProto, dir: string): OnnxInitializer {
+/** The model file, the folder its external data is confined to and the model id for errors. */
+interface OnnxSource {
+  file: string;
+  dir: string;
+  realRoot: string;
+  id: string;
+}
+
+function initializer(t: onnx.ITensorProto, src: OnnxSource): OnnxInitializer {
   const dims = (t.dims ?? []).map(int64);
   const name = t.name ?? '';
   const dataType = t.dataType ?? 0;
   const count = dims.reduce((a, b) => a * b, 1);
   const floats = (): Float32Array => {
     let data: Uint8Array;
-    if (t.dataLocation === EXTERNAL) data = readExternal(t, dir, count);
+    if (t.dataLocation === EXTERNAL) data = readExternal(t, src, count);
     else if (t.rawData?.length) data = t.rawData;
     else if (t.floatData?.length) return Float32Array.from(t.floatData);
     else return new Float32Array(0);
@@ -104,10 +124,15 @@ function initializer(t: onnx.ITensorProto, dir: string): OnnxInitializer {
   return { name, dims, dataType, floats };
 }
 
-/** Parses an ONNX model file (weights are read lazily via `floats()`). */
-export function readOnnx(file: string): OnnxGraphInfo {
+/**
+ * Parses an ONNX model file (weights are read lazily via `floats()`). External data is read
+ * only from regular files inside the file's folder (for a Hugging Face cache snapshot, inside
+ * the cache repo folder its links point into); `id` names the model in errors.
+ */
+export function readOnnx(file: string, id = file): OnnxGraphInfo {
   const model = decodeModel(fs.readFileSync(file));
   const dir = path.dirname(file);
+  const src: OnnxSource = { file, dir, realRoot: cacheRepoOf(dir)?.repoFolder ?? dir, id };
   const g = model.graph;
   if (!g) throw new Error(`${file}: no graph in the ONNX model`);
   return {
@@ -117,7 +142,7 @@ export function readOnnx(file: string): OnnxGraphInfo {
     nodes: (g.node ?? []).map((n) => ({ opType: n.opType ?? '', domain: n.domain ?? '', inputs: n.input ?? [], outputs: n.output ?? [] })),
     inputs: (g.input ?? []).map((v) => v.name ?? ''),
     outputs: (g.output ?? []).map((v) => v.name ?? ''),
-    initializers: (g.initializer ?? []).map((t) => initializer(t, dir)),
+    initializers: (g.initializer ?? []).map((t) => initializer(t, src)),
   };
 }
 

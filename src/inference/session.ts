@@ -153,13 +153,16 @@ export class CausalLM {
     }
     const tok = loadTokenizer(files.id, files.tokenizerPath, files.dir, config);
     let session: ort.InferenceSession;
+    ort.env.logLevel = 'fatal'; // before the first session creates ONNX Runtime's environment
     try {
       session = await ort.InferenceSession.create(files.onnxPath!, {
         executionProviders: device === 'cuda' ? ['cuda', 'cpu'] : ['cpu'],
         intraOpNumThreads: opts.threads ?? 0,
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
-        logSeverityLevel: 3,
+        // Fatal only: ONNX Runtime's own (coloured) log lines would break --json's clean
+        // stderr; every error it raises reaches the user as this exception's message.
+        logSeverityLevel: 4,
         ...(opts.lowMemory ? { extra: { session: { disable_prepacking: '1' } } } : {}),
       });
     } catch (e) {

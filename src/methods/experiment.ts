@@ -203,7 +203,7 @@ export async function runExperiment(cfg: ExperimentConfig, o: ExperimentOptions)
       async (e, lm) => {
         const r = await fingerprintFor(runCtx, e, fp, async () => {
           const files = resolveModel(e.path!, { id: e.id, onnxVariant: o.onnxVariant });
-          const info = readOnnx(files.onnxPath!);
+          const info = readOnnx(files.onnxPath!, e.id);
           if (method === 'weight') return weightFingerprint(files.onnxPath!, args as { matrices?: number; values?: number }, info);
           if (method === 'architecture') return architectureFingerprint(files.onnxPath!, info);
           return inputOutputFingerprint(await lm.get(), probes, targets, cfg.method_args.input_output!.n0, info);

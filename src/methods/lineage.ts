@@ -149,7 +149,12 @@ export async function runBaseVsDerived(
       const score = (await native.similarityRect(baseSet, sketch.set, { metric: p.metric, device: 'cpu' })).scores[0];
       const perPrompt = promptScores(baseSet, 0, sketch.set, 0, p.metric);
       const row = { ...rowOf(d), num_pairs: perPrompt.length, avg_overlap_ratio: formatScore(score), pair_scores_json: scoresJson(perPrompt), error_code: '', error_message: '' };
-      if (score < 0) Object.assign(row, { error_code: 'inference_failed', error_message: 'no prompt could be scored' });
+      if (score < 0) {
+        // No prompt could be scored: a failed model (exit 3 with its code), not a success.
+        Object.assign(row, { error_code: 'inference_failed', error_message: 'no prompt could be scored' });
+        summary.failed++;
+        summary.failures.push({ model: d.id, code: 'inference_failed', message: 'no prompt could be scored' });
+      }
       summary.ok += score >= 0 ? 1 : 0;
       if (reused) summary.reused++;
       csv.append(row);

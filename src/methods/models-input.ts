@@ -36,9 +36,16 @@ function readModelsCsv(file: string): ModelEntry[] {
     });
   }
   const base = path.dirname(path.resolve(file));
+  const lineOf = new Map<string, number>();
   return table.rows.map((r, i) => {
     const id = r[idCol].trim();
     if (!id) throw new ModelprintError('E_INPUT', `${file} line ${table.lines[i]}: empty model_id`, { subject: file, hint: 'every row needs a model_id' });
+    // A repeated id would silently drop a row (results are keyed by id): refuse it, naming both lines.
+    const first = lineOf.get(id);
+    if (first !== undefined) {
+      throw new ModelprintError('E_INPUT', `${file}: ${idCol} "${id}" appears twice (lines ${first} and ${table.lines[i]})`, { subject: `${file}:${idCol}`, hint: 'give every model a distinct id, or remove the repeated row' });
+    }
+    lineOf.set(id, table.lines[i]);
     const p = r.path?.trim() ? path.resolve(base, r.path.trim()) : null;
     const meta: Record<string, string> = {};
     for (const h of table.header) if (h !== idCol && h !== 'path' && h) meta[h] = r[h] ?? '';

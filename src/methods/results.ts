@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ModelprintError } from '../errors.js';
-import { writeFileAtomic } from '../util/atomic.js';
+import { writeError, writeFileAtomic } from '../util/atomic.js';
 import { csvLine, parseCsv, type CsvValue } from '../util/csv.js';
 
 export { csvLine };
@@ -93,12 +93,17 @@ export class ResultCsv {
   /** Appends one row with a single write + fsync. */
   append(rec: Record<string, unknown>): void {
     const line = csvLine(this.header.map((h) => rec[h] as CsvValue));
-    const fd = fs.openSync(this.file, 'a');
     try {
-      fs.writeSync(fd, line);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
+      const fd = fs.openSync(this.file, 'a');
+      try {
+        fs.writeSync(fd, line);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+    } catch (e) {
+      // Disk full mid-row: the partial line is cut when the file is next opened (resume).
+      throw writeError(this.file, e);
     }
     this.done.set(String(rec[this.keyColumn]), Object.fromEntries(this.header.map((h) => [h, String(rec[h] ?? '')])));
   }

@@ -70,7 +70,7 @@ function l2normalize(v: number[]): number[] {
 
 /** input_output fingerprint (§3) of a loaded model. */
 export async function inputOutputFingerprint(lm: CausalLM, probes: string[], targets: string[], n0: number, info?: OnnxGraphInfo): Promise<number[]> {
-  const graph = info ?? readOnnx(lm.files.onnxPath!);
+  const graph = info ?? readOnnx(lm.files.onnxPath!, lm.id);
   const embInit = findEmbedding(graph);
   if (!embInit) throw new ModelError('unexpected_io', lm.id, 'cannot find the input embedding (a Gather on input_ids) in the ONNX graph', 'input_output needs the embedding matrix as an initializer');
   const [vocabRows, d] = embInit.dims;

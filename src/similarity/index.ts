@@ -55,11 +55,15 @@ export function openSketches(file: string): SketchSet {
       hint: 'pass a .mpsk or .jsonl sketch collection with --sketches',
     });
   }
+  let sk: SketchSet;
   try {
-    return native.SketchSet.open(file);
+    sk = native.SketchSet.open(file);
   } catch (e) {
     throw engineError(e, file);
   }
+  // An empty file (or a header line alone) is not an empty matrix: something went wrong upstream.
+  if (sk.count === 0) throw new ModelprintError('E_INPUT', `${file} holds no models (empty sketch collection)`, { subject: file, hint: 'pass a sketch collection written by --sketches-out, with at least one model' });
+  return sk;
 }
 
 export type OutputKind = 'csv' | 'npy' | 'neighbours' | 'part';

@@ -42,7 +42,7 @@ export function parseCsv(text: string, source = '<csv>'): CsvTable {
       hint: 'the first line must name the columns',
     });
   }
-  const header = records[0].record.map((h) => h.trim());
+  const header = records[0].record.map((h) => unguardCell(h.trim()));
   const seen = new Set<string>();
   for (const h of header) {
     if (h !== '' && seen.has(h)) {
@@ -75,7 +75,7 @@ export function parseCsv(text: string, source = '<csv>'): CsvTable {
     }
     const row: Record<string, string> = {};
     header.forEach((h, i) => {
-      row[h] = record[i] ?? '';
+      row[h] = unguardCell(record[i] ?? '');
     });
     rows.push(row);
     lines.push(info.lines);
@@ -123,9 +123,36 @@ export function requireColumns(table: CsvTable, columns: string[], hint?: string
 
 export type CsvValue = string | number | boolean | null | undefined;
 
+const FORMULA_START = /^'*[=+\-@\t\r]/;
+const PLAIN_NUMBER = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/**
+ * CSV injection (OWASP): a cell that starts with `=`, `+`, `-`, `@`, tab or CR is run as a
+ * formula by spreadsheet programs, so a model id like `=HYPERLINK(…)` must not be written
+ * as is. Such a cell (and, to keep the mapping reversible, one that starts with `'`s followed
+ * by such a character) gets one leading `'`; plain numbers (`-1.0`) are left alone. Every CSV
+ * modelprint writes goes through this (stringifyCsv, csvLine; the Rust matrix writer has the
+ * same rule), and parseCsv strips the `'` again, so ids read back (resume, analyses) match.
+ */
+export function needsFormulaGuard(s: string): boolean {
+  return FORMULA_START.test(s) && !PLAIN_NUMBER.test(s);
+}
+
+/** The cell as written: `'` prepended when a spreadsheet would take it for a formula. */
+export function guardCell(v: CsvValue): CsvValue {
+  return typeof v === 'string' && needsFormulaGuard(v) ? `'${v}` : v;
+}
+
+/** The inverse of guardCell, applied to every cell parseCsv reads. */
+export function unguardCell(s: string): string {
+  return s.startsWith("'") && needsFormulaGuard(s.slice(1)) ? s.slice(1) : s;
+}
+
+const cell = (v: CsvValue) => (v === null || v === undefined ? '' : guardCell(v));
+
 /** Formats rows as CSV text with a header row; fields are quoted when they need it. */
 export function stringifyCsv(header: string[], rows: CsvValue[][]): string {
-  return stringify([header, ...rows.map((r) => r.map((v) => (v === null || v === undefined ? '' : v)))], {
+  return stringify([header.map(cell), ...rows.map((r) => r.map(cell))], {
     cast: { boolean: (v) => (v ? 'true' : 'false') },
   });
 }
@@ -137,7 +164,7 @@ export function writeCsvFile(file: string, header: string[], rows: CsvValue[][])
 
 /** One CSV line (with its newline), quoted as stringifyCsv quotes. */
 export function csvLine(values: CsvValue[]): string {
-  return stringify([values.map((v) => (v === null || v === undefined ? '' : v))], {
+  return stringify([values.map(cell)], {
     cast: { boolean: (v) => (v ? 'true' : 'false') },
   });
 }

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ModelError } from '../inference/errors.js';
 
 /** sha256 hex of a JSON-serialisable value with sorted keys (stable config hashes). */
 export function stableHash(value: unknown): string {
@@ -26,7 +27,16 @@ export function listFiles(dir: string): string[] {
       const r = rel ? path.join(rel, ent.name) : ent.name;
       if (ent.name.startsWith('.')) continue;
       const full = path.join(dir, r);
-      const st = fs.statSync(full);
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(full);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        // A broken link (an incomplete download) or a link loop: a coded per-model error, not a crash.
+        if (code === 'ELOOP') throw new ModelError('unsafe_path', dir, `${r} is a symbolic link loop`, 'remove the link, or download the model again');
+        if (code === 'ENOENT') throw new ModelError('not_found', dir, `${r} is a dangling symbolic link (${fs.readlinkSync(full)} does not exist)`, 'the download is incomplete: fetch the model again');
+        throw new ModelError('load_failed', dir, `cannot read ${r}: ${(e as Error).message}`);
+      }
       if (st.isDirectory()) walk(r);
       else if (st.isFile()) out.push(r);
     }

@@ -7,6 +7,7 @@ import { readExperimentConfig, runExperiment, type ExperimentResult } from '../.
 import { makeProgress, type ProgressMode } from '../../ui/progress.js';
 import { StopSignal } from '../../util/signals.js';
 import { renderTable } from '../../ui/table.js';
+import { withOutputLocks } from '../../util/lock.js';
 
 export default class ExperimentRun extends BaseCommand<typeof ExperimentRun> {
   static override summary = 'Fingerprint registry models with several methods and compare them with several metrics.';
@@ -30,6 +31,10 @@ export default class ExperimentRun extends BaseCommand<typeof ExperimentRun> {
   async run(): Promise<ExperimentResult> {
     const cfg = readExperimentConfig(this.flags.config);
     const registry = await this.registry();
+    return withOutputLocks([{ path: this.flags['output-dir'], kind: 'dir', flag: '--output-dir' }], () => this.runLocked(cfg, registry));
+  }
+
+  private async runLocked(cfg: ReturnType<typeof readExperimentConfig>, registry: Awaited<ReturnType<ExperimentRun['registry']>>): Promise<ExperimentResult> {
     const stop = new StopSignal();
     const progress = await makeProgress(this.flags.progress as ProgressMode, Boolean(this.flags.quiet));
     try {

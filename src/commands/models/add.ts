@@ -7,6 +7,7 @@ import { parseGgufQuantList, pickGgufFile } from '../../formats/gguf.js';
 import { ModelprintError } from '../../errors.js';
 import { detectFormat, type OnnxVariantRequest } from '../../inference/format.js';
 import { parseHubId } from '../../inference/hub.js';
+import { ModelError } from '../../inference/errors.js';
 import { locateModel, resolveModel } from '../../inference/resolve.js';
 import { contentHash } from '../../util/hash.js';
 import type { ModelRecord } from '../../registry/types.js';
@@ -53,6 +54,10 @@ export default class ModelsAdd extends BaseCommand<typeof ModelsAdd> {
     // A folder of GGUF quantizations: --gguf-quant picks the file, and the model is that file.
     if (this.flags['gguf-quant'] && fs.statSync(target).isDirectory() && detectFormat(target) === 'gguf') {
       target = pickGgufFile(target, parseGgufQuantList(this.flags['gguf-quant']), loc.id);
+    }
+    // A single file must be a model file (.onnx, .gguf, .safetensors); a folder may hold anything (its format is recorded).
+    if (fs.statSync(target).isFile() && detectFormat(target) === 'unknown') {
+      throw new ModelError('unsupported_format', ref, `${target} is not a model file (expected .onnx, .gguf or .safetensors, or a model folder)`, 'pass the model folder, or its .onnx file');
     }
     const variant = this.flags['onnx-variant'] as OnnxVariantRequest;
     if (variant !== 'auto') resolveModel(target, { onnxVariant: variant });

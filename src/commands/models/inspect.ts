@@ -24,7 +24,12 @@ export default class ModelsInspect extends BaseCommand<typeof ModelsInspect> {
     'gguf-quant': ggufQuantFlag,
   };
 
-  async run(): Promise<ModelInspection | { models: ModelInspection[] }> {
+  /**
+   * With --json the document carries `ok` like every command's envelope: false (exit 1)
+   * when a model does not run, with its `error` (model code, message, hint) beside the
+   * fields that could be read.
+   */
+  async run(): Promise<(ModelInspection & { ok: boolean }) | { ok: boolean; models: ModelInspection[] }> {
     const paths = this.positional;
     setGgufQuantPreference(this.flags['gguf-quant']);
     const opts = { device: this.flags.device as DeviceRequest, tokenizer: this.flags.tokenizer, onnxVariant: this.flags['onnx-variant'] as OnnxVariantRequest };
@@ -33,7 +38,7 @@ export default class ModelsInspect extends BaseCommand<typeof ModelsInspect> {
       for (const p of paths) all.push(await inspectModel(p, opts));
       this.out(renderTable(['path', 'format', 'variant', 'layers', 'vocab', 'runs'], all.map((r) => [r.path, r.format, r.onnx_variant ?? '-', r.layers, r.logits_width ?? r.vocab_size, r.runs ? 'yes' : `no: ${r.error?.code}`])));
       if (all.some((r) => !r.runs)) process.exitCode = 1;
-      return { models: all };
+      return { ok: all.every((r) => r.runs), models: all };
     }
     const r = await inspectModel(this.args.path, opts);
     const specials = Object.entries(r.special_tokens)
@@ -63,6 +68,6 @@ export default class ModelsInspect extends BaseCommand<typeof ModelsInspect> {
       ),
     );
     if (!r.runs) process.exitCode = 1;
-    return r;
+    return { ok: r.runs, ...r };
   }
 }

@@ -1,3 +1,4 @@
+import { withOutputLocks } from '../../util/lock.js';
 import { Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base.js';
 import { DEVICES, METRICS, PART_EXT, runSimilarity, type DeviceRequest, type Metric, type SimilaritySummary } from '../../similarity/index.js';
@@ -27,7 +28,7 @@ export default class Similarity extends BaseCommand<typeof Similarity> {
 
   async run(): Promise<SimilaritySummary> {
     const f = this.flags;
-    const s = await runSimilarity({
+    const s = await withOutputLocks([{ path: f.output, kind: 'file', flag: '--output' }], () => runSimilarity({
       sketches: f.sketches,
       out: f.output,
       metric: f.metric as Metric,
@@ -35,7 +36,7 @@ export default class Similarity extends BaseCommand<typeof Similarity> {
       threads: f.threads,
       top: f.top,
       shard: f.shard,
-    });
+    }));
     const what = s.mode === 'shard' ? `shard ${s.shard?.index}/${s.shard?.count} (${s.shard?.tiles} tiles)` : s.mode === 'top' ? `top ${s.top} neighbours` : `${s.n} × ${s.n} ${s.metric} matrix`;
     this.out(`${what} of ${s.n} models (P = ${s.prompts}, k = ${s.k}${s.failed ? `, ${s.failed} failed` : ''}) on ${s.device} in ${s.seconds.toFixed(2)} s → ${s.out}`);
     return s;

@@ -1,3 +1,4 @@
+import { withOutputLocks } from '../../util/lock.js';
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base.js';
 import { PART_EXT, mergeShards, type MergeSummary } from '../../similarity/index.js';
@@ -24,7 +25,7 @@ export default class SimilarityMerge extends BaseCommand<typeof SimilarityMerge>
       strict: false,
     });
     const parts = argv.map(String);
-    const s = await mergeShards(parts, this.flags.output);
+    const s = await withOutputLocks([{ path: this.flags.output, kind: 'file', flag: '--output' }], () => mergeShards(parts, this.flags.output));
     this.out(`merged ${s.parts} parts into a ${s.n} × ${s.n} ${s.metric} matrix → ${s.out}`);
     return s;
   }

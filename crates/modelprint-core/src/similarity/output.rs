@@ -51,8 +51,43 @@ pub fn push_fixed6(out: &mut Vec<u8>, v: f32) {
     out.extend_from_slice(&f);
 }
 
-/// A CSV field, quoted when it holds a comma, quote, CR or LF (RFC 4180).
+/// Whether a CSV cell would be read as a formula by a spreadsheet: it starts (after any
+/// single quotes) with `=`, `+`, `-`, `@`, tab or CR and is not a plain number. Such cells
+/// get one leading `'` (OWASP CSV injection advice); modelprint's CSV reader strips it
+/// again. Must match `needsFormulaGuard` in src/util/csv.ts.
+pub fn needs_formula_guard(s: &str) -> bool {
+    let rest = s.trim_start_matches('\'');
+    matches!(
+        rest.as_bytes().first(),
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r')
+    ) && !(s.len() == rest.len() && is_plain_number(s))
+}
+
+fn is_plain_number(s: &str) -> bool {
+    let b = s.strip_prefix(['+', '-']).unwrap_or(s);
+    let (mant, exp) = match b.find(['e', 'E']) {
+        Some(i) => (&b[..i], Some(&b[i + 1..])),
+        None => (b, None),
+    };
+    let digits = mant.replacen('.', "", 1);
+    let mant_ok = !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_digit());
+    let exp_ok = exp.is_none_or(|e| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit())
+    });
+    mant_ok && exp_ok
+}
+
+/// A CSV field, quoted when it holds a comma, quote, CR or LF (RFC 4180), with a leading
+/// `'` when a spreadsheet would take it for a formula (`needs_formula_guard`).
 pub fn push_csv_field(out: &mut Vec<u8>, s: &str) {
+    let guarded;
+    let s = if needs_formula_guard(s) {
+        guarded = format!("'{s}");
+        guarded.as_str()
+    } else {
+        s
+    };
     if s.contains([',', '"', '\n', '\r']) {
         out.push(b'"');
         out.extend_from_slice(s.replace('"', "\"\"").as_bytes());
@@ -251,5 +286,26 @@ mod tests {
         let mut b = Vec::new();
         push_csv_field(&mut b, "a,b\"c");
         assert_eq!(b, b"\"a,b\"\"c\"");
+    }
+
+    #[test]
+    fn csv_formula_cells_are_neutralised() {
+        let field = |s: &str| {
+            let mut b = Vec::new();
+            push_csv_field(&mut b, s);
+            String::from_utf8(b).unwrap()
+        };
+        assert_eq!(
+            field("=HYPERLINK(\"http://x\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        assert_eq!(field("+cmd|' /C calc'!A0"), "'+cmd|' /C calc'!A0");
+        assert_eq!(field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(field("\tx"), "'\tx");
+        assert_eq!(field("'=x"), "''=x");
+        assert_eq!(field("-1.5e3"), "-1.5e3");
+        assert_eq!(field("-x"), "'-x");
+        assert_eq!(field("alpha-base"), "alpha-base");
+        assert_eq!(field("'plain"), "'plain");
     }
 }
