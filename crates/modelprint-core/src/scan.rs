@@ -188,8 +188,8 @@ pub fn scan_top_n(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::similarity::tests_support::test_collection;
     use crate::similarity::{rect_top_n, Device, Options};
-    use crate::sketch::SketchMeta;
 
     /// Random sets with family structure, some missing prompts and a failed model.
     fn collection(
@@ -235,14 +235,8 @@ mod tests {
                 ids.extend(set);
             }
         }
-        let meta = SketchMeta {
-            vocab_size: vocab,
-            k: k as u32,
-            prompts: p as u32,
-            prompt_hash: [0; 32],
-        };
         let models = (0..n).map(|m| format!("{names}{m}")).collect();
-        SketchCollection::from_parts(meta, models, ids, lengths, failed).unwrap()
+        test_collection(vocab, k as u32, p, models, ids, lengths, failed)
     }
 
     #[test]

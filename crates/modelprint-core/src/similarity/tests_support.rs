@@ -79,6 +79,19 @@ pub(crate) fn random_collection(
             ids.extend(s);
         }
     }
+    test_collection(vocab, k, p, models, ids, lengths, failed)
+}
+
+/// A collection from its parts with a zero prompt hash (test data).
+pub(crate) fn test_collection(
+    vocab: u32,
+    k: u32,
+    p: usize,
+    models: Vec<String>,
+    ids: Vec<u32>,
+    lengths: Vec<u32>,
+    failed: Vec<bool>,
+) -> SketchCollection {
     let meta = SketchMeta {
         vocab_size: vocab,
         k,
