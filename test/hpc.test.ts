@@ -273,7 +273,7 @@ describe('JSON-lines progress for batch logs', () => {
 describe('matrix progress in a batch log', () => {
   it('4 models write one line per model and phase (was 306 lines), not one per step', () => {
     const four = ['alpha-base', 'beta-base', 'alpha-int8', 'gamma-base'].map((id) => models.find((m) => m.model_id === id)!.path);
-    const r = runCli(['matrix', '--models', ...four, '--num-prompts', '5', '--k', K, '--threads', '1', '--out-dir', path.join(dir, 'm4'), '--progress', 'jsonl', '--no-reuse', '--registry', path.join(dir, 'm4.db'), '--json']);
+    const r = runCli(['matrix', '--models', ...four, '--num-prompts', '5', '--k', K, '--threads', '1', '--output-dir', path.join(dir, 'm4'), '--progress', 'jsonl', '--no-reuse', '--registry', path.join(dir, 'm4.db'), '--json']);
     expect(r.code, r.stderr).toBe(0);
     const lines = r.stderr.trim().split('\n').map((l) => JSON.parse(l) as { event: string });
     // start, per model: loading + prompts (pass 1), loading + sketch + model_done (pass 2), done.
