@@ -111,8 +111,10 @@ mod tests {
 
     #[test]
     fn vocab_size_is_the_largest_id_not_the_token_count() {
-        let high = WORD_LEVEL
-            .replace(r#""hello": 2, "world": 3"#, r#""hello": 70000, "world": 70001"#);
+        let high = WORD_LEVEL.replace(
+            r#""hello": 2, "world": 3"#,
+            r#""hello": 70000, "world": 70001"#,
+        );
         let t = Tokenizer::from_json(&high).unwrap();
         assert_eq!(t.vocab_size(), 70002);
         assert_eq!(t.encode("hello world", false).unwrap(), vec![70000, 70001]);
