@@ -468,3 +468,62 @@ describe('item 7: formula-shaped ids are neutralised in every CSV and read back 
     for (const line of fs.readFileSync(path.join(near, 'neighbours.csv'), 'utf8').split('\n').slice(1, -1)) expect(line.replace(/^"/, '')).toMatch(/^'[=+\-@]/);
   }, 240_000);
 });
+
+describe('item 5: tokenizer checks', () => {
+  /** A copy of `src` whose tokenizer ids all lie at or above `offset` (as many tokens as before). */
+  function shiftedTokenizer(src: string, dest: string, offset: number): string {
+    copyModel(src, dest);
+    const file = path.join(dest, 'tokenizer.json');
+    const t = JSON.parse(fs.readFileSync(file, 'utf8')) as {
+      model: { vocab: Record<string, number> };
+      added_tokens?: Array<{ id: number }>;
+      post_processor?: unknown;
+    };
+    for (const k of Object.keys(t.model.vocab)) t.model.vocab[k] += offset;
+    for (const a of t.added_tokens ?? []) a.id += offset;
+    // TemplateProcessing names special tokens' ids too.
+    const shiftIds = (x: unknown): void => {
+      if (Array.isArray(x)) x.forEach(shiftIds);
+      else if (x && typeof x === 'object') {
+        for (const [k, v] of Object.entries(x as Record<string, unknown>)) {
+          if (k === 'ids' && Array.isArray(v)) (x as Record<string, unknown>)[k] = v.map((i) => (i as number) + offset);
+          else shiftIds(v);
+        }
+      }
+    };
+    shiftIds(t.post_processor);
+    fs.writeFileSync(file, JSON.stringify(t));
+    return dest;
+  }
+
+  it('a tokenizer whose ids all lie above the logits width is tokenizer_mismatch for inspect, as derived and as base', () => {
+    const work = tmpDir('modelprint-tok-');
+    const src = byId('alpha-ft-light').path;
+    const width = (JSON.parse(fs.readFileSync(path.join(src, 'config.json'), 'utf8')) as { vocab_size: number }).vocab_size;
+    const high = shiftedTokenizer(src, path.join(work, 'high'), width);
+    const i = runCli(['models', 'inspect', high, '--json', '--device', 'cpu']);
+    expect(i.code).toBe(1);
+    expect(parseJson<{ ok: boolean; error: { code: string; message: string } }>(i)).toMatchObject({ ok: false, error: { code: 'tokenizer_mismatch' } });
+    const out = path.join(work, 'lineage.csv');
+    const asDerived = runCli(['lineage', '--base', byId('alpha-base').path, '--derived', high, src, '-o', out, '--registry-write', 'off', '--json', ...FAST]);
+    expect(asDerived.code).toBe(3);
+    const rows = parseCsv(fs.readFileSync(out, 'utf8')).rows;
+    expect(rows.find((r) => r.derived_model_name === high)?.error_code).toBe('tokenizer_mismatch');
+    expect(rows.find((r) => r.derived_model_name === src)?.error_code).toBe('');
+    const asBase = runCli(['lineage', '--base', high, '--derived', src, '-o', path.join(work, 'base.csv'), '--registry-write', 'off', '--json', ...FAST]);
+    expect(asBase.code).not.toBe(0);
+    expect(errorOf(asBase)).toMatchObject({ code: 'E_TOKENIZER', model_code: 'tokenizer_mismatch' });
+  });
+
+  it('a tokenizer.json over the size cap is input_too_large before it is parsed; the cap is overridable', () => {
+    const src = byId('alpha-base').path;
+    const size = fs.statSync(path.join(src, 'tokenizer.json')).size;
+    const small = runCli(['models', 'inspect', src, '--json', '--device', 'cpu'], { env: { MODELPRINT_MAX_TOKENIZER_BYTES: String(size - 1) } });
+    expect(small.code).toBe(1);
+    const j = parseJson<{ ok: boolean; error: { code: string; message: string } }>(small);
+    expect(j).toMatchObject({ ok: false, error: { code: 'input_too_large' } });
+    expect(j.error.message).toContain(`${size} bytes`);
+    const enough = runCli(['models', 'inspect', src, '--json', '--device', 'cpu'], { env: { MODELPRINT_MAX_TOKENIZER_BYTES: String(size) } });
+    expect(enough.code, enough.stderr).toBe(0);
+  });
+});

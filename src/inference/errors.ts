@@ -21,6 +21,7 @@ export type ModelErrorCode =
   | 'unsupported_quantization'
   | 'missing_base_model'
   | 'missing_tokenizer'
+  | 'input_too_large'
   | 'tokenizer_mismatch'
   | 'corrupt_onnx'
   | 'unexpected_io'
@@ -50,6 +51,7 @@ const CLI_CODE: Record<ModelErrorCode, ErrorCode> = {
   unsupported_quantization: 'E_MODEL_FORMAT',
   missing_base_model: 'E_NOT_FOUND',
   missing_tokenizer: 'E_TOKENIZER',
+  input_too_large: 'E_INPUT',
   tokenizer_mismatch: 'E_TOKENIZER',
   corrupt_onnx: 'E_MODEL_LOAD',
   unexpected_io: 'E_MODEL_FORMAT',

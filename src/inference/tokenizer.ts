@@ -26,9 +26,34 @@ function readJson(file: string): Record<string, unknown> | null {
 const tokenString = (v: unknown): string | null =>
   typeof v === 'string' ? v : v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string' ? (v as { content: string }).content : null;
 
+/**
+ * Largest tokenizer.json modelprint parses (SECURITY.md): 256 MiB by default, far above real
+ * ones (tens of MB), overridable with MODELPRINT_MAX_TOKENIZER_BYTES. Parsing a file costs
+ * many times its size in memory, so the cap is checked before reading.
+ */
+export function maxTokenizerBytes(env: NodeJS.ProcessEnv = process.env): number {
+  const v = Number(env.MODELPRINT_MAX_TOKENIZER_BYTES);
+  return Number.isSafeInteger(v) && v > 0 ? v : 256 * 2 ** 20;
+}
+
 export function loadTokenizer(id: string, tokenizerPath: string | null, dir: string, config: ModelConfig | null): LoadedTokenizer {
   if (!tokenizerPath) {
     throw new ModelError('missing_tokenizer', id, `no tokenizer.json in ${dir}`, 'copy the tokenizer.json of the model (or its base) next to the ONNX file, or pass --tokenizer');
+  }
+  const cap = maxTokenizerBytes();
+  let size = 0;
+  try {
+    size = fs.statSync(tokenizerPath).size;
+  } catch {
+    // a missing file is reported by the reader below, with its own message
+  }
+  if (size > cap) {
+    throw new ModelError(
+      'input_too_large',
+      id,
+      `tokenizer ${tokenizerPath} is ${size} bytes, over the ${cap}-byte limit`,
+      'a real tokenizer.json is tens of MB; if this one is genuine, raise MODELPRINT_MAX_TOKENIZER_BYTES',
+    );
   }
   let tokenizer: Tokenizer;
   try {

@@ -55,19 +55,15 @@ impl Tokenizer {
             .map_err(|e| tokenizer_error(format!("decoding failed: {e}")))
     }
 
-    /// Vocabulary size including added tokens (the ids the tokenizer can produce).
+    /// The width of the id space the tokenizer can produce: its largest id + 1 (vocabulary
+    /// and added tokens). Not a count of tokens: ids may be sparse, or all lie high.
     pub fn vocab_size(&self) -> usize {
-        // Ids may be sparse when added tokens skip numbers: take the largest id + 1.
-        let base = self.inner.get_vocab_size(true);
-        let max_added = self
-            .inner
-            .get_added_tokens_decoder()
-            .keys()
+        self.inner
+            .get_vocab(true)
+            .values()
             .copied()
             .max()
-            .map(|m| m as usize + 1)
-            .unwrap_or(0);
-        base.max(max_added)
+            .map_or(0, |m| m as usize + 1)
     }
 
     /// Ids of every special token (added tokens flagged `special`), ascending.
@@ -112,6 +108,17 @@ mod tests {
       "decoder": null,
       "model": {"type": "WordLevel", "vocab": {"<unk>": 0, "<s>": 1, "hello": 2, "world": 3}, "unk_token": "<unk>"}
     }"#;
+
+    #[test]
+    fn vocab_size_is_the_largest_id_not_the_token_count() {
+        let high = WORD_LEVEL.replace(
+            r#""hello": 2, "world": 3"#,
+            r#""hello": 70000, "world": 70001"#,
+        );
+        let t = Tokenizer::from_json(&high).unwrap();
+        assert_eq!(t.vocab_size(), 70002);
+        assert_eq!(t.encode("hello world", false).unwrap(), vec![70000, 70001]);
+    }
 
     #[test]
     fn encodes_decodes_and_lists_specials() {
