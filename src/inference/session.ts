@@ -202,7 +202,7 @@ export class CausalLM {
       throw new ModelError(
         'tokenizer_mismatch',
         this.id,
-        `tokenizer has ${this.tok.vocabSize} tokens but the model's logits have width ${width}`,
+        `tokenizer ids reach ${this.tok.vocabSize - 1} but the model's logits have width ${width}`,
         'the tokenizer.json does not belong to these weights (extended vocabulary without resized embeddings?); use the matching tokenizer',
       );
     }
