@@ -130,11 +130,18 @@ function initializer(t: onnx.ITensorProto, src: OnnxSource): OnnxInitializer {
  * the cache repo folder its links point into); `id` names the model in errors.
  */
 export function readOnnx(file: string, id = file): OnnxGraphInfo {
-  const model = decodeModel(fs.readFileSync(file));
+  const corrupt = (why: string) => new ModelError('corrupt_onnx', id, `${file}: ${why}`, 'download or export the model again');
+  let model: onnx.ModelProto;
+  try {
+    model = decodeModel(fs.readFileSync(file));
+  } catch (e) {
+    if (e instanceof ModelError || (e as NodeJS.ErrnoException).code) throw e;
+    throw corrupt(`not a valid ONNX model (${(e as Error).message})`);
+  }
   const dir = path.dirname(file);
   const src: OnnxSource = { file, dir, realRoot: cacheRepoOf(dir)?.repoFolder ?? dir, id };
   const g = model.graph;
-  if (!g) throw new Error(`${file}: no graph in the ONNX model`);
+  if (!g) throw corrupt('no graph in the ONNX model');
   return {
     irVersion: int64(model.irVersion),
     opsets: model.opsetImport.map((o) => ({ domain: o.domain ?? '', version: int64(o.version) })),
