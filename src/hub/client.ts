@@ -61,7 +61,7 @@ export function parseRetryAfter(v: string | null, now = Date.now()): number | nu
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Whether a status is worth retrying: 429 and every 5xx except 501 (not implemented). */
+/** Whether a status is worth retrying: 429 and every 5xx except 501 (Not Implemented). */
 export const retryableStatus = (s: number): boolean => s === 429 || (s >= 500 && s !== 501);
 
 /**
