@@ -1,7 +1,7 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, launchChromium } from './helpers/chromium.js';
 import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
 import {
   type LineageMetadata,
@@ -362,7 +362,6 @@ describe('modelprint analyze lineage on the real dev data', () => {
   let report: LineageReport;
   let userDir = '';
   let context: import('playwright-core').BrowserContext | undefined;
-  const CHROMIUM = '/usr/bin/chromium';
   const HAS_CHROMIUM = fs.existsSync(CHROMIUM);
 
   beforeAll(async () => {
@@ -371,14 +370,7 @@ describe('modelprint analyze lineage on the real dev data', () => {
     expect(r.code, r.stderr).toBe(0);
     report = parseJson<LineageReport>(r);
     if (HAS_CHROMIUM) {
-      userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelprint-chromium-'));
-      const { chromium } = await import('playwright-core');
-      context = await chromium.launchPersistentContext(userDir, {
-        executablePath: CHROMIUM,
-        headless: true,
-        viewport: { width: 1400, height: 1000 },
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-      });
+      ({ context, userDir } = await launchChromium());
     }
   });
 

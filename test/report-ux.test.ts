@@ -1,15 +1,14 @@
 /// <reference lib="dom" />
 /// <reference lib="dom.iterable" />
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, launchChromium } from './helpers/chromium.js';
 import { runCli, tmpDir, ROOT } from './helpers/cli.js';
 import { writeMatrixDashboard } from '../src/report/index.js';
 import { binCounts, histogramEdges, valueDomain, valueHistogramSvg } from '../src/report/svg.js';
 import { familyColours } from '../src/report/colour.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const HAS_CHROMIUM = fs.existsSync(CHROMIUM);
 const fx = (f: string) => path.join(ROOT, 'test', 'fixtures', 'analysis', f);
 
@@ -103,14 +102,7 @@ describe.skipIf(!HAS_CHROMIUM)('every dashboard in chromium at 1400 and 800 px',
     const big = bigMatrix(152, 47);
     pages.big = writeMatrixDashboard(path.join(dir, 'big'), { ...big, title: 'modelprint demo: 152 models', label: 'cosine' }).html;
     pages.bigData = writeMatrixDashboard(path.join(dir, 'big-data'), { ...big, title: 'data range', label: 'cosine', display: { colourRange: 'data' } }).html;
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelprint-chromium-'));
-    const { chromium } = await import('playwright-core');
-    context = await chromium.launchPersistentContext(userDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 1000 },
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    ({ context, userDir } = await launchChromium());
   }, 600_000);
 
   afterAll(async () => {

@@ -1,12 +1,11 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, launchChromium } from './helpers/chromium.js';
 import { tmpDir } from './helpers/cli.js';
 import { writeMatrixDashboard } from '../src/report/index.js';
 import { boxPlotSvg, heatmapSvg } from '../src/report/svg.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const HAS_CHROMIUM = fs.existsSync(CHROMIUM);
 if (!HAS_CHROMIUM) {
   console.warn(`report.test.ts: ${CHROMIUM} not found — browser checks skipped (install with: apt-get install -y chromium)`);
@@ -54,22 +53,7 @@ describe('dashboard in headless chromium', () => {
   beforeAll(async () => {
     dir = tmpDir('modelprint-report-');
     if (!HAS_CHROMIUM) return;
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'modelprint-chromium-'));
-    const { chromium } = await import('playwright-core');
-    context = await chromium.launchPersistentContext(userDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1280, height: 1800 },
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    ({ context, userDir } = await launchChromium({ width: 1280, height: 1800 }));
   });
 
   afterAll(async () => {
