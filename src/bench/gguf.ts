@@ -25,6 +25,15 @@ function python(modules: string): string | null {
   return spawnSync(py, ['-c', `import ${modules}`], { encoding: 'utf8' }).status === 0 ? py : null;
 }
 
+interface LlamaCppRun {
+  engine: string;
+  wall_s: number;
+  cpu_s: number;
+  load_s: Record<string, number>;
+  peak_rss_bytes: number;
+  scores: Record<string, number>;
+}
+
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 
 /** Returns the markdown of the section, or null (with the reason logged) when skipped. */
@@ -69,7 +78,7 @@ export async function benchGguf(work: string, log: (msg: string) => void): Promi
   const lean = job(['--low-memory']);
   fs.rmSync(cache, { recursive: true, force: true });
 
-  let lc: { engine: string; wall_s: number; cpu_s: number; load_s: Record<string, number>; peak_rss_bytes: number; scores: Record<string, number> } | null = null;
+  let lc: LlamaCppRun | null = null;
   let lcWall = NaN;
   const lpy = python('numpy, llama_cpp');
   if (lpy) {
@@ -78,7 +87,7 @@ export async function benchGguf(work: string, log: (msg: string) => void): Promi
     const r = spawnSync(lpy, [path.join(ROOT, 'tools', 'bench_llamacpp_lineage.py'), files.Q8_0, files.Q4_K_M, '--num-prompts', '10', '--k', '2000', '--threads', String(os.availableParallelism())], { encoding: 'utf8', maxBuffer: 64 << 20 });
     lcWall = (performance.now() - t) / 1000;
     if (r.status !== 0) throw new Error(`tools/bench_llamacpp_lineage.py failed: ${r.stderr.slice(-2000)}`);
-    lc = JSON.parse(r.stdout) as typeof lc;
+    lc = JSON.parse(r.stdout) as LlamaCppRun;
   } else {
     log('llama-cpp-python not found (MODELPRINT_GGUF_PYTHON): modelprint rows only');
   }
