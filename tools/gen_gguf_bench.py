@@ -6,8 +6,9 @@ llama_model_quantize to Q8_0 and Q4_K_M.
 
 The benchmark checkpoints carry a word-level tokenizer, which GGUF cannot hold, so the
 converted folder gets the byte-level BPE tokenizer of test/fixtures/hf (vocab 512; the
-converter pads the vocabulary to the embedding's 151,936 rows with [PAD] tokens). The
-weights are the checkpoint's own.
+converter pads the vocabulary to the embedding's 151,936 rows with [PAD] tokens, typed
+here as control tokens so that neither engine samples them). The weights are the
+checkpoint's own.
 
     LLAMA_CPP_DIR=/path/to/llama.cpp /tmp/ggufvenv/bin/python tools/gen_gguf_bench.py BENCH_CHECKPOINT OUT_DIR
 
@@ -23,6 +24,22 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import gen_gguf_fixtures as gg  # noqa: E402
+
+
+def control_padding(path):
+    """The converter's [PAD<i>] rows (type UNUSED) become control tokens, which no engine samples:
+    real GGUF vocabularies have no 150,000 padding entries, and the prompts stay 64 tokens long."""
+    import gguf
+    r = gguf.GGUFReader(path, "r+")
+    tokens = r.fields["tokenizer.ggml.tokens"]
+    types = r.fields["tokenizer.ggml.token_type"]
+    n = 0
+    for i, (ti, yi) in enumerate(zip(tokens.data, types.data)):
+        if bytes(tokens.parts[ti]).startswith(b"[PAD") and types.parts[yi][0] == gguf.TokenType.UNUSED:
+            types.parts[yi][0] = gguf.TokenType.CONTROL
+            n += 1
+    r.data.flush()
+    print(f"{n} padding tokens typed as control", file=sys.stderr)
 
 
 def main():
@@ -49,6 +66,7 @@ def main():
         json.dump(tc, open(os.path.join(src, "tokenizer_config.json"), "w"))
         bf16 = os.path.join(tmp, "base-BF16.gguf")
         gg.convert(llama_dir, src, "bf16", bf16)
+        control_padding(bf16)
         for q in args.types.split(","):
             dst = os.path.join(args.out, f"base-{q}.gguf")
             gg.quantize(bf16, dst + ".tmp", q)
