@@ -116,6 +116,12 @@ export interface LineageOptions {
    * siblings: each gets the group's parent rather than the representative.
    */
   quantSiblings?: boolean;
+  /**
+   * Names that differ only by a version number (Qwen2-7B, Qwen2.5-7B) or only by
+   * quantization words added to a quantized upload (q2_k, q2_k_l) are siblings, not
+   * ancestor and derivative.
+   */
+  nameSiblings?: boolean;
   metadata?: Map<string, LineageMetadata>;
 }
 
@@ -138,6 +144,7 @@ export const LINEAGE_DEFAULTS = {
   namesakePrior: true,
   sizeRatio: 1.5,
   quantSiblings: true,
+  nameSiblings: true,
 };
 
 export interface ThresholdFit {
@@ -207,6 +214,7 @@ export interface LineageReport {
     namesake_prior: boolean;
     size_ratio: number;
     quant_siblings: boolean;
+    name_siblings: boolean;
   };
   models: number;
   failed_models: string[];
@@ -420,7 +428,7 @@ function nameKey(id: string): NameKey {
   return { words: new Set(words), base: words.length < all.length, flat: words.join(''), quant: words.some((w) => QUANT_WORD.test(w)), size: sizeOfName(id) };
 }
 
-function nameAncestorOf(a: NameKey, b: NameKey): number {
+function nameAncestorOf(a: NameKey, b: NameKey, siblings = true): number {
   if (a.words.size === 0 || b.words.size === 0) return 0;
   const subset = (x: Set<string>, y: Set<string>) => [...x].every((t) => y.has(t));
   // Or the whole name, punctuation dropped, inside the other (Qwen3-1.7B in FluentlyQwen3-1.7B,
@@ -433,8 +441,8 @@ function nameAncestorOf(a: NameKey, b: NameKey): number {
   // A name that only adds a version number (Qwen2-7B → Qwen2.5-7B, Nemotron-7B →
   // Nemotron-1.1-7B) is a newer release, not a derivative.
   const versionSibling = (x: NameKey, y: NameKey) => x.words.size < y.words.size && [...y.words].every((t) => x.words.has(t) || /^v?\d+$/.test(t));
-  const aInB = (subset(a.words, b.words) || within(a.flat, b.flat)) && !quantSibling(a, b) && !versionSibling(a, b);
-  const bInA = (subset(b.words, a.words) || within(b.flat, a.flat)) && !quantSibling(b, a) && !versionSibling(b, a);
+  const aInB = (subset(a.words, b.words) || within(a.flat, b.flat)) && !(siblings && (quantSibling(a, b) || versionSibling(a, b)));
+  const bInA = (subset(b.words, a.words) || within(b.flat, a.flat)) && !(siblings && (quantSibling(b, a) || versionSibling(b, a)));
   if (aInB && bInA) return a.base === b.base ? 0 : a.base ? 1 : -1;
   if (aInB && !b.base) return 1;
   if (bInA && !a.base) return -1;
@@ -762,7 +770,7 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
   /** Words of the most specific name of group a that is a name ancestor of a name of group b (0: none). */
   const nameSpecificity = (a: number, b: number): number => {
     let best = 0;
-    for (const x of groups.get(a)!) for (const y of groups.get(b)!) if (nameAncestorOf(keyOf(x), keyOf(y)) > 0) best = Math.max(best, keyOf(x).words.size - (keyOf(x).base ? 0.5 : 0));
+    for (const x of groups.get(a)!) for (const y of groups.get(b)!) if (nameAncestorOf(keyOf(x), keyOf(y), o.nameSiblings) > 0) best = Math.max(best, keyOf(x).words.size - (keyOf(x).base ? 0.5 : 0));
     return best;
   };
   const nameFloor = o.nameFloor === 'unrelated' && learned.mixture ? Math.min(tau, 10 ** learned.mixture.m1) : tau;
@@ -848,7 +856,7 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
       for (const a of list) {
         if (failed[a]) continue;
         let k = 0;
-        for (const b of list) if (b !== a && !failed[b] && groupScore(ctx, a, b) >= tau && nameAncestorOf(keyOf(a), keyOf(b)) > 0) k++;
+        for (const b of list) if (b !== a && !failed[b] && groupScore(ctx, a, b) >= tau && nameAncestorOf(keyOf(a), keyOf(b), o.nameSiblings) > 0) k++;
         rankValue.set(a, rankValue.get(a)! + k);
       }
     }
@@ -860,7 +868,7 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
     for (const list of famGroups.values()) {
       for (const a of list) {
         for (const b of list) {
-          if (a !== b && !failed[a] && !failed[b] && groupScore(ctx, a, b) >= tau && nameAncestorOf(keyOf(a), keyOf(b)) > 0) pairs.push([a, b]);
+          if (a !== b && !failed[a] && !failed[b] && groupScore(ctx, a, b) >= tau && nameAncestorOf(keyOf(a), keyOf(b), o.nameSiblings) > 0) pairs.push([a, b]);
         }
       }
     }
@@ -925,7 +933,7 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
       const used: string[] = [];
       const dated = created(best.j) !== null && created(i) !== null;
       if (dated) used.push('created_at');
-      const named = !dated && o.namePrior && (best.j === np?.p || (useNames && nameAncestorOf(keyOf(best.j), keyOf(i)) > 0));
+      const named = !dated && o.namePrior && (best.j === np?.p || (useNames && nameAncestorOf(keyOf(best.j), keyOf(i), o.nameSiblings) > 0));
       if (named) used.push('name');
       const why = chained
         ? `closer model between this one and the ${np ? 'name parent' : 'chosen candidate'} (chain)`
@@ -1241,6 +1249,7 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
       namesake_prior: o.namePrior && o.namesakePrior,
       size_ratio: o.namePrior ? o.sizeRatio : 0,
       quant_siblings: o.namePrior && o.quantSiblings,
+      name_siblings: o.nameSiblings,
     },
     models: n,
     failed_models: ids.filter((_, i) => failed[i] && !degenerate[i]),
