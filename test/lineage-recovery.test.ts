@@ -535,6 +535,18 @@ describe('modelprint analyze lineage on the real dev data', () => {
     expect(report.threshold.learned).toBe(true);
   });
 
+  it('--name-floor tau keeps the name parent at or above the threshold (measured: recall 94/106)', () => {
+    const r = runCli(['analyze', 'lineage', '--matrix', DEV_MATRIX, '--name-floor', 'tau', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const tauOnly = parseJson<LineageReport>(r);
+    expect(tauOnly.options.name_floor).toBe('tau');
+    const s = scoreLineage(loadMatrix(DEV_MATRIX), declaredBases(DEV_RELATIONS), new Map(tauOnly.parents.map((p) => [p.model, p.parent]))).predicted!;
+    expect(s).toMatchObject({ correct: 95, with_parent: 127, found: 94, needed: 106 });
+    // The three name parents below τ of the default (Qwen2.5-Math-7B, Qwen3-4B, gemma-2-2b-it).
+    const below = report.parents.filter((p) => p.reason.includes('below τ')).map((p) => `${p.model}>${p.parent}`);
+    expect(below.sort()).toEqual(['Qwen/Qwen2.5-Math-7B>Qwen/Qwen2.5-7B', 'Qwen/Qwen3-4B>Qwen/Qwen3-4B-Base', 'google/gemma-2-2b-it>google/gemma-2-2b']);
+  });
+
   it.skipIf(!HAS_CHROMIUM)('renders the lineage dashboard at 1400 and 800 px without console errors (needs /usr/bin/chromium)', async () => {
     const html = path.join(out, 'report', 'dashboard.html');
     for (const f of ['heatmap.svg', 'dendrogram.svg', 'forest.svg', 'report.json', 'findings.csv']) expect(fs.existsSync(path.join(out, 'report', f)), f).toBe(true);

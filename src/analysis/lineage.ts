@@ -122,6 +122,11 @@ export interface LineageOptions {
    * ancestor and derivative.
    */
   nameSiblings?: boolean;
+  /**
+   * Measured, off by default: a chat-tuned model (name with instruct, chat, it) is not the
+   * parent of a model whose name has none of these words (unless by name parent).
+   */
+  chatParentVeto?: boolean;
   metadata?: Map<string, LineageMetadata>;
 }
 
@@ -145,6 +150,7 @@ export const LINEAGE_DEFAULTS = {
   sizeRatio: 1.5,
   quantSiblings: true,
   nameSiblings: true,
+  chatParentVeto: false,
 };
 
 export interface ThresholdFit {
@@ -215,6 +221,7 @@ export interface LineageReport {
     size_ratio: number;
     quant_siblings: boolean;
     name_siblings: boolean;
+    chat_parent_veto: boolean;
   };
   models: number;
   failed_models: string[];
@@ -897,7 +904,10 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
   if (o.method === 'hub' || o.method === 'nearest') {
     for (const i of reps) {
       const np = nameParentOf.get(i);
-      const cand = famGroups.get(fam[i])!.filter((j) => j !== i && !failed[j] && (o.method === 'nearest' || sizeAgrees(i, j)));
+      const chatty = (g: number) => [...keyOf(g).words].some((w) => /^(instruct|chat|it)$/.test(w));
+      const cand = famGroups
+        .get(fam[i])!
+        .filter((j) => j !== i && !failed[j] && (o.method === 'nearest' || (sizeAgrees(i, j) && !(o.namePrior && o.chatParentVeto && chatty(j) && !chatty(i)))));
       const scored = cand.map((j) => ({ j, s: groupScore(ctx, i, j) })).filter((x) => finite(x.s) && x.s >= tau);
       if (!scored.length && !np) continue;
       if (o.method === 'nearest') {
@@ -1250,6 +1260,7 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
       size_ratio: o.namePrior ? o.sizeRatio : 0,
       quant_siblings: o.namePrior && o.quantSiblings,
       name_siblings: o.nameSiblings,
+      chat_parent_veto: o.namePrior && o.chatParentVeto,
     },
     models: n,
     failed_models: ids.filter((_, i) => failed[i] && !degenerate[i]),

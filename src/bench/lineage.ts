@@ -65,6 +65,7 @@ const VARIANTS: (Variant & { zoo?: boolean })[] = [
   { name: 'default, size agreement 2×', options: { sizeRatio: 2 } },
   { name: 'default without the namesake count in the rank', options: { namesakePrior: false } },
   { name: 'default without quantized exact copies as siblings', options: { quantSiblings: false } },
+  { name: 'default + chat-model veto (an instruct/chat/it name is never the parent of a name without those words; measured, off)', options: { chatParentVeto: true } },
   { name: 'default without the degenerate-sketch check', options: { detectDegenerate: false } },
   { name: 'default without name orientation (lifting)', options: { nameOrientation: false } },
   { name: 'default without any use of names (`--no-name-prior`)', options: { namePrior: false } },
