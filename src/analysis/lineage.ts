@@ -26,14 +26,23 @@ import { pearsonR } from './stats.js';
  *     copy groups it scores ≥ τ with), then the mean score against all models; a name
  *     ancestor (nameAncestor: `Qwen2-7B` for `Qwen2-7B-Instruct`) that scores ≥ τ with its
  *     name descendant is lifted just above it (the order stays transitive);
- *  5. parent: the candidates are the copy groups scoring ≥ τ that outrank the model; those
+ *  4b. names (third round): a copy group's name parent is the most specific (most words) of the
+ *     groups whose names it extends (nameAncestor; version bumps and quantization variants are
+ *     siblings, not ancestors) that score at least the name floor with it (the mean of the
+ *     "different" component: above a typical unrelated pair) and whose size token agrees (≤ 1.5×);
+ *     name parents join families; the rank value adds the number of related groups named after
+ *     the group ("namesakes": originals are fine-tuned and quantized under their name);
+ *  5. parent: the name parent when there is one (the chain step below may still move it to a
+ *     closer model that is named after it too); else the candidates are the copy groups
+ *     scoring ≥ τ, of agreeing size, that outrank the model; those
  *     within `window` × the best of their scores are kept (windowOf "above"; "all": × the
  *     model's best score over all groups, so its own derivatives can push its parent out);
  *     the parent is the best-scoring of those with the most copies; none → a root;
  *  6. chains: while a closer candidate j that also outranks the model sits between the model
  *     and that parent p (the model–p score is the weakest side of the triangle by
  *     `chainMargin`), j becomes the parent.
- * Other members of a copy group get the representative as parent. "arborescence" (Chu-Liu/
+ * Other members of a copy group get the representative as parent (exact copies that are all
+ * quantized uploads without metadata: the group's parent, as siblings). "arborescence" (Chu-Liu/
  * Edmonds on the directed scores) and "nearest" are kept as measured alternatives.
  */
 
@@ -414,6 +423,8 @@ interface NameKey {
   quant: boolean;
   /** Parameter count from a size token (`7B`, `1.7B`, `135M`), in billions; null when none. */
   size: number | null;
+  /** The longest word: inside the other's flat name whenever either name extends the other (a fast pre-check). */
+  longest: string;
 }
 
 /** Quantization-format words of upload names (GGUF types, bitsandbytes, AWQ, GPTQ, …). */
@@ -432,11 +443,14 @@ export function sizeOfName(id: string): number | null {
 function nameKey(id: string): NameKey {
   const all = tokens(id.slice(id.indexOf('/') + 1));
   const words = all.filter((t) => t !== 'base');
-  return { words: new Set(words), base: words.length < all.length, flat: words.join(''), quant: words.some((w) => QUANT_WORD.test(w)), size: sizeOfName(id) };
+  const longest = words.reduce((a, b) => (b.length > a.length ? b : a), '');
+  return { words: new Set(words), base: words.length < all.length, flat: words.join(''), quant: words.some((w) => QUANT_WORD.test(w)), size: sizeOfName(id), longest };
 }
 
 function nameAncestorOf(a: NameKey, b: NameKey, siblings = true): number {
   if (a.words.size === 0 || b.words.size === 0) return 0;
+  // Every word of a name is inside the flat form of any name that extends it.
+  if (!b.flat.includes(a.longest) && !a.flat.includes(b.longest)) return 0;
   const subset = (x: Set<string>, y: Set<string>) => [...x].every((t) => y.has(t));
   // Or the whole name, punctuation dropped, inside the other (Qwen3-1.7B in FluentlyQwen3-1.7B,
   // Llama-3.1-8B in Hermes-3-Llama-3.1-8B); at least 6 characters.
@@ -759,19 +773,15 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
 
   // Names: keys per model, the size of a copy group, and the name parent of each group (the
   // most specific name ancestor among the groups it scores at least the name floor with).
-  const nameKeys = new Map<number, NameKey>();
-  const keyOf = (g: number) => nameKeys.get(g) ?? nameKeys.set(g, nameKey(ids[g])).get(g)!;
-  const groupSize = (g: number): number | null => {
-    for (const m of groups.get(g)!) {
-      const v = keyOf(m).size;
-      if (v !== null) return v;
-    }
-    return null;
-  };
+  const nameKeys = ids.map(nameKey);
+  const keyOf = (g: number) => nameKeys[g];
+  // Size of a copy group: the first size token among its members' names.
+  const groupSizes = new Map<number, number | null>();
+  for (const [g, list] of groups) groupSizes.set(g, list.map((m) => nameKeys[m].size).find((v) => v !== null) ?? null);
   const sizeAgrees = (a: number, b: number): boolean => {
     if (!o.namePrior || !(o.sizeRatio > 0)) return true;
-    const x = groupSize(a);
-    const y = groupSize(b);
+    const x = groupSizes.get(a)!;
+    const y = groupSizes.get(b)!;
     return x === null || y === null || Math.max(x, y) / Math.min(x, y) <= o.sizeRatio;
   };
   /** Words of the most specific name of group a that is a name ancestor of a name of group b (0: none). */
