@@ -476,8 +476,10 @@ function nameAncestorOf(a: NameKey, b: NameKey, siblings = true): number {
  * the base's whole name inside its own (`Qwen3-1.7B` → `FluentlyQwen3-1.7B`), and a pretrained
  * checkpoint published next to its tuned version carries the word "base" (`SmolLM3-3B-Base` →
  * `SmolLM3-3B`). Returns 1 when model a's name (namespace dropped) is the ancestor by this
- * convention, −1 when b's is, 0 when neither name extends the other. analyzeLineage uses it
- * only to orient pairs the scores already call related; it never creates an edge.
+ * convention, −1 when b's is, 0 when neither name extends the other — or when the names differ
+ * only by a version number (`Qwen2-7B`, `Qwen2.5-7B`) or by quantization words added to a
+ * quantized upload's name (`q2_k`, `q2_k_l`): siblings. analyzeLineage orients related pairs
+ * by it and takes the most specific name ancestor scoring above the name floor as the parent.
  */
 export function nameAncestor(a: string, b: string): number {
   return nameAncestorOf(nameKey(a), nameKey(b));
