@@ -531,6 +531,9 @@ describe('modelprint analyze lineage on the real dev data', () => {
     // Qwen2.5-Math-7B-Instruct scores 0.002 against its declared base.
     expect(contradicted.map((f) => f.model)).toContain('Qwen/Qwen2.5-Math-7B-Instruct');
     expect(contradicted.every((f) => f.score === null || f.score < report.threshold.value)).toBe(true);
+    // A name parent below τ is still reported, and said to be the prediction.
+    expect(contradicted.find((f) => f.model === 'Qwen/Qwen3-4B')!.detail).toContain('predicted as parent all the same, by name');
+    expect(contradicted.find((f) => f.model === 'Qwen/Qwen2.5-Math-7B-Instruct')!.detail).not.toContain('predicted as parent');
     expect(report.findings.some((f) => f.kind === 'undeclared_relation')).toBe(true);
     expect(report.threshold.learned).toBe(true);
   });

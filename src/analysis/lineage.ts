@@ -686,7 +686,7 @@ function confidenceAt(ctx: Ctx, s: number | null): number {
 }
 
 /** Max score between two copy groups. */
-function groupScore(ctx: Ctx, a: number, b: number): number {
+function groupScore(ctx: Pick<Ctx, 'groups' | 'S'>, a: number, b: number): number {
   let best = NaN;
   for (const x of ctx.groups.get(a)!) {
     for (const y of ctx.groups.get(b)!) {
@@ -800,7 +800,7 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
       let best: { p: number; s: number; w: number } | null = null;
       for (const j of live) {
         if (j === i) continue;
-        const s = groupScore({ groups, S } as Ctx, i, j);
+        const s = groupScore({ groups, S }, i, j);
         if (!finite(s) || s < nameFloor || !sizeAgrees(i, j)) continue;
         const ci = created(i);
         const cj = created(j);
@@ -1202,7 +1202,9 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
             model: id,
             other: b,
             score: finite(s) ? s : null,
-            detail: `score ${finite(s) ? s.toFixed(4) : '-'} is below the same/different threshold ${tau.toFixed(4)} (P(same) ${confidenceAt(ctx, s).toFixed(3)})${best ? `; closest: ${ids[best.j]} ${best.s.toFixed(4)}` : ''}`,
+            detail:
+              `score ${finite(s) ? s.toFixed(4) : '-'} is below the same/different threshold ${tau.toFixed(4)} (P(same) ${confidenceAt(ctx, s).toFixed(3)})${best ? `; closest: ${ids[best.j]} ${best.s.toFixed(4)}` : ''}` +
+              (predicted.get(id) === b ? '; predicted as parent all the same, by name (name parent)' : ''),
           });
         } else if (predicted.get(id) !== b && best && best.s > s && confidenceAt(ctx, s) < 0.5 * confidenceAt(ctx, best.s)) {
           findings.push({
