@@ -382,6 +382,15 @@ describe('lineage: name parents, siblings by name, sizes (third round)', () => {
     expect(d.get('org/X-1.5B')!.parent).toBeNull();
     expect(run({ sizeRatio: 0 }).parents.find((p) => p.model === 'org/X-1.5B')!.parent).not.toBeNull();
     expect(r.options).toMatchObject({ name_parent: true, name_floor: 'unrelated', namesake_prior: true, size_ratio: 1.5, quant_siblings: true });
+    // created_at overrides the name: an ancestor by name uploaded after the model is not its parent.
+    const dates = new Map<string, LineageMetadata>([
+      ['org/X-7B', { model: 'org/X-7B', baseModels: [], downloads: null, createdAt: Date.parse('2024-06-01') }],
+      ['org/X-7B-Instruct', { model: 'org/X-7B-Instruct', baseModels: [], downloads: null, createdAt: Date.parse('2023-01-01') }],
+    ]);
+    const dated = new Map(run({ metadata: dates }).parents.map((p) => [p.model, p]));
+    expect(dated.get('org/X-7B-Instruct')!.parent).not.toBe('org/X-7B');
+    expect(dated.get('org/X-7B')!.parent).toBe('org/X-7B-Instruct');
+    expect(dated.get('org/X-7B')!.metadata_used).toContain('created_at');
   });
 
   it('gives exact copies among quantized uploads the parent of their group', () => {
