@@ -10,7 +10,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CausalLM } from '../src/inference/session.js';
 import { ModelError } from '../src/inference/errors.js';
-import { resolveModel } from '../src/inference/resolve.js';
+import { fingerprintKey, resolveModel, setGgufActivations } from '../src/inference/resolve.js';
 import { dequantize, readGguf } from '../src/formats/gguf-file.js';
 import { prepareGguf, quantOfFileName } from '../src/formats/gguf.js';
 import { readCsvFile } from '../src/util/csv.js';
@@ -35,19 +35,33 @@ const f32s = (rows: string[]): Float32Array[] =>
   });
 
 /**
- * Two references per file, both llama.cpp (KV cache in F32):
- * - `dequantized`: llama.cpp on the same file with every tensor dequantized to F32 by gguf-py.
- *   modelprint computes exactly this (the weights dequantized, float32 arithmetic), so every
- *   type is held to the issue's F32 bar: max |diff| ≤ 1e-3 × range, bottom-k ≥ 99.5 %.
- * - `native`: llama.cpp on the file as it is. For F16 and quantized weights llama.cpp also
- *   rounds the activations before each matmul (to F16, or Q8_0 / Q8_K: ggml's vec_dot_type),
- *   which modelprint does not, so these bounds are looser (measured worst case on the
- *   fixtures: 2.2e-4 × range for F16; 9.2e-3 × range and 97.7 % bottom-k agreement, i.e. 3 of
- *   128 tokens, for the quantized types). Against `dequantized` the worst is 4.3e-7 × range
- *   (1.9e-5 for Gemma: llama.cpp's GELU) and 100 % agreement.
+ * Two references per file, both llama.cpp (CPU, KV cache in F32), each against the mode of
+ * modelprint that computes it (--gguf-activations):
+ * - `native` (default mode llama.cpp): llama.cpp on the file as it is. llama.cpp rounds the
+ *   activations before each matmul with an F16 / quantized weight (fp16, or Q8_0 / Q8_1 /
+ *   Q8_K blocks: ggml's vec_dot_type), and Gemma's GELU through an fp16 table; the graph
+ *   does the same (src/formats/gguf-activations.ts).
+ * - `dequantized` (mode float32): llama.cpp on a copy whose tensors gguf-py dequantized to
+ *   F32, i.e. the dequantized weights in float32 arithmetic.
+ *
+ * `dequantized`: every file and prompt ≤ 1e-3 × the logit range (measured ≤ 4.4e-7, Gemma
+ * 2.4e-5: llama.cpp's fp16 GELU table) and bottom-k agreement ≥ 99.5 % (measured 100 %).
+ *
+ * `native`: the emulation reproduces llama.cpp to float32 noise (≤ 1e-6 × range) on all but
+ * a few prompts; on those, one activation lands on the other side of a rounding boundary of
+ * its Q8 grid (the float32 sums before it differ from llama.cpp's in the last bit: ggml sums
+ * integer block products, ONNX Runtime float products in another order), which moves the
+ * logits by up to 3.7e-3 × range and, at k = 128 (vocabulary 512), can swap one token at the
+ * edge of the bottom-k set (99.22 %): 3 of the 172 file × prompt pairs. So each prompt is held
+ * to max |diff| ≤ 5e-3 × range and at most one swapped token, each file (its prompts pooled)
+ * to ≥ 99.5 %, and all quantized files together to float32 noise (≤ 1e-5 × range) on ≥ 90 %
+ * of their prompts (measured 95 %; the float32 path matches it on none). F16 files round to
+ * fp16 the same way (≤ 2e-4 × range, always 100 %).
  */
-const NATIVE_TOLERANCE: Record<string, number> = { F32: 1e-3, F16: 1e-3, Q8_0: 2e-2, Q4_0: 2e-2, Q4_K_M: 2e-2, Q5_K_M: 2e-2, Q6_K: 2e-2 };
-const NATIVE_MIN_AGREEMENT: Record<string, number> = { F32: 0.995, F16: 0.995, Q8_0: 0.97, Q4_0: 0.97, Q4_K_M: 0.97, Q5_K_M: 0.97, Q6_K: 0.97 };
+const TOLERANCE = { native: 5e-3, dequantized: 1e-3 } as const;
+const MIN_AGREEMENT = 0.995;
+/** Per quantized file and prompt: max |diff| / range vs llama.cpp as is (collected for the aggregate check). */
+const nativeDiffs: Array<{ name: string; prompt: number; rel: number }> = [];
 
 let cache: string;
 let work: string;
@@ -116,40 +130,42 @@ describe('GGUF dequantization matches gguf-py (ggml-quants.c)', () => {
 describe('GGUF files match llama.cpp', () => {
   const names = Object.keys(ref.files).sort();
   it('covers every architecture and type', () => {
-    for (const t of ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_K_M', 'Q5_K_M', 'Q6_K']) expect(names).toContain(`llama-${t}.gguf`);
-    for (const a of ['qwen2', 'gemma']) for (const t of ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_K_M']) expect(names).toContain(`${a}-${t}.gguf`);
-    for (const t of ['Q8_0', 'Q4_K_M']) expect(names).toContain(`mistral-${t}.gguf`);
-    expect(names).toContain('qwen3-Q8_0.gguf');
-    expect(ref.files['qwen3-Q8_0.gguf'].tensor_types).toHaveProperty('Q8_0');
+    const types = ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_K_M', 'Q5_K_M', 'Q6_K'];
+    for (const a of ['llama', 'qwen2', 'mistral', 'gemma']) {
+      for (const t of types) expect(names).toContain(`${a}-${t}.gguf`);
+      // The wide checkpoints carry real K-quant blocks (rows of 256), not only llama.cpp's fallbacks.
+      expect(ref.files[`${a}-wide-Q4_K_M.gguf`].tensor_types).toHaveProperty('Q4_K');
+      expect(ref.files[`${a}-wide-Q4_K_M.gguf`].tensor_types).toHaveProperty('Q6_K');
+      expect(ref.files[`${a}-wide-Q5_K_M.gguf`].tensor_types).toHaveProperty('Q5_K');
+      // …and the small ones llama.cpp's fallbacks for rows of 64: Q5_0 (Q4_K_M), Q5_1 (Q5_K_M), Q8_0 (Q6_K).
+      expect(ref.files[`${a}-Q4_K_M.gguf`].tensor_types).toHaveProperty('Q5_0');
+      expect(ref.files[`${a}-Q5_K_M.gguf`].tensor_types).toHaveProperty('Q5_1');
+      expect(ref.files[`${a}-Q4_0.gguf`].tensor_types).toHaveProperty('Q4_0');
+    }
+    for (const t of types.slice(1)) expect(names).toContain(`qwen3-${t}.gguf`);
     expect(names).toContain('llama-spm-Q8_0.gguf');
-    // The wide checkpoints carry real K-quant blocks (rows of 256), not only llama.cpp's fallbacks.
-    expect(ref.files['llama-wide-Q4_K_M.gguf'].tensor_types).toHaveProperty('Q4_K');
-    expect(ref.files['llama-wide-Q4_K_M.gguf'].tensor_types).toHaveProperty('Q6_K');
-    expect(ref.files['llama-wide-Q5_K_M.gguf'].tensor_types).toHaveProperty('Q5_K');
-    expect(ref.files['qwen2-wide-Q4_K_M.gguf'].tensor_types).toHaveProperty('Q4_K');
-    // …and the small ones llama.cpp's fallbacks for rows of 64: Q5_0 (Q4_K_M), Q5_1 (Q5_K_M), Q8_0 (Q6_K).
-    expect(ref.files['llama-Q4_K_M.gguf'].tensor_types).toHaveProperty('Q5_0');
-    expect(ref.files['llama-Q5_K_M.gguf'].tensor_types).toHaveProperty('Q5_1');
   });
 
   for (const name of names) {
     it(`${name}: tokenizer from the metadata, last-position logits and bottom-k sets`, async () => {
       const m = ref.files[name];
-      const lm = await CausalLM.open(path.join(FIX, name), { device: 'cpu' });
-      try {
-        expect(lm.files.format).toBe('gguf');
-        expect(lm.hasPast).toBe(true);
-        const V = f32s(m.logits_f32_b64)[0].length;
-        const k = Math.min(2000, Math.floor(V / 4));
-        for (let p = 0; p < ref.prompts.length; p++) {
-          // the tokenizer.json built from tokenizer.ggml.* tokenizes as llama.cpp does
-          expect(lm.encode(ref.prompts[p], false)).toEqual(m.prompt_ids[p]);
-          const { logits, width } = await lm.lastLogits([m.prompt_ids[p]]);
-          expect(width).toBe(V);
-          for (const [kind, rows, tol, minAgree] of [
-            ['dequantized', f32s(m.dequantized_logits_f32_b64), 1e-3, 0.995],
-            ['native', f32s(m.logits_f32_b64), NATIVE_TOLERANCE[m.type], NATIVE_MIN_AGREEMENT[m.type]],
-          ] as const) {
+      let pooled = 0;
+      let pooledK = 0;
+      for (const [kind, mode, rows] of [
+        ['native', undefined, f32s(m.logits_f32_b64)],
+        ['dequantized', 'float32', f32s(m.dequantized_logits_f32_b64)],
+      ] as const) {
+        const lm = await CausalLM.open(path.join(FIX, name), { device: 'cpu', ggufActivations: mode });
+        try {
+          expect(lm.files.format).toBe('gguf');
+          expect(lm.hasPast).toBe(true);
+          const V = rows[0].length;
+          const k = Math.min(2000, Math.floor(V / 4));
+          for (let p = 0; p < ref.prompts.length; p++) {
+            // the tokenizer.json built from tokenizer.ggml.* tokenizes as llama.cpp does
+            expect(lm.encode(ref.prompts[p], false)).toEqual(m.prompt_ids[p]);
+            const { logits, width } = await lm.lastLogits([m.prompt_ids[p]]);
+            expect(width).toBe(V);
             const r = rows[p];
             let lo = Infinity;
             let hi = -Infinity;
@@ -160,18 +176,33 @@ describe('GGUF files match llama.cpp', () => {
             const range = hi - lo;
             expect(range).toBeGreaterThan(1);
             const diff = maxDiff(r, logits);
-            expect(diff, `${name} prompt ${p} vs ${kind}: max |diff| ${diff} vs range ${range}`).toBeLessThanOrEqual(tol * range);
+            expect(diff, `${name} prompt ${p} vs ${kind}: max |diff| ${diff} vs range ${range}`).toBeLessThanOrEqual(TOLERANCE[kind] * range);
             const a = bottomK(r, k);
             const b = bottomK(logits, k);
-            const agree = [...a].filter((x) => b.has(x)).length / k;
-            expect(agree, `${name} prompt ${p} vs ${kind}: bottom-${k} agreement`).toBeGreaterThanOrEqual(minAgree);
+            const same = [...a].filter((x) => b.has(x)).length;
+            if (kind === 'dequantized') {
+              expect(same / k, `${name} prompt ${p} vs ${kind}: bottom-${k} agreement`).toBeGreaterThanOrEqual(MIN_AGREEMENT);
+            } else {
+              expect(k - same, `${name} prompt ${p} vs ${kind}: tokens out of the bottom-${k} set`).toBeLessThanOrEqual(Math.max(1, Math.floor((1 - MIN_AGREEMENT) * k)));
+              pooled += same;
+              pooledK += k;
+              if (m.type !== 'F32' && m.type !== 'F16') nativeDiffs.push({ name, prompt: p, rel: diff / range });
+            }
           }
+        } finally {
+          await lm.release();
         }
-      } finally {
-        await lm.release();
       }
+      expect(pooled / pooledK, `${name}: bottom-k agreement of its prompts pooled vs llama.cpp as is`).toBeGreaterThanOrEqual(MIN_AGREEMENT);
     });
   }
+
+  it('the emulation reproduces llama.cpp on quantized files to float32 noise on ≥ 90 % of the prompts', () => {
+    expect(nativeDiffs.length).toBeGreaterThan(100);
+    const exact = nativeDiffs.filter((d) => d.rel <= 1e-5);
+    const off = nativeDiffs.filter((d) => d.rel > 1e-5).map((d) => `${d.name}#${d.prompt}: ${d.rel.toExponential(2)}`);
+    expect(exact.length / nativeDiffs.length, `off by a rounding flip: ${off.join(', ')}`).toBeGreaterThanOrEqual(0.9);
+  });
 
   it('F32 GGUFs also match transformers on the source checkpoint (Q/K permutation, llama3 rope_freqs, Gemma norms undone)', async () => {
     for (const a of ['llama', 'qwen2', 'gemma']) {
@@ -197,6 +228,57 @@ describe('GGUF files match llama.cpp', () => {
     expect(second.onnxPath).toBe(first.onnxPath);
     expect(first.quant).toBe('Q4_0');
     expect(fs.existsSync(path.join(first.dir, 'tokenizer.json'))).toBe(true);
+  });
+});
+
+describe('--gguf-activations', () => {
+  it('llama.cpp (default) and float32 build different graphs, cached apart, and key fingerprints apart', async () => {
+    const f = path.join(FIX, 'qwen2-Q4_K_M.gguf');
+    const def = prepareGguf(f, 'x');
+    const f32 = prepareGguf(f, 'x', { activations: 'float32' });
+    expect(def.activations).toBe('llama.cpp');
+    expect(f32.activations).toBe('float32');
+    expect(f32.dir).not.toBe(def.dir);
+    const onnx = (p: string) => fs.readFileSync(p).toString('latin1');
+    // Round (the Q8_0 quants) and the fp16 scale only in the emulating graph.
+    expect(onnx(def.onnxPath)).toContain('Round');
+    expect(onnx(f32.onnxPath)).not.toContain('Round');
+    // An F32 file has nothing to round (except Gemma's GELU table).
+    expect(onnx(prepareGguf(path.join(FIX, 'llama-F32.gguf'), 'x').onnxPath)).not.toContain('Round');
+    // The two modes give different logits on a quantized file.
+    const m = ref.files['qwen2-Q4_K_M.gguf'];
+    const logits: Float32Array[] = [];
+    for (const mode of ['llama.cpp', 'float32'] as const) {
+      const lm = await CausalLM.open(f, { device: 'cpu', ggufActivations: mode });
+      try {
+        logits.push(Float32Array.from((await lm.lastLogits([m.prompt_ids[0]])).logits));
+      } finally {
+        await lm.release();
+      }
+    }
+    expect(maxDiff(logits[0], logits[1])).toBeGreaterThan(1e-4);
+    // Fingerprints stored before the emulation (float32) keep their key; the default gets its own.
+    try {
+      setGgufActivations('float32');
+      expect(fingerprintKey(f, 'h')).toBe('h');
+      setGgufActivations('llama.cpp');
+      expect(fingerprintKey(f, 'h')).not.toBe('h');
+      expect(() => setGgufActivations('int8')).toThrow(/GGUF activations "int8"/);
+    } finally {
+      setGgufActivations(undefined);
+    }
+    expect(fingerprintKey(f, 'h')).toBe(fingerprintKey(f, 'h'));
+    expect(fingerprintKey(path.join(HF, 'llama'), 'h')).toBe('h');
+  });
+
+  it('the CLI flag reaches the GGUF preparation; an unknown mode is refused', () => {
+    const f = path.join(FIX, 'llama-Q8_0.gguf');
+    const r = runCli(['models', 'inspect', f, '--gguf-activations', 'float32', '--json'], { env: { MODELPRINT_CACHE_DIR: cache } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(prepareGguf(f, 'x', { activations: 'float32' }).cached).toBe(true);
+    const bad = runCli(['models', 'inspect', f, '--gguf-activations', 'int8', '--json'], { env: { MODELPRINT_CACHE_DIR: cache } });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stdout + bad.stderr).toMatch(/int8/);
   });
 });
 
@@ -251,8 +333,8 @@ describe('GGUF in the registry and the Hugging Face cache', () => {
         expect(lm.files.hub).toMatchObject({ repoId: 'someorg/tiny-gguf', revision: 'r1' });
         const m = ref.files['qwen2-Q8_0.gguf'];
         const { logits } = await lm.lastLogits([m.prompt_ids[0]]);
-        const r = f32s(m.dequantized_logits_f32_b64)[0];
-        expect(maxDiff(r, logits)).toBeLessThan(1e-3 * (Math.max(...r) - Math.min(...r)));
+        const r = f32s(m.logits_f32_b64)[0];
+        expect(maxDiff(r, logits)).toBeLessThan(TOLERANCE.native * (Math.max(...r) - Math.min(...r)));
       } finally {
         await lm.release();
       }

@@ -17,8 +17,9 @@
  *   id = amax ? 127/amax : 0, q = round-to-nearest-even(x·id) saturated to int8, stored
  *   scale d = fp16(amax/127) — arch/x86/quants.c quantize_row_q8_0 / _q8_1 (AVX2) and
  *   repack ggml_quantize_mat_q8_0_4x8; x' = q·d. Q8_1 also stores s = fp16((amax/127)·Σq),
- *   which ggml_vec_dot_q{4,5}_1_q8_1 multiplies by the weight block's min m: the graph adds
- *   m·(s − d·Σq) per block to the product (the block mins are a separate initializer).
+ *   which ggml_vec_dot_q{4,5}_1_q8_1 multiplies by the weight block's min m: the graph
+ *   multiplies x' by the weight without its mins (d·q, exact in float32 like llama.cpp's
+ *   integer sums; dequantized d·q + m would round) and adds s·m per block.
  * - Q4_K, Q5_K, Q6_K (Q8_K): blocks of 256, iscale = −127/max where max is the element of
  *   largest |x| (ggml-quants.c quantize_row_q8_K_ref; the sign cancels in q·d),
  *   q = nearest_int(iscale·x) (round to nearest even) capped at 127, d = 1/iscale kept in
@@ -59,7 +60,10 @@ export function vecDotTypeOf(type: string): VecDot | null {
   }
 }
 
-/** The per-block minimums of a Q4_1 / Q5_1 weight ([rows, K/32] float32 in the prepared weights file). */
+/**
+ * The per-block minimums of a Q4_1 / Q5_1 weight ([rows, K/32] float32 in the prepared
+ * weights file); with them, the weight itself is prepared without its mins (d·q).
+ */
 export interface BlockMins {
   location: string;
   offset: number;
@@ -86,11 +90,12 @@ export function llamaCppHooks(types: ReadonlyMap<string, string>, mins: Readonly
       if (!r) done.set(key, (r = roundActivation(g, x, vd, inn)));
       const m = mins.get(weight);
       if (!m || !r.q8_1) return { x: r.x };
-      // Q8_1: llama.cpp adds each block's min times the block sum s = fp16(d·Σq) it stored with
-      // the quants (not d16·Σq, which x'·W gives): add min · (s − d16·Σq) per block.
+      // Q4_1 / Q5_1 weights d·q + m: the weight initializer holds d·q (exact in float32, as
+      // llama.cpp's integer dot product is), and the mins enter as llama.cpp adds them: each
+      // block's m times the block sum s = fp16(d·Σq) stored with the activation quants.
       const minsT = g.externalInitializer(`${weight}#ggml_block_min`, DataType.FLOAT, [m.rows, m.blocks], { location: m.location, offset: m.offset, length: m.length });
-      const corr = r.q8_1;
-      return { x: r.x, output: (y: string) => g.op('Add', [y, g.op('Gemm', [corr, minsT], { transB: 1 })]) };
+      const s = r.q8_1;
+      return { x: r.x, output: (y: string) => g.op('Add', [y, g.op('Gemm', [s, minsT], { transB: 1 })]) };
     },
     activation(g, x, act) {
       if (act !== 'gelu_tanh') return null;
@@ -110,7 +115,7 @@ export function llamaCppHooks(types: ReadonlyMap<string, string>, mins: Readonly
 
 interface Rounded {
   x: string;
-  /** Q8_1 only: per row and block, fp16(d·Σq) − fp16(d)·Σq ([rows, K/32]). */
+  /** Q8_1 only: per row and block, the block sum s = fp16(d·Σq) ([rows, K/32]). */
   q8_1?: string;
 }
 
@@ -135,7 +140,7 @@ function roundActivation(g: GraphBuilder, x: string, vd: VecDot, inn: number): R
   const out: Rounded = { x: g.op('Reshape', [g.op('Mul', [q, d]), g.int64([-1, inn])]) };
   if (vd === 'q8_1') {
     const sq = g.op('ReduceSum', [q, g.int64([-1])], { keepdims: 1 });
-    out.q8_1 = g.op('Reshape', [g.op('Sub', [f16(g.op('Mul', [d32, sq])), g.op('Mul', [d, sq])]), g.int64([-1, inn / B])]);
+    out.q8_1 = g.op('Reshape', [f16(g.op('Mul', [d32, sq])), g.int64([-1, inn / B])]);
   }
   return out;
 }

@@ -429,7 +429,8 @@ export function prepareGguf(file: string, id: string, opts: { activations?: Gguf
         const permuted = arch === 'llama' && /\.attn_[qk]\.(weight|bias)$/.test(t.name);
         const heads = /attn_q/.test(t.name) ? spec.H : spec.KV;
         if (permuted) y = unpermuteRows(y, heads, t.dims.length === 2 ? rows : cols, t.dims.length === 2 ? cols : 1);
-        if (activations === 'llama.cpp' && t.dims.length === 2 && (t.typeName === 'Q4_1' || t.typeName === 'Q5_1')) {
+        // (Not the token embedding: looked up by row, it needs its mins.)
+        if (activations === 'llama.cpp' && t.dims.length === 2 && t.name !== 'token_embd.weight' && (t.typeName === 'Q4_1' || t.typeName === 'Q5_1')) {
           // The block minimums m (fp16 at byte 2 of each block): the blocks with every quant zeroed dequantize to m.
           const raw = readRaw(t.name);
           const bsize = t.typeName === 'Q4_1' ? 20 : 24;
@@ -440,6 +441,11 @@ export function prepareGguf(file: string, id: string, opts: { activations?: Gguf
           for (let i = 0; i < mins.length; i++) mins[i] = all[i * 32];
           if (permuted) mins = unpermuteRows(mins, heads, rows, blocks);
           blockMins.set(name, { location: 'weights.bin', rows, blocks, ...append(mins) });
+          // …and the weight without them: d·q (see gguf-activations.ts, Q8_1).
+          const raw2 = readRaw(t.name);
+          for (let b = 0; b < raw2.length; b += bsize) raw2.fill(0, b + 2, b + 4);
+          y = dequantize(raw2, t.type, t.elements, { id, file, tensor: t.name });
+          if (permuted) y = unpermuteRows(y, heads, rows, cols);
         }
         // The Gemma converter stores RMSNorm weights as w + 1 (llama.cpp multiplies by them); the builder adds the 1 itself.
         if (arch === 'gemma' && /norm\.weight$/.test(t.name)) for (let i = 0; i < y.length; i++) y[i] = Math.fround(y[i] - 1);
