@@ -5,8 +5,8 @@
   hidden 64) are converted by llama.cpp's convert_hf_to_gguf.py (F32, F16, Q8_0) and
   quantized by llama.cpp itself (llama_cpp.llama_model_quantize: Q4_0, Q4_K_M, Q5_K_M, Q6_K;
   the type lists per architecture are in ARCHS). At hidden 64 llama.cpp falls back from the
-  K-quants (rows must be multiples of 256) to Q5_0 / Q5_1 / Q8_0, so two wider checkpoints
-  (llama-wide, qwen2-wide: hidden 256, made here like gen_hf_fixtures.py does) carry real
+  K-quants (rows must be multiples of 256) to Q5_0 / Q5_1 / Q8_0, so a wider checkpoint per
+  architecture (<arch>-wide: hidden 256, made here like gen_hf_fixtures.py does) carries real
   Q4_K / Q5_K / Q6_K tensors, and llama-spm has a SentencePiece tokenizer.model.
 - reference.json: for each GGUF file the prompts' token ids as llama.cpp tokenizes them and
   the last-position logits llama.cpp computes (llama-cpp-python, CPU, F32 KV cache) on the
