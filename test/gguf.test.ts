@@ -13,6 +13,9 @@ import { ModelError } from '../src/inference/errors.js';
 import { fingerprintKey, resolveModel, setGgufActivations } from '../src/inference/resolve.js';
 import { dequantize, readGguf } from '../src/formats/gguf-file.js';
 import { prepareGguf, quantOfFileName } from '../src/formats/gguf.js';
+import { llamaCppHooks, vecDotTypeOf } from '../src/formats/gguf-activations.js';
+import { DataType, GraphBuilder } from '../src/zoo/onnx/graph.js';
+import * as ort from 'onnxruntime-node';
 import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
 
@@ -52,11 +55,11 @@ const f32s = (rows: string[]): Float32Array[] =>
  * its Q8 grid (the float32 sums before it differ from llama.cpp's in the last bit: ggml sums
  * integer block products, ONNX Runtime float products in another order), which moves the
  * logits by up to 3.7e-3 × range and, at k = 128 (vocabulary 512), can swap one token at the
- * edge of the bottom-k set (99.22 %): 3 of the 172 file × prompt pairs. So each prompt is held
+ * edge of the bottom-k set (99.22 %): 3 of the 180 file × prompt pairs. So each prompt is held
  * to max |diff| ≤ 5e-3 × range and at most one swapped token, each file (its prompts pooled)
  * to ≥ 99.5 %, and all quantized files together to float32 noise (≤ 1e-5 × range) on ≥ 90 %
- * of their prompts (measured 95 %; the float32 path matches it on none). F16 files round to
- * fp16 the same way (≤ 2e-4 × range, always 100 %).
+ * of their prompts (measured 133 of 140; the float32 path matches it on none). F16 and BF16
+ * files flip fp16 / bf16 roundings the same way (≤ 2e-4 × range, always 100 %).
  */
 const TOLERANCE = { native: 5e-3, dequantized: 1e-3 } as const;
 const MIN_AGREEMENT = 0.995;
@@ -143,6 +146,9 @@ describe('GGUF files match llama.cpp', () => {
       expect(ref.files[`${a}-Q4_0.gguf`].tensor_types).toHaveProperty('Q4_0');
     }
     for (const t of types.slice(1)) expect(names).toContain(`qwen3-${t}.gguf`);
+    // BF16 and Q4_1 weights (activations to bf16, Q8_1 blocks): llama only.
+    expect(ref.files['llama-BF16.gguf'].tensor_types).toHaveProperty('BF16');
+    expect(ref.files['llama-Q4_1.gguf'].tensor_types).toHaveProperty('Q4_1');
     expect(names).toContain('llama-spm-Q8_0.gguf');
   });
 
@@ -186,7 +192,7 @@ describe('GGUF files match llama.cpp', () => {
               expect(k - same, `${name} prompt ${p} vs ${kind}: tokens out of the bottom-${k} set`).toBeLessThanOrEqual(Math.max(1, Math.floor((1 - MIN_AGREEMENT) * k)));
               pooled += same;
               pooledK += k;
-              if (m.type !== 'F32' && m.type !== 'F16') nativeDiffs.push({ name, prompt: p, rel: diff / range });
+              if (!['F32', 'F16', 'BF16'].includes(m.type)) nativeDiffs.push({ name, prompt: p, rel: diff / range });
             }
           }
         } finally {
@@ -228,6 +234,105 @@ describe('GGUF files match llama.cpp', () => {
     expect(second.onnxPath).toBe(first.onnxPath);
     expect(first.quant).toBe('Q4_0');
     expect(fs.existsSync(path.join(first.dir, 'tokenizer.json'))).toBe(true);
+  });
+});
+
+/** Round half to even (x86 _mm256_round_ps / nearest_int under the default rounding mode). */
+function rne(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
+}
+/** float32 → fp16 → float32, round half to even (normal and subnormal halves). */
+function f16(v: number): number {
+  if (v === 0 || !Number.isFinite(v)) return v;
+  let e = Math.floor(Math.log2(Math.abs(v)));
+  if (2 ** e > Math.abs(v)) e--;
+  if (2 ** (e + 1) <= Math.abs(v)) e++;
+  const q = 2 ** (Math.max(e, -14) - 10);
+  return rne(v / q) * q;
+}
+/** ggml-cpu arch/x86/quants.c quantize_row_q8_0 (AVX2), dequantized: one block of 32. */
+function q8_0Ref(x: Float32Array): number[] {
+  const amax = Math.max(...Array.from(x, Math.abs));
+  const d = f16(Math.fround(amax / 127));
+  const id = amax !== 0 ? Math.fround(127 / amax) : 0;
+  return Array.from(x, (v) => Math.fround(Math.max(-128, Math.min(127, rne(Math.fround(v * id)))) * d));
+}
+/** ggml-quants.c quantize_row_q8_K_ref, dequantized: one block of 256. */
+function q8_KRef(x: Float32Array): number[] {
+  let amax = 0;
+  let max = 0;
+  for (const v of x) {
+    if (Math.abs(v) > amax) {
+      amax = Math.abs(v);
+      max = v;
+    }
+  }
+  if (!amax) return Array.from(x, () => 0);
+  const iscale = Math.fround(-127 / max);
+  const d = Math.fround(1 / iscale);
+  return Array.from(x, (v) => Math.fround(Math.min(127, rne(Math.fround(iscale * v))) * d));
+}
+
+describe('llama.cpp activation rounding (ONNX ops vs a port of ggml)', () => {
+  it('Q8_0, Q8_1 and Q8_K blocks, fp16 and bf16, with ties, zero blocks and negative maxima', async () => {
+    expect([vecDotTypeOf('Q4_0'), vecDotTypeOf('Q5_1'), vecDotTypeOf('Q6_K'), vecDotTypeOf('F16'), vecDotTypeOf('F32')]).toEqual(['q8_0', 'q8_1', 'q8_K', 'f16', null]);
+    const K = 512;
+    const rows = 3;
+    const x = new Float32Array(rows * K);
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+    for (let i = 0; i < x.length; i++) x[i] = Math.fround(rand() * 3 * (1 + (i % 7)));
+    // row 1: exact ties of the Q8 grids (amax 127 → scale 1), a zero block of 32, a zero block of 256
+    for (let i = 0; i < K; i++) x[K + i] = [127, 2.5, -3.5, 0.5, -0.5, 126.5, 1.5][i % 7];
+    for (let i = 64; i < 96; i++) x[K + i] = 0;
+    for (let i = 256; i < 512; i++) x[K + i] = 0;
+    // row 2: the largest |x| negative (Q8_K's iscale = -127/max is positive then)
+    x[2 * K + 3] = -50;
+    x[2 * K + 300] = -60;
+    const types = new Map([
+      ['w.q8_0', 'Q8_0'],
+      ['w.q8_1', 'Q5_1'],
+      ['w.q8_K', 'Q4_K'],
+      ['w.f16', 'F16'],
+      ['w.bf16', 'BF16'],
+      ['w.f32', 'F32'],
+    ]);
+    const g = new GraphBuilder('t');
+    const input = g.input('x', DataType.FLOAT, [rows, K]);
+    const hooks = llamaCppHooks(types, new Map());
+    for (const w of types.keys()) g.output(w, DataType.FLOAT, [rows, K], hooks.linear!(g, input, w, K).x);
+    // the same activation and type give the same rounded tensor (q, k and v share one)
+    expect(hooks.linear!(g, input, 'w.q8_0', K).x).toBe(hooks.linear!(g, input, 'w.q8_0', K).x);
+    const s = await ort.InferenceSession.create(g.encode({ producerName: 't', producerVersion: '1' }));
+    const out = await s.run({ x: new ort.Tensor('float32', x, [rows, K]) });
+    // int8 quants have no −0 (ONNX Round keeps the sign of −0.3 → −0; it multiplies the same)
+    const z = (a: ArrayLike<number>) => Array.from(a, (v) => (v === 0 ? 0 : v));
+    const got = (w: string) => Float32Array.from(z(out[w].data as Float32Array));
+    const want = (B: number, f: (b: Float32Array) => number[]) => {
+      const r: number[] = [];
+      for (let i = 0; i < x.length; i += B) r.push(...f(x.subarray(i, i + B)));
+      return r;
+    };
+    const q80 = z(want(32, q8_0Ref));
+    expect(Array.from(got('w.q8_0'))).toEqual(q80);
+    expect(Array.from(got('w.q8_1'))).toEqual(q80);
+    expect(Array.from(got('w.q8_K'))).toEqual(z(want(256, q8_KRef)));
+    expect(Array.from(got('w.f16'))).toEqual(Array.from(x, f16));
+    const bf16 = (v: number) => {
+      const b = new Float32Array([v]);
+      const u = new Uint32Array(b.buffer);
+      u[0] = (u[0] + 0x7fff + ((u[0] >> 16) & 1)) & 0xffff0000; // ggml_compute_fp32_to_bf16
+      return b[0];
+    };
+    expect(Array.from(got('w.bf16'))).toEqual(Array.from(x, bf16));
+    expect(got('w.f32')).toEqual(x);
+    // the ties went to even, the zero blocks stayed 0 (not NaN)
+    expect(Array.from(got('w.q8_0').subarray(K, K + 7))).toEqual([127, 2, -4, 0, 0, 126, 2]);
+    expect(Array.from(got('w.q8_K').subarray(K + 256, 2 * K)).every((v) => v === 0)).toBe(true);
+    expect(Array.from(got('w.q8_0').subarray(K + 64, K + 96)).every((v) => v === 0)).toBe(true);
+    await s.release();
   });
 });
 

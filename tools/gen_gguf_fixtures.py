@@ -40,7 +40,8 @@ HF = os.path.join(ROOT, "test", "fixtures", "hf")
 # qwen3 in all but F32 (its F16 file is the full-precision check); mistral converts to GGUF
 # architecture "llama" (no sliding window in llama.cpp's graph). Committed total about 10 MB.
 TYPES = ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"]
-ARCHS = {"llama": TYPES, "qwen2": TYPES, "gemma": TYPES, "mistral": TYPES, "qwen3": TYPES[1:]}
+# llama also in BF16 and Q4_1 (the activation rounding to bf16 and Q8_1 blocks of those weights).
+ARCHS = {"llama": TYPES + ["BF16", "Q4_1"], "qwen2": TYPES, "gemma": TYPES, "mistral": TYPES, "qwen3": TYPES[1:]}
 _WIDE = dict(hidden_size=256, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2)
 # Rows of 256, so llama.cpp keeps its K-quants: Q4_K_M holds Q4_K and Q6_K tensors, Q5_K_M Q5_K and Q6_K.
 WIDE = {"llama-wide": ("llama", dict(_WIDE, tie_word_embeddings=False)),
@@ -50,7 +51,7 @@ WIDE = {"llama-wide": ("llama", dict(_WIDE, tie_word_embeddings=False)),
 WIDE_TYPES = {k: ["Q4_K_M", "Q5_K_M"] for k in WIDE}
 
 # LLAMA_FTYPE values of llama.h
-FTYPE = {"Q4_0": 2, "Q8_0": 7, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18}
+FTYPE = {"Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18}
 
 CONVERT_WRAPPER = r'''
 import os, sys
@@ -274,8 +275,8 @@ def main():
             dst = os.path.join(out, f"{name}-{t}.gguf")
             if t == "F32":
                 shutil.copy(f32, dst)
-            elif t == "F16":
-                convert(args.llama_cpp_dir, src, "f16", dst)
+            elif t in ("F16", "BF16"):
+                convert(args.llama_cpp_dir, src, t.lower(), dst)
             elif t == "Q8_0":
                 convert(args.llama_cpp_dir, src, "q8_0", dst)
             else:
