@@ -429,7 +429,8 @@ export function prepareGguf(file: string, id: string, opts: { activations?: Gguf
         const permuted = arch === 'llama' && /\.attn_[qk]\.(weight|bias)$/.test(t.name);
         const heads = /attn_q/.test(t.name) ? spec.H : spec.KV;
         if (permuted) y = unpermuteRows(y, heads, t.dims.length === 2 ? rows : cols, t.dims.length === 2 ? cols : 1);
-        // (Not the token embedding: looked up by row, it needs its mins.)
+        // Not the token embedding: looked up by rows, it needs its mins. (Tied to the head, it
+        // then gets x'·(d·q + m), i.e. m·fp16(d)·Σq where llama.cpp has m·fp16(d·Σq).)
         if (activations === 'llama.cpp' && t.dims.length === 2 && t.name !== 'token_embd.weight' && (t.typeName === 'Q4_1' || t.typeName === 'Q5_1')) {
           // The block minimums m (fp16 at byte 2 of each block): the blocks with every quant zeroed dequantize to m.
           const raw = readRaw(t.name);
