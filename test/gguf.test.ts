@@ -384,6 +384,9 @@ describe('--gguf-activations', () => {
     const bad = runCli(['models', 'inspect', f, '--gguf-activations', 'int8', '--json'], { env: { MODELPRINT_CACHE_DIR: cache } });
     expect(bad.code).not.toBe(0);
     expect(bad.stdout + bad.stderr).toMatch(/int8/);
+    const env = runCli(['models', 'inspect', f, '--json'], { env: { MODELPRINT_CACHE_DIR: cache, MODELPRINT_GGUF_ACTIVATIONS: 'fp8' } });
+    expect(env.code).not.toBe(0);
+    expect(env.stdout + env.stderr).toMatch(/GGUF activations "fp8"/);
   });
 });
 

@@ -75,7 +75,9 @@ let ggufActivationsDefault: GgufActivations | undefined;
  * activations of F16 / quantized weights (default) or float32 (unset: $MODELPRINT_GGUF_ACTIVATIONS).
  */
 export function setGgufActivations(mode: string | undefined): void {
-  ggufActivationsDefault = mode === undefined ? undefined : parseGgufActivations(mode);
+  // A bad $MODELPRINT_GGUF_ACTIVATIONS is a usage error at the start of the command, not a per-model failure.
+  const v = mode ?? (process.env.MODELPRINT_GGUF_ACTIVATIONS || undefined);
+  ggufActivationsDefault = v === undefined ? undefined : parseGgufActivations(v);
 }
 function ggufActivationsFor(requested: GgufActivations | undefined): GgufActivations {
   return requested ?? ggufActivationsDefault ?? parseGgufActivations(process.env.MODELPRINT_GGUF_ACTIVATIONS || DEFAULT_GGUF_ACTIVATIONS);
