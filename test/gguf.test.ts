@@ -10,9 +10,12 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CausalLM } from '../src/inference/session.js';
 import { ModelError } from '../src/inference/errors.js';
-import { resolveModel } from '../src/inference/resolve.js';
+import { fingerprintKey, resolveModel, setGgufActivations } from '../src/inference/resolve.js';
 import { dequantize, readGguf } from '../src/formats/gguf-file.js';
 import { prepareGguf, quantOfFileName } from '../src/formats/gguf.js';
+import { llamaCppHooks, vecDotTypeOf } from '../src/formats/gguf-activations.js';
+import { DataType, GraphBuilder } from '../src/zoo/onnx/graph.js';
+import * as ort from 'onnxruntime-node';
 import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
 
@@ -35,19 +38,33 @@ const f32s = (rows: string[]): Float32Array[] =>
   });
 
 /**
- * Two references per file, both llama.cpp (KV cache in F32):
- * - `dequantized`: llama.cpp on the same file with every tensor dequantized to F32 by gguf-py.
- *   modelprint computes exactly this (the weights dequantized, float32 arithmetic), so every
- *   type is held to the issue's F32 bar: max |diff| ≤ 1e-3 × range, bottom-k ≥ 99.5 %.
- * - `native`: llama.cpp on the file as it is. For F16 and quantized weights llama.cpp also
- *   rounds the activations before each matmul (to F16, or Q8_0 / Q8_K: ggml's vec_dot_type),
- *   which modelprint does not, so these bounds are looser (measured worst case on the
- *   fixtures: 2.2e-4 × range for F16; 9.2e-3 × range and 97.7 % bottom-k agreement, i.e. 3 of
- *   128 tokens, for the quantized types). Against `dequantized` the worst is 4.3e-7 × range
- *   (1.9e-5 for Gemma: llama.cpp's GELU) and 100 % agreement.
+ * Two references per file, both llama.cpp (CPU, KV cache in F32), each against the mode of
+ * modelprint that computes it (--gguf-activations):
+ * - `native` (default mode llama.cpp): llama.cpp on the file as it is. llama.cpp rounds the
+ *   activations before each matmul with an F16 / quantized weight (fp16, or Q8_0 / Q8_1 /
+ *   Q8_K blocks: ggml's vec_dot_type), and Gemma's GELU through an fp16 table; the graph
+ *   does the same (src/formats/gguf-activations.ts).
+ * - `dequantized` (mode float32): llama.cpp on a copy whose tensors gguf-py dequantized to
+ *   F32, i.e. the dequantized weights in float32 arithmetic.
+ *
+ * `dequantized`: every file and prompt ≤ 1e-3 × the logit range (measured ≤ 4.4e-7, Gemma
+ * 2.4e-5: llama.cpp's fp16 GELU table) and bottom-k agreement ≥ 99.5 % (measured 100 %).
+ *
+ * `native`: the emulation reproduces llama.cpp to float32 noise (≤ 1e-6 × range) on all but
+ * a few prompts; on those, one activation lands on the other side of a rounding boundary of
+ * its Q8 grid (the float32 sums before it differ from llama.cpp's in the last bit: ggml sums
+ * integer block products, ONNX Runtime float products in another order), which moves the
+ * logits by up to 3.7e-3 × range and, at k = 128 (vocabulary 512), can swap one token at the
+ * edge of the bottom-k set (99.22 %): 3 of the 180 file × prompt pairs. So each prompt is held
+ * to max |diff| ≤ 5e-3 × range and at most one swapped token, each file (its prompts pooled)
+ * to ≥ 99.5 %, and all quantized files together to float32 noise (≤ 1e-5 × range) on ≥ 90 %
+ * of their prompts (measured 133 of 140; the float32 path matches it on none). F16 and BF16
+ * files flip fp16 / bf16 roundings the same way (≤ 2e-4 × range, always 100 %).
  */
-const NATIVE_TOLERANCE: Record<string, number> = { F32: 1e-3, F16: 1e-3, Q8_0: 2e-2, Q4_0: 2e-2, Q4_K_M: 2e-2, Q5_K_M: 2e-2, Q6_K: 2e-2 };
-const NATIVE_MIN_AGREEMENT: Record<string, number> = { F32: 0.995, F16: 0.995, Q8_0: 0.97, Q4_0: 0.97, Q4_K_M: 0.97, Q5_K_M: 0.97, Q6_K: 0.97 };
+const TOLERANCE = { native: 5e-3, dequantized: 1e-3 } as const;
+const MIN_AGREEMENT = 0.995;
+/** Per quantized file and prompt: max |diff| / range vs llama.cpp as is (collected for the aggregate check). */
+const nativeDiffs: Array<{ name: string; prompt: number; rel: number }> = [];
 
 let cache: string;
 let work: string;
@@ -116,40 +133,45 @@ describe('GGUF dequantization matches gguf-py (ggml-quants.c)', () => {
 describe('GGUF files match llama.cpp', () => {
   const names = Object.keys(ref.files).sort();
   it('covers every architecture and type', () => {
-    for (const t of ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_K_M', 'Q5_K_M', 'Q6_K']) expect(names).toContain(`llama-${t}.gguf`);
-    for (const a of ['qwen2', 'gemma']) for (const t of ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_K_M']) expect(names).toContain(`${a}-${t}.gguf`);
-    for (const t of ['Q8_0', 'Q4_K_M']) expect(names).toContain(`mistral-${t}.gguf`);
-    expect(names).toContain('qwen3-Q8_0.gguf');
-    expect(ref.files['qwen3-Q8_0.gguf'].tensor_types).toHaveProperty('Q8_0');
+    const types = ['F32', 'F16', 'Q8_0', 'Q4_0', 'Q4_K_M', 'Q5_K_M', 'Q6_K'];
+    for (const a of ['llama', 'qwen2', 'mistral', 'gemma']) {
+      for (const t of types) expect(names).toContain(`${a}-${t}.gguf`);
+      // The wide checkpoints carry real K-quant blocks (rows of 256), not only llama.cpp's fallbacks.
+      expect(ref.files[`${a}-wide-Q4_K_M.gguf`].tensor_types).toHaveProperty('Q4_K');
+      expect(ref.files[`${a}-wide-Q4_K_M.gguf`].tensor_types).toHaveProperty('Q6_K');
+      expect(ref.files[`${a}-wide-Q5_K_M.gguf`].tensor_types).toHaveProperty('Q5_K');
+      // …and the small ones llama.cpp's fallbacks for rows of 64: Q5_0 (Q4_K_M), Q5_1 (Q5_K_M), Q8_0 (Q6_K).
+      expect(ref.files[`${a}-Q4_K_M.gguf`].tensor_types).toHaveProperty('Q5_0');
+      expect(ref.files[`${a}-Q5_K_M.gguf`].tensor_types).toHaveProperty('Q5_1');
+      expect(ref.files[`${a}-Q4_0.gguf`].tensor_types).toHaveProperty('Q4_0');
+    }
+    for (const t of types.slice(1)) expect(names).toContain(`qwen3-${t}.gguf`);
+    // BF16 and Q4_1 weights (activations to bf16, Q8_1 blocks): llama only.
+    expect(ref.files['llama-BF16.gguf'].tensor_types).toHaveProperty('BF16');
+    expect(ref.files['llama-Q4_1.gguf'].tensor_types).toHaveProperty('Q4_1');
     expect(names).toContain('llama-spm-Q8_0.gguf');
-    // The wide checkpoints carry real K-quant blocks (rows of 256), not only llama.cpp's fallbacks.
-    expect(ref.files['llama-wide-Q4_K_M.gguf'].tensor_types).toHaveProperty('Q4_K');
-    expect(ref.files['llama-wide-Q4_K_M.gguf'].tensor_types).toHaveProperty('Q6_K');
-    expect(ref.files['llama-wide-Q5_K_M.gguf'].tensor_types).toHaveProperty('Q5_K');
-    expect(ref.files['qwen2-wide-Q4_K_M.gguf'].tensor_types).toHaveProperty('Q4_K');
-    // …and the small ones llama.cpp's fallbacks for rows of 64: Q5_0 (Q4_K_M), Q5_1 (Q5_K_M), Q8_0 (Q6_K).
-    expect(ref.files['llama-Q4_K_M.gguf'].tensor_types).toHaveProperty('Q5_0');
-    expect(ref.files['llama-Q5_K_M.gguf'].tensor_types).toHaveProperty('Q5_1');
   });
 
   for (const name of names) {
     it(`${name}: tokenizer from the metadata, last-position logits and bottom-k sets`, async () => {
       const m = ref.files[name];
-      const lm = await CausalLM.open(path.join(FIX, name), { device: 'cpu' });
-      try {
-        expect(lm.files.format).toBe('gguf');
-        expect(lm.hasPast).toBe(true);
-        const V = f32s(m.logits_f32_b64)[0].length;
-        const k = Math.min(2000, Math.floor(V / 4));
-        for (let p = 0; p < ref.prompts.length; p++) {
-          // the tokenizer.json built from tokenizer.ggml.* tokenizes as llama.cpp does
-          expect(lm.encode(ref.prompts[p], false)).toEqual(m.prompt_ids[p]);
-          const { logits, width } = await lm.lastLogits([m.prompt_ids[p]]);
-          expect(width).toBe(V);
-          for (const [kind, rows, tol, minAgree] of [
-            ['dequantized', f32s(m.dequantized_logits_f32_b64), 1e-3, 0.995],
-            ['native', f32s(m.logits_f32_b64), NATIVE_TOLERANCE[m.type], NATIVE_MIN_AGREEMENT[m.type]],
-          ] as const) {
+      let pooled = 0;
+      let pooledK = 0;
+      for (const [kind, mode, rows] of [
+        ['native', undefined, f32s(m.logits_f32_b64)],
+        ['dequantized', 'float32', f32s(m.dequantized_logits_f32_b64)],
+      ] as const) {
+        const lm = await CausalLM.open(path.join(FIX, name), { device: 'cpu', ggufActivations: mode });
+        try {
+          expect(lm.files.format).toBe('gguf');
+          expect(lm.hasPast).toBe(true);
+          const V = rows[0].length;
+          const k = Math.min(2000, Math.floor(V / 4));
+          for (let p = 0; p < ref.prompts.length; p++) {
+            // the tokenizer.json built from tokenizer.ggml.* tokenizes as llama.cpp does
+            expect(lm.encode(ref.prompts[p], false)).toEqual(m.prompt_ids[p]);
+            const { logits, width } = await lm.lastLogits([m.prompt_ids[p]]);
+            expect(width).toBe(V);
             const r = rows[p];
             let lo = Infinity;
             let hi = -Infinity;
@@ -160,18 +182,33 @@ describe('GGUF files match llama.cpp', () => {
             const range = hi - lo;
             expect(range).toBeGreaterThan(1);
             const diff = maxDiff(r, logits);
-            expect(diff, `${name} prompt ${p} vs ${kind}: max |diff| ${diff} vs range ${range}`).toBeLessThanOrEqual(tol * range);
+            expect(diff, `${name} prompt ${p} vs ${kind}: max |diff| ${diff} vs range ${range}`).toBeLessThanOrEqual(TOLERANCE[kind] * range);
             const a = bottomK(r, k);
             const b = bottomK(logits, k);
-            const agree = [...a].filter((x) => b.has(x)).length / k;
-            expect(agree, `${name} prompt ${p} vs ${kind}: bottom-${k} agreement`).toBeGreaterThanOrEqual(minAgree);
+            const same = [...a].filter((x) => b.has(x)).length;
+            if (kind === 'dequantized') {
+              expect(same / k, `${name} prompt ${p} vs ${kind}: bottom-${k} agreement`).toBeGreaterThanOrEqual(MIN_AGREEMENT);
+            } else {
+              expect(k - same, `${name} prompt ${p} vs ${kind}: tokens out of the bottom-${k} set`).toBeLessThanOrEqual(Math.max(1, Math.floor((1 - MIN_AGREEMENT) * k)));
+              pooled += same;
+              pooledK += k;
+              if (!['F32', 'F16', 'BF16'].includes(m.type)) nativeDiffs.push({ name, prompt: p, rel: diff / range });
+            }
           }
+        } finally {
+          await lm.release();
         }
-      } finally {
-        await lm.release();
       }
+      expect(pooled / pooledK, `${name}: bottom-k agreement of its prompts pooled vs llama.cpp as is`).toBeGreaterThanOrEqual(MIN_AGREEMENT);
     });
   }
+
+  it('the emulation reproduces llama.cpp on quantized files to float32 noise on ≥ 90 % of the prompts', () => {
+    expect(nativeDiffs.length).toBeGreaterThan(100);
+    const exact = nativeDiffs.filter((d) => d.rel <= 1e-5);
+    const off = nativeDiffs.filter((d) => d.rel > 1e-5).map((d) => `${d.name}#${d.prompt}: ${d.rel.toExponential(2)}`);
+    expect(exact.length / nativeDiffs.length, `off by a rounding flip: ${off.join(', ')}`).toBeGreaterThanOrEqual(0.9);
+  });
 
   it('F32 GGUFs also match transformers on the source checkpoint (Q/K permutation, llama3 rope_freqs, Gemma norms undone)', async () => {
     for (const a of ['llama', 'qwen2', 'gemma']) {
@@ -197,6 +234,159 @@ describe('GGUF files match llama.cpp', () => {
     expect(second.onnxPath).toBe(first.onnxPath);
     expect(first.quant).toBe('Q4_0');
     expect(fs.existsSync(path.join(first.dir, 'tokenizer.json'))).toBe(true);
+  });
+});
+
+/** Round half to even (x86 _mm256_round_ps / nearest_int under the default rounding mode). */
+function rne(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
+}
+/** float32 → fp16 → float32, round half to even (normal and subnormal halves). */
+function f16(v: number): number {
+  if (v === 0 || !Number.isFinite(v)) return v;
+  let e = Math.floor(Math.log2(Math.abs(v)));
+  if (2 ** e > Math.abs(v)) e--;
+  if (2 ** (e + 1) <= Math.abs(v)) e++;
+  const q = 2 ** (Math.max(e, -14) - 10);
+  return rne(v / q) * q;
+}
+/** ggml-cpu arch/x86/quants.c quantize_row_q8_0 (AVX2), dequantized: one block of 32. */
+function q8_0Ref(x: Float32Array): number[] {
+  const amax = Math.max(...Array.from(x, Math.abs));
+  const d = f16(Math.fround(amax / 127));
+  const id = amax !== 0 ? Math.fround(127 / amax) : 0;
+  return Array.from(x, (v) => Math.fround(Math.max(-128, Math.min(127, rne(Math.fround(v * id)))) * d));
+}
+/** ggml-quants.c quantize_row_q8_K_ref, dequantized: one block of 256. */
+function q8_KRef(x: Float32Array): number[] {
+  let amax = 0;
+  let max = 0;
+  for (const v of x) {
+    if (Math.abs(v) > amax) {
+      amax = Math.abs(v);
+      max = v;
+    }
+  }
+  if (!amax) return Array.from(x, () => 0);
+  const iscale = Math.fround(-127 / max);
+  const d = Math.fround(1 / iscale);
+  return Array.from(x, (v) => Math.fround(Math.min(127, rne(Math.fround(iscale * v))) * d));
+}
+
+describe('llama.cpp activation rounding (ONNX ops vs a port of ggml)', () => {
+  it('Q8_0, Q8_1 and Q8_K blocks, fp16 and bf16, with ties, zero blocks and negative maxima', async () => {
+    expect([vecDotTypeOf('Q4_0'), vecDotTypeOf('Q5_1'), vecDotTypeOf('Q6_K'), vecDotTypeOf('F16'), vecDotTypeOf('F32')]).toEqual(['q8_0', 'q8_1', 'q8_K', 'f16', null]);
+    const K = 512;
+    const rows = 3;
+    const x = new Float32Array(rows * K);
+    let seed = 7;
+    const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31) * 2 - 1;
+    for (let i = 0; i < x.length; i++) x[i] = Math.fround(rand() * 3 * (1 + (i % 7)));
+    // row 1: exact ties of the Q8 grids (amax 127 → scale 1), a zero block of 32, a zero block of 256
+    for (let i = 0; i < K; i++) x[K + i] = [127, 2.5, -3.5, 0.5, -0.5, 126.5, 1.5][i % 7];
+    for (let i = 64; i < 96; i++) x[K + i] = 0;
+    for (let i = 256; i < 512; i++) x[K + i] = 0;
+    // row 2: the largest |x| negative (Q8_K's iscale = -127/max is positive then)
+    x[2 * K + 3] = -50;
+    x[2 * K + 300] = -60;
+    const types = new Map([
+      ['w.q8_0', 'Q8_0'],
+      ['w.q8_1', 'Q5_1'],
+      ['w.q8_K', 'Q4_K'],
+      ['w.f16', 'F16'],
+      ['w.bf16', 'BF16'],
+      ['w.f32', 'F32'],
+    ]);
+    const g = new GraphBuilder('t');
+    const input = g.input('x', DataType.FLOAT, [rows, K]);
+    const hooks = llamaCppHooks(types, new Map());
+    for (const w of types.keys()) g.output(w, DataType.FLOAT, [rows, K], hooks.linear!(g, input, w, K).x);
+    // the same activation and type give the same rounded tensor (q, k and v share one)
+    expect(hooks.linear!(g, input, 'w.q8_0', K).x).toBe(hooks.linear!(g, input, 'w.q8_0', K).x);
+    const s = await ort.InferenceSession.create(g.encode({ producerName: 't', producerVersion: '1' }));
+    const out = await s.run({ x: new ort.Tensor('float32', x, [rows, K]) });
+    // int8 quants have no −0 (ONNX Round keeps the sign of −0.3 → −0; it multiplies the same)
+    const z = (a: ArrayLike<number>) => Array.from(a, (v) => (v === 0 ? 0 : v));
+    const got = (w: string) => Float32Array.from(z(out[w].data as Float32Array));
+    const want = (B: number, f: (b: Float32Array) => number[]) => {
+      const r: number[] = [];
+      for (let i = 0; i < x.length; i += B) r.push(...f(x.subarray(i, i + B)));
+      return r;
+    };
+    const q80 = z(want(32, q8_0Ref));
+    expect(Array.from(got('w.q8_0'))).toEqual(q80);
+    expect(Array.from(got('w.q8_1'))).toEqual(q80);
+    expect(Array.from(got('w.q8_K'))).toEqual(z(want(256, q8_KRef)));
+    expect(Array.from(got('w.f16'))).toEqual(Array.from(x, f16));
+    const bf16 = (v: number) => {
+      const b = new Float32Array([v]);
+      const u = new Uint32Array(b.buffer);
+      u[0] = (u[0] + 0x7fff + ((u[0] >> 16) & 1)) & 0xffff0000; // ggml_compute_fp32_to_bf16
+      return b[0];
+    };
+    expect(Array.from(got('w.bf16'))).toEqual(Array.from(x, bf16));
+    expect(got('w.f32')).toEqual(x);
+    // the ties went to even, the zero blocks stayed 0 (not NaN)
+    expect(Array.from(got('w.q8_0').subarray(K, K + 7))).toEqual([127, 2, -4, 0, 0, 126, 2]);
+    expect(Array.from(got('w.q8_K').subarray(K + 256, 2 * K)).every((v) => v === 0)).toBe(true);
+    expect(Array.from(got('w.q8_0').subarray(K + 64, K + 96)).every((v) => v === 0)).toBe(true);
+    await s.release();
+  });
+});
+
+describe('--gguf-activations', () => {
+  it('llama.cpp (default) and float32 build different graphs, cached apart, and key fingerprints apart', async () => {
+    const f = path.join(FIX, 'qwen2-Q4_K_M.gguf');
+    const def = prepareGguf(f, 'x');
+    const f32 = prepareGguf(f, 'x', { activations: 'float32' });
+    expect(def.activations).toBe('llama.cpp');
+    expect(f32.activations).toBe('float32');
+    expect(f32.dir).not.toBe(def.dir);
+    const onnx = (p: string) => fs.readFileSync(p).toString('latin1');
+    // Round (the Q8_0 quants) and the fp16 scale only in the emulating graph.
+    expect(onnx(def.onnxPath)).toContain('Round');
+    expect(onnx(f32.onnxPath)).not.toContain('Round');
+    // An F32 file has nothing to round (except Gemma's GELU table).
+    expect(onnx(prepareGguf(path.join(FIX, 'llama-F32.gguf'), 'x').onnxPath)).not.toContain('Round');
+    // The two modes give different logits on a quantized file.
+    const m = ref.files['qwen2-Q4_K_M.gguf'];
+    const logits: Float32Array[] = [];
+    for (const mode of ['llama.cpp', 'float32'] as const) {
+      const lm = await CausalLM.open(f, { device: 'cpu', ggufActivations: mode });
+      try {
+        logits.push(Float32Array.from((await lm.lastLogits([m.prompt_ids[0]])).logits));
+      } finally {
+        await lm.release();
+      }
+    }
+    expect(maxDiff(logits[0], logits[1])).toBeGreaterThan(1e-4);
+    // Fingerprints stored before the emulation (float32) keep their key; the default gets its own.
+    try {
+      setGgufActivations('float32');
+      expect(fingerprintKey(f, 'h')).toBe('h');
+      setGgufActivations('llama.cpp');
+      expect(fingerprintKey(f, 'h')).not.toBe('h');
+      expect(() => setGgufActivations('int8')).toThrow(/GGUF activations "int8"/);
+    } finally {
+      setGgufActivations(undefined);
+    }
+    expect(fingerprintKey(f, 'h')).toBe(fingerprintKey(f, 'h'));
+    expect(fingerprintKey(path.join(HF, 'llama'), 'h')).toBe('h');
+  });
+
+  it('the CLI flag reaches the GGUF preparation; an unknown mode is refused', () => {
+    const f = path.join(FIX, 'llama-Q8_0.gguf');
+    const r = runCli(['models', 'inspect', f, '--gguf-activations', 'float32', '--json'], { env: { MODELPRINT_CACHE_DIR: cache } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(prepareGguf(f, 'x', { activations: 'float32' }).cached).toBe(true);
+    const bad = runCli(['models', 'inspect', f, '--gguf-activations', 'int8', '--json'], { env: { MODELPRINT_CACHE_DIR: cache } });
+    expect(bad.code).not.toBe(0);
+    expect(bad.stdout + bad.stderr).toMatch(/int8/);
+    const env = runCli(['models', 'inspect', f, '--json'], { env: { MODELPRINT_CACHE_DIR: cache, MODELPRINT_GGUF_ACTIVATIONS: 'fp8' } });
+    expect(env.code).not.toBe(0);
+    expect(env.stdout + env.stderr).toMatch(/GGUF activations "fp8"/);
   });
 });
 
@@ -251,8 +441,8 @@ describe('GGUF in the registry and the Hugging Face cache', () => {
         expect(lm.files.hub).toMatchObject({ repoId: 'someorg/tiny-gguf', revision: 'r1' });
         const m = ref.files['qwen2-Q8_0.gguf'];
         const { logits } = await lm.lastLogits([m.prompt_ids[0]]);
-        const r = f32s(m.dequantized_logits_f32_b64)[0];
-        expect(maxDiff(r, logits)).toBeLessThan(1e-3 * (Math.max(...r) - Math.min(...r)));
+        const r = f32s(m.logits_f32_b64)[0];
+        expect(maxDiff(r, logits)).toBeLessThan(TOLERANCE.native * (Math.max(...r) - Math.min(...r)));
       } finally {
         await lm.release();
       }

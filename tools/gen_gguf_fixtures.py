@@ -5,8 +5,8 @@
   hidden 64) are converted by llama.cpp's convert_hf_to_gguf.py (F32, F16, Q8_0) and
   quantized by llama.cpp itself (llama_cpp.llama_model_quantize: Q4_0, Q4_K_M, Q5_K_M, Q6_K;
   the type lists per architecture are in ARCHS). At hidden 64 llama.cpp falls back from the
-  K-quants (rows must be multiples of 256) to Q5_0 / Q5_1 / Q8_0, so two wider checkpoints
-  (llama-wide, qwen2-wide: hidden 256, made here like gen_hf_fixtures.py does) carry real
+  K-quants (rows must be multiples of 256) to Q5_0 / Q5_1 / Q8_0, so a wider checkpoint per
+  architecture (<arch>-wide: hidden 256, made here like gen_hf_fixtures.py does) carries real
   Q4_K / Q5_K / Q6_K tensors, and llama-spm has a SentencePiece tokenizer.model.
 - reference.json: for each GGUF file the prompts' token ids as llama.cpp tokenizes them and
   the last-position logits llama.cpp computes (llama-cpp-python, CPU, F32 KV cache) on the
@@ -36,22 +36,22 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 HF = os.path.join(ROOT, "test", "fixtures", "hf")
-# Committed fixtures must stay under 6 MB: llama carries every type; the others skip the files
-# that at hidden 64 hold the same tensor types as one already there (Q6_K falls back to Q8_0
-# everywhere, Q5_K_M to Q5_1); mistral converts to GGUF architecture "llama" (same graph).
-ARCHS = {"llama": ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"],
-         "qwen2": ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M"],
-         "gemma": ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M"],
-         "mistral": ["Q8_0", "Q4_K_M"],
-         "qwen3": ["Q8_0"]}
-WIDE = {"llama-wide": ("llama", dict(hidden_size=256, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
-                                     num_key_value_heads=2, tie_word_embeddings=False)),
-        "qwen2-wide": ("qwen2", dict(hidden_size=256, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4,
-                                     num_key_value_heads=2, tie_word_embeddings=True))}
-WIDE_TYPES = {"llama-wide": ["Q4_K_M", "Q5_K_M"], "qwen2-wide": ["Q4_K_M"]}
+# Every architecture of the issue (llama, qwen2, mistral, gemma) in every type it names, and
+# qwen3 in all but F32 (its F16 file is the full-precision check); mistral converts to GGUF
+# architecture "llama" (no sliding window in llama.cpp's graph). Committed total about 10 MB.
+TYPES = ["F32", "F16", "Q8_0", "Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K"]
+# llama also in BF16 and Q4_1 (the activation rounding to bf16 and Q8_1 blocks of those weights).
+ARCHS = {"llama": TYPES + ["BF16", "Q4_1"], "qwen2": TYPES, "gemma": TYPES, "mistral": TYPES, "qwen3": TYPES[1:]}
+_WIDE = dict(hidden_size=256, intermediate_size=256, num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2)
+# Rows of 256, so llama.cpp keeps its K-quants: Q4_K_M holds Q4_K and Q6_K tensors, Q5_K_M Q5_K and Q6_K.
+WIDE = {"llama-wide": ("llama", dict(_WIDE, tie_word_embeddings=False)),
+        "qwen2-wide": ("qwen2", dict(_WIDE, tie_word_embeddings=True)),
+        "mistral-wide": ("mistral", dict(_WIDE, tie_word_embeddings=True, sliding_window=4)),
+        "gemma-wide": ("gemma", dict(_WIDE, head_dim=64, num_key_value_heads=1, hidden_activation="gelu_pytorch_tanh"))}
+WIDE_TYPES = {k: ["Q4_K_M", "Q5_K_M"] for k in WIDE}
 
 # LLAMA_FTYPE values of llama.h
-FTYPE = {"Q4_0": 2, "Q8_0": 7, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18}
+FTYPE = {"Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q4_K_M": 15, "Q5_K_M": 17, "Q6_K": 18}
 
 CONVERT_WRAPPER = r'''
 import os, sys
@@ -160,7 +160,7 @@ def make_wide(out_dir, model_type, overrides):
     cfg = AutoConfig.for_model(model_type, **kw)
     torch.manual_seed(hf.SEED)
     model = AutoModelForCausalLM.from_config(cfg, attn_implementation="eager", torch_dtype=torch.float32)
-    hf.randomize(model, False)
+    hf.randomize(model, model_type.startswith("gemma"))
     model.save_pretrained(out_dir)
     shutil.copy(os.path.join(HF, "llama", "tokenizer.json"), os.path.join(out_dir, "tokenizer.json"))
     tc = json.load(open(os.path.join(HF, "llama", "tokenizer_config.json")))
@@ -275,8 +275,8 @@ def main():
             dst = os.path.join(out, f"{name}-{t}.gguf")
             if t == "F32":
                 shutil.copy(f32, dst)
-            elif t == "F16":
-                convert(args.llama_cpp_dir, src, "f16", dst)
+            elif t in ("F16", "BF16"):
+                convert(args.llama_cpp_dir, src, t.lower(), dst)
             elif t == "Q8_0":
                 convert(args.llama_cpp_dir, src, "q8_0", dst)
             else:

@@ -26,14 +26,23 @@ import { pearsonR } from './stats.js';
  *     copy groups it scores ≥ τ with), then the mean score against all models; a name
  *     ancestor (nameAncestor: `Qwen2-7B` for `Qwen2-7B-Instruct`) that scores ≥ τ with its
  *     name descendant is lifted just above it (the order stays transitive);
- *  5. parent: the candidates are the copy groups scoring ≥ τ that outrank the model; those
+ *  4b. names (third round): a copy group's name parent is the most specific (most words) of the
+ *     groups whose names it extends (nameAncestor; version bumps and quantization variants are
+ *     siblings, not ancestors) that score at least the name floor with it (the mean of the
+ *     "different" component: above a typical unrelated pair) and whose size token agrees (≤ 1.5×);
+ *     name parents join families; the rank value adds the number of related groups named after
+ *     the group ("namesakes": originals are fine-tuned and quantized under their name);
+ *  5. parent: the name parent when there is one (the chain step below may still move it to a
+ *     closer model that is named after it too); else the candidates are the copy groups
+ *     scoring ≥ τ, of agreeing size, that outrank the model; those
  *     within `window` × the best of their scores are kept (windowOf "above"; "all": × the
  *     model's best score over all groups, so its own derivatives can push its parent out);
  *     the parent is the best-scoring of those with the most copies; none → a root;
  *  6. chains: while a closer candidate j that also outranks the model sits between the model
  *     and that parent p (the model–p score is the weakest side of the triangle by
  *     `chainMargin`), j becomes the parent.
- * Other members of a copy group get the representative as parent. "arborescence" (Chu-Liu/
+ * Other members of a copy group get the representative as parent (exact copies that are all
+ * quantized uploads without metadata: the group's parent, as siblings). "arborescence" (Chu-Liu/
  * Edmonds on the directed scores) and "nearest" are kept as measured alternatives.
  */
 
@@ -91,6 +100,42 @@ export interface LineageOptions {
    * i.e. j sits between the model and p. 0 disables.
    */
   chainMargin?: number;
+  /**
+   * Parent by name: when name ancestors of the model (see nameAncestor) are among its
+   * related copy groups, the parent is the most specific of them (the most words; ties: the
+   * best score), before the copies, window and chain rules.
+   */
+  nameParent?: boolean;
+  /**
+   * How low a name ancestor's score may be for the name parent: 'tau' (the same/different
+   * threshold) or 'unrelated' (the mean of the "different" score component: the pair need only
+   * score above a typical unrelated pair).
+   */
+  nameFloor?: 'tau' | 'unrelated';
+  /** Rank originals above their derivatives by the number of related models named after them. */
+  namesakePrior?: boolean;
+  /**
+   * A candidate whose name gives a parameter size more than this ratio away from the model's
+   * (`1.7B` vs `4B`) is not its parent (fine-tunes, merges and quantizations keep the size);
+   * 0 disables.
+   */
+  sizeRatio?: number;
+  /**
+   * Exact copies that are all quantized uploads (q2_k and q2_k_l of one GGUF export) are
+   * siblings: each gets the group's parent rather than the representative.
+   */
+  quantSiblings?: boolean;
+  /**
+   * Names that differ only by a version number (Qwen2-7B, Qwen2.5-7B) or only by
+   * quantization words added to a quantized upload (q2_k, q2_k_l) are siblings, not
+   * ancestor and derivative.
+   */
+  nameSiblings?: boolean;
+  /**
+   * Measured, off by default: a chat-tuned model (name with instruct, chat, it) is not the
+   * parent of a model whose name has none of these words (unless by name parent).
+   */
+  chatParentVeto?: boolean;
   metadata?: Map<string, LineageMetadata>;
 }
 
@@ -108,6 +153,13 @@ export const LINEAGE_DEFAULTS = {
   parentChoice: 'copies' as 'rank' | 'score' | 'copies',
   centrality: 'neighbours' as 'neighbours' | 'family',
   chainMargin: 0.1,
+  nameParent: true,
+  nameFloor: 'unrelated' as 'tau' | 'unrelated',
+  namesakePrior: true,
+  sizeRatio: 1.5,
+  quantSiblings: true,
+  nameSiblings: true,
+  chatParentVeto: false,
 };
 
 export interface ThresholdFit {
@@ -172,6 +224,13 @@ export interface LineageReport {
     parent_choice: 'rank' | 'score' | 'copies';
     chain_above: boolean;
     detect_degenerate: boolean;
+    name_parent: boolean;
+    name_floor: 'tau' | 'unrelated';
+    namesake_prior: boolean;
+    size_ratio: number;
+    quant_siblings: boolean;
+    name_siblings: boolean;
+    chat_parent_veto: boolean;
   };
   models: number;
   failed_models: string[];
@@ -360,22 +419,51 @@ interface NameKey {
   base: boolean;
   /** The words joined (punctuation dropped). */
   flat: string;
+  /** Whether the name carries a quantization-format tag (q4, iq2, bnb, 4bit, awq, gptq, fp8, …). */
+  quant: boolean;
+  /** Parameter count from a size token (`7B`, `1.7B`, `135M`), in billions; null when none. */
+  size: number | null;
+  /** The longest word: inside the other's flat name whenever either name extends the other (a fast pre-check). */
+  longest: string;
+}
+
+/** Quantization-format words of upload names (GGUF types, bitsandbytes, AWQ, GPTQ, …). */
+const QUANT_WORD = /^(i?q\d+|bnb|\d+bits?|awq|gptq|fp[48]|int[48]|nf4|gguf|exl2|mlx)$/;
+/** Words that name a variant of a quantization scheme (q4_k_m, q2_k_xl, iq4_nl, q4_0). */
+const QUANT_VARIANT_WORD = /^(k|[0-9]|[sml]|xl|xxl|xs|xxs|nl)$/;
+
+/** Parameter count in billions from the first size token of a name (`7B`, `1.7B`, `135M`). */
+export function sizeOfName(id: string): number | null {
+  const m = /(?:^|[^a-z0-9.])(\d+(?:\.\d+)?)([bm])(?![a-z0-9])/i.exec(id.slice(id.indexOf('/') + 1));
+  if (!m) return null;
+  const v = Number(m[1]) * (m[2].toLowerCase() === 'm' ? 1e-3 : 1);
+  return v > 0 ? v : null;
 }
 
 function nameKey(id: string): NameKey {
   const all = tokens(id.slice(id.indexOf('/') + 1));
   const words = all.filter((t) => t !== 'base');
-  return { words: new Set(words), base: words.length < all.length, flat: words.join('') };
+  const longest = words.reduce((a, b) => (b.length > a.length ? b : a), '');
+  return { words: new Set(words), base: words.length < all.length, flat: words.join(''), quant: words.some((w) => QUANT_WORD.test(w)), size: sizeOfName(id), longest };
 }
 
-function nameAncestorOf(a: NameKey, b: NameKey): number {
+function nameAncestorOf(a: NameKey, b: NameKey, siblings = true): number {
   if (a.words.size === 0 || b.words.size === 0) return 0;
+  // Every word of a name is inside the flat form of any name that extends it.
+  if (!b.flat.includes(a.longest) && !a.flat.includes(b.longest)) return 0;
   const subset = (x: Set<string>, y: Set<string>) => [...x].every((t) => y.has(t));
   // Or the whole name, punctuation dropped, inside the other (Qwen3-1.7B in FluentlyQwen3-1.7B,
   // Llama-3.1-8B in Hermes-3-Llama-3.1-8B); at least 6 characters.
   const within = (x: string, y: string) => x.length >= 6 && y.includes(x);
-  const aInB = subset(a.words, b.words) || within(a.flat, b.flat);
-  const bInA = subset(b.words, a.words) || within(b.flat, a.flat);
+  // Quantized files are all made from the full-precision weights: a quantization whose name
+  // only adds quantization words to another quantization's (q2_k → q2_k_l, q4_k → q4_k_m) is a
+  // sibling, not a derivative.
+  const quantSibling = (x: NameKey, y: NameKey) => x.quant && [...y.words].every((t) => x.words.has(t) || QUANT_WORD.test(t) || QUANT_VARIANT_WORD.test(t));
+  // A name that only adds a version number (Qwen2-7B → Qwen2.5-7B, Nemotron-7B →
+  // Nemotron-1.1-7B) is a newer release, not a derivative.
+  const versionSibling = (x: NameKey, y: NameKey) => x.words.size < y.words.size && [...y.words].every((t) => x.words.has(t) || /^v?\d+$/.test(t));
+  const aInB = (subset(a.words, b.words) || within(a.flat, b.flat)) && !(siblings && (quantSibling(a, b) || versionSibling(a, b)));
+  const bInA = (subset(b.words, a.words) || within(b.flat, a.flat)) && !(siblings && (quantSibling(b, a) || versionSibling(b, a)));
   if (aInB && bInA) return a.base === b.base ? 0 : a.base ? 1 : -1;
   if (aInB && !b.base) return 1;
   if (bInA && !a.base) return -1;
@@ -388,8 +476,10 @@ function nameAncestorOf(a: NameKey, b: NameKey): number {
  * the base's whole name inside its own (`Qwen3-1.7B` → `FluentlyQwen3-1.7B`), and a pretrained
  * checkpoint published next to its tuned version carries the word "base" (`SmolLM3-3B-Base` →
  * `SmolLM3-3B`). Returns 1 when model a's name (namespace dropped) is the ancestor by this
- * convention, −1 when b's is, 0 when neither name extends the other. analyzeLineage uses it
- * only to orient pairs the scores already call related; it never creates an edge.
+ * convention, −1 when b's is, 0 when neither name extends the other — or when the names differ
+ * only by a version number (`Qwen2-7B`, `Qwen2.5-7B`) or by quantization words added to a
+ * quantized upload's name (`q2_k`, `q2_k_l`): siblings. analyzeLineage orients related pairs
+ * by it and takes the most specific name ancestor scoring above the name floor as the parent.
  */
 export function nameAncestor(a: string, b: string): number {
   return nameAncestorOf(nameKey(a), nameKey(b));
@@ -596,7 +686,7 @@ function confidenceAt(ctx: Ctx, s: number | null): number {
 }
 
 /** Max score between two copy groups. */
-function groupScore(ctx: Ctx, a: number, b: number): number {
+function groupScore(ctx: Pick<Ctx, 'groups' | 'S'>, a: number, b: number): number {
   let best = NaN;
   for (const x of ctx.groups.get(a)!) {
     for (const y of ctx.groups.get(b)!) {
@@ -683,10 +773,50 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
     for (const i of list) gid[i] = rep;
   }
 
-  // families: connected components of S ≥ τ
+  // Names: keys per model, the size of a copy group, and the name parent of each group (the
+  // most specific name ancestor among the groups it scores at least the name floor with).
+  const nameKeys = ids.map(nameKey);
+  const keyOf = (g: number) => nameKeys[g];
+  // Size of a copy group: the first size token among its members' names.
+  const groupSizes = new Map<number, number | null>();
+  for (const [g, list] of groups) groupSizes.set(g, list.map((m) => nameKeys[m].size).find((v) => v !== null) ?? null);
+  const sizeAgrees = (a: number, b: number): boolean => {
+    if (!o.namePrior || !(o.sizeRatio > 0)) return true;
+    const x = groupSizes.get(a)!;
+    const y = groupSizes.get(b)!;
+    return x === null || y === null || Math.max(x, y) / Math.min(x, y) <= o.sizeRatio;
+  };
+  /** Words of the most specific name of group a that is a name ancestor of a name of group b (0: none). */
+  const nameSpecificity = (a: number, b: number): number => {
+    let best = 0;
+    for (const x of groups.get(a)!) for (const y of groups.get(b)!) if (nameAncestorOf(keyOf(x), keyOf(y), o.nameSiblings) > 0) best = Math.max(best, keyOf(x).words.size - (keyOf(x).base ? 0.5 : 0));
+    return best;
+  };
+  const nameFloor = o.nameFloor === 'unrelated' && learned.mixture ? Math.min(tau, 10 ** learned.mixture.m1) : tau;
+  const nameParentOf = new Map<number, { p: number; s: number }>();
+  if (o.method === 'hub' && o.namePrior && o.nameParent) {
+    const live = [...groups.keys()].filter((g) => !failed[g]);
+    for (const i of live) {
+      let best: { p: number; s: number; w: number } | null = null;
+      for (const j of live) {
+        if (j === i) continue;
+        const s = groupScore({ groups, S }, i, j);
+        if (!finite(s) || s < nameFloor || !sizeAgrees(i, j)) continue;
+        const ci = created(i);
+        const cj = created(j);
+        if (ci !== null && cj !== null && cj > ci) continue;
+        const w = nameSpecificity(j, i);
+        if (w > 0 && (!best || w > best.w || (w === best.w && s > best.s))) best = { p: j, s, w };
+      }
+      if (best) nameParentOf.set(i, { p: best.p, s: best.s });
+    }
+  }
+
+  // families: connected components of S ≥ τ (and of name parents below τ)
   const famUf = new UnionFind(n);
   for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) if (finite(S[i][j]) && S[i][j] >= tau) famUf.union(i, j);
   for (const [rep, list] of groups) for (const i of list) famUf.union(rep, i);
+  for (const [i, e] of nameParentOf) famUf.union(i, e.p);
   const fam = ids.map((_, i) => famUf.find(i));
   const ctx: Ctx = { n, ids, S, M: matrix.values, tau, mixture: learned.mixture, failed, gid, groups, fam, meta };
 
@@ -737,9 +867,19 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
   for (const [rep, list] of groups) {
     rankValue.set(rep, (o.copyCountPrior ? list.length : 0) + 0.999 * Math.min(1, centrality.get(rep)!) + 1e-6 * globalMean[rep]);
   }
-  const nameKeys = new Map<number, NameKey>();
-  const keyOf = (g: number) => nameKeys.get(g) ?? nameKeys.set(g, nameKey(ids[g])).get(g)!;
   const useNames = o.namePrior && o.nameOrientation;
+  if (o.namePrior && o.namesakePrior) {
+    // Originals are fine-tuned and quantized under their name: add the number of related
+    // groups (score ≥ τ) whose names extend this group's name.
+    for (const list of famGroups.values()) {
+      for (const a of list) {
+        if (failed[a]) continue;
+        let k = 0;
+        for (const b of list) if (b !== a && !failed[b] && groupScore(ctx, a, b) >= tau && nameAncestorOf(keyOf(a), keyOf(b), o.nameSiblings) > 0) k++;
+        rankValue.set(a, rankValue.get(a)! + k);
+      }
+    }
+  }
   if (useNames) {
     // A name ancestor (see nameAncestor) ranks above each related name descendant: it
     // inherits the highest rank value among them, so the order stays transitive.
@@ -747,10 +887,11 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
     for (const list of famGroups.values()) {
       for (const a of list) {
         for (const b of list) {
-          if (a !== b && !failed[a] && !failed[b] && groupScore(ctx, a, b) >= tau && nameAncestorOf(keyOf(a), keyOf(b)) > 0) pairs.push([a, b]);
+          if (a !== b && !failed[a] && !failed[b] && groupScore(ctx, a, b) >= tau && nameAncestorOf(keyOf(a), keyOf(b), o.nameSiblings) > 0) pairs.push([a, b]);
         }
       }
     }
+    for (const [b, e] of nameParentOf) if (created(b) === null || created(e.p) === null) pairs.push([e.p, b]);
     for (let pass = 0, changed = true; changed && pass <= n; pass++) {
       changed = false;
       for (const [a, b] of pairs) {
@@ -774,31 +915,39 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
   const parentOf = new Map<number, { p: number; why: string; used: string[] }>();
   if (o.method === 'hub' || o.method === 'nearest') {
     for (const i of reps) {
-      const cand = famGroups.get(fam[i])!.filter((j) => j !== i && !failed[j]);
+      const np = nameParentOf.get(i);
+      const chatty = (g: number) => [...keyOf(g).words].some((w) => /^(instruct|chat|it)$/.test(w));
+      const cand = famGroups
+        .get(fam[i])!
+        .filter((j) => j !== i && !failed[j] && (o.method === 'nearest' || (sizeAgrees(i, j) && !(o.namePrior && o.chatParentVeto && chatty(j) && !chatty(i)))));
       const scored = cand.map((j) => ({ j, s: groupScore(ctx, i, j) })).filter((x) => finite(x.s) && x.s >= tau);
-      if (!scored.length) continue;
-      const top = Math.max(...scored.map((x) => x.s));
+      if (!scored.length && !np) continue;
       if (o.method === 'nearest') {
         const best = scored.reduce((a, b) => (b.s > a.s ? b : a));
         parentOf.set(i, { p: best.j, why: 'nearest neighbour', used: [] });
         continue;
       }
+      const top = Math.max(...scored.map((x) => x.s));
       const above = scored.filter((x) => outranks(x.j, i) > 0);
-      if (!above.length) continue;
-      const ref = o.windowOf === 'above' ? Math.max(...above.map((x) => x.s)) : top;
+      if (!above.length && !np) continue;
+      const ref = o.windowOf === 'above' && above.length ? Math.max(...above.map((x) => x.s)) : top;
       const near = scored.filter((x) => x.s >= o.window * ref);
       const up = near.filter((x) => outranks(x.j, i) > 0);
-      if (!up.length) continue;
+      if (!up.length && !np) continue;
       const copies = (j: number) => groups.get(j)!.length;
       const topCopies = Math.max(...up.map((x) => copies(x.j)));
-      let best =
-        o.parentChoice === 'copies'
+      let best = np
+        ? { j: np.p, s: np.s }
+        : o.parentChoice === 'copies'
           ? up.filter((x) => copies(x.j) === topCopies).reduce((a, b) => (b.s > a.s ? b : a))
           : up.reduce((a, b) => (o.parentChoice === 'score' ? (b.s > a.s ? b : a) : outranks(b.j, a.j) > 0 ? b : a));
       let chained = false;
       for (let step = 0; o.chainMargin > 0 && step < near.length; step++) {
         const p = best;
-        const between = (o.chainAbove ? up : near).filter((x) => x.j !== p.j && x.s > p.s && p.s < Math.min(x.s, groupScore(ctx, x.j, p.j)) - o.chainMargin);
+        // From a name parent, only through models named after it too (X → X-Instruct → …).
+        const between = (o.chainAbove ? up : near).filter(
+          (x) => x.j !== p.j && x.s > p.s && p.s < Math.min(x.s, groupScore(ctx, x.j, p.j)) - o.chainMargin && (!np || nameSpecificity(np.p, x.j) > 0),
+        );
         if (!between.length) break;
         best = between.reduce((a, b) => (b.s > a.s ? b : a));
         chained = true;
@@ -806,17 +955,19 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
       const used: string[] = [];
       const dated = created(best.j) !== null && created(i) !== null;
       if (dated) used.push('created_at');
-      const named = !dated && useNames && nameAncestorOf(keyOf(best.j), keyOf(i)) > 0;
+      const named = !dated && o.namePrior && (best.j === np?.p || (useNames && nameAncestorOf(keyOf(best.j), keyOf(i), o.nameSiblings) > 0));
       if (named) used.push('name');
       const why = chained
-        ? 'closer model between this one and the chosen candidate (chain)'
-        : dated && created(best.j)! < created(i)!
-          ? 'older of the strong neighbours'
-          : named
-            ? 'strong neighbour whose name this one extends (name orientation)'
-            : groups.get(best.j)!.length > groups.get(i)!.length
-              ? `most re-uploaded strong neighbour (${groups.get(best.j)!.length} copies)`
-              : 'best-scoring more central strong neighbour';
+        ? `closer model between this one and the ${np ? 'name parent' : 'chosen candidate'} (chain)`
+        : np && best.j === np.p
+          ? `the most specific related model whose name this one extends (name parent${np.s < tau ? `; score below τ but above the typical unrelated pair, ${nameFloor.toFixed(4)}` : ''})`
+          : dated && created(best.j)! < created(i)!
+            ? 'older of the strong neighbours'
+            : named
+              ? 'strong neighbour whose name this one extends (name orientation)'
+              : groups.get(best.j)!.length > groups.get(i)!.length
+                ? `most re-uploaded strong neighbour (${groups.get(best.j)!.length} copies)`
+                : 'best-scoring more central strong neighbour';
       parentOf.set(i, { p: best.j, why, used });
     }
   } else {
@@ -916,6 +1067,23 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
       return { model: id, parent: null, confidence: 0, family: familyName(i), reason: 'failed model (-1 in its row): no scores', score: null, rank: null, role: 'failed', metadata_used: [] };
     }
     const rep = gid[i];
+    const siblingOf = rep !== i && o.namePrior && o.quantSiblings && keyOf(rep).quant && keyOf(i).quant && created(rep) === null && downloads(rep) === null ? parentOf.get(rep) : undefined;
+    if (siblingOf) {
+      // Exact copies among quantized uploads (q2_k and q2_k_l of one export): nothing says
+      // which came first; both are quantizations of the group's parent.
+      const s = S[i][siblingOf.p];
+      return {
+        model: id,
+        parent: ids[siblingOf.p],
+        confidence: 1,
+        family: familyName(i),
+        reason: `exact copy of ${ids[rep]} (score ${S[i][rep].toFixed(4)}), both quantized uploads: a sibling quantization, given the parent of ${ids[rep]}`,
+        score: finite(s) ? s : null,
+        rank: finite(s) ? rankOf(i, siblingOf.p) : null,
+        role: 'copy',
+        metadata_used: ['name'],
+      };
+    }
     if (rep !== i) {
       const s = S[i][rep];
       const used: string[] = [];
@@ -1034,7 +1202,9 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
             model: id,
             other: b,
             score: finite(s) ? s : null,
-            detail: `score ${finite(s) ? s.toFixed(4) : '-'} is below the same/different threshold ${tau.toFixed(4)} (P(same) ${confidenceAt(ctx, s).toFixed(3)})${best ? `; closest: ${ids[best.j]} ${best.s.toFixed(4)}` : ''}`,
+            detail:
+              `score ${finite(s) ? s.toFixed(4) : '-'} is below the same/different threshold ${tau.toFixed(4)} (P(same) ${confidenceAt(ctx, s).toFixed(3)})${best ? `; closest: ${ids[best.j]} ${best.s.toFixed(4)}` : ''}` +
+              (predicted.get(id) === b ? '; predicted as parent all the same, by name (name parent)' : ''),
           });
         } else if (predicted.get(id) !== b && best && best.s > s && confidenceAt(ctx, s) < 0.5 * confidenceAt(ctx, best.s)) {
           findings.push({
@@ -1098,6 +1268,13 @@ export function analyzeLineage(matrix: SimilarityMatrix, options: LineageOptions
       parent_choice: o.parentChoice,
       chain_above: o.chainAbove,
       detect_degenerate: o.detectDegenerate,
+      name_parent: o.namePrior && o.nameParent,
+      name_floor: o.nameFloor,
+      namesake_prior: o.namePrior && o.namesakePrior,
+      size_ratio: o.namePrior ? o.sizeRatio : 0,
+      quant_siblings: o.namePrior && o.quantSiblings,
+      name_siblings: o.nameSiblings,
+      chat_parent_veto: o.namePrior && o.chatParentVeto,
     },
     models: n,
     failed_models: ids.filter((_, i) => failed[i] && !degenerate[i]),

@@ -6,6 +6,7 @@ import { BottomKParamsSchema, type BottomKParams } from '../methods/params.js';
 import { ModelprintError } from '../errors.js';
 import { ONNX_VARIANT_CHOICES } from '../inference/format.js';
 import { DEFAULT_GGUF_QUANTS } from '../formats/gguf.js';
+import { DEFAULT_GGUF_ACTIVATIONS, GGUF_ACTIVATION_MODES } from '../formats/gguf-activations.js';
 
 /** --onnx-variant, for every command that opens models. */
 export const onnxVariantFlag = Flags.string({
@@ -18,6 +19,12 @@ export const onnxVariantFlag = Flags.string({
 /** --gguf-quant, for every command that opens models: which file of a folder of GGUF quantizations. */
 export const ggufQuantFlag = Flags.string({
   description: `GGUF file of a folder holding several quantizations: a comma-separated preference list of the quantization names in the file names (e.g. Q8_0,Q6_K,Q4_K_M); default ${DEFAULT_GGUF_QUANTS.join(',')} (also $MODELPRINT_GGUF_QUANT). A .gguf file path is used as is.`,
+});
+
+/** --gguf-activations, for every command that runs models: llama.cpp's arithmetic on GGUF files, or float32. */
+export const ggufActivationsFlag = Flags.string({
+  description: `GGUF files: llama.cpp rounds the activations of F16 and quantized weights as llama.cpp's CPU backend does (to fp16, or to Q8_0 / Q8_K blocks), so the logits are llama.cpp's on the file as is; float32 keeps them in float32 (the logits of the dequantized weights). Default ${DEFAULT_GGUF_ACTIVATIONS} (also $MODELPRINT_GGUF_ACTIVATIONS).`,
+  options: [...GGUF_ACTIVATION_MODES],
 });
 
 /** Flags shared by the bottom-k pipeline commands (lineage, matrix). */
@@ -43,6 +50,7 @@ export const bottomKFlags = {
   progress: Flags.string({ description: 'Progress display: a live table on a TTY, JSON lines otherwise.', options: ['auto', 'tty', 'jsonl', 'plain', 'none'], default: 'auto' }),
   'onnx-variant': onnxVariantFlag,
   'gguf-quant': ggufQuantFlag,
+  'gguf-activations': ggufActivationsFlag,
 };
 
 export function bottomKParamsFrom(flags: Record<string, unknown>): BottomKParams {

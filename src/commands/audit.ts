@@ -6,6 +6,7 @@ import { withRunContext } from '../cli/run-context.js';
 import type { DeviceRequest } from '../inference/device.js';
 import type { OnnxVariantRequest } from '../inference/format.js';
 import { hubCacheDir } from '../inference/hub.js';
+import { setGgufActivations, setGgufQuantPreference } from '../inference/resolve.js';
 import type { RegistryWrite } from '../methods/runner.js';
 import type { ProgressMode } from '../ui/progress.js';
 import { renderTable } from '../ui/table.js';
@@ -46,6 +47,8 @@ Writes to --output-dir: derivatives.csv, lineage.csv (§1.7 rows as they finish)
   async run(): Promise<AuditSummary> {
     const f = this.flags;
     const params = bottomKParamsFrom(f);
+    setGgufQuantPreference(f['gguf-quant']);
+    setGgufActivations(f['gguf-activations']);
     const mislabelBelow = Number(f['mislabel-below']);
     if (!Number.isFinite(mislabelBelow) || mislabelBelow < 0 || mislabelBelow > 1) {
       throw new ModelprintError('E_USAGE', `--mislabel-below must be a score in [0, 1], not ${f['mislabel-below']}`, { subject: '--mislabel-below', hint: 'e.g. 0.2' });

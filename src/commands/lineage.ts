@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand, registryFlag } from '../cli/base.js';
-import { setGgufQuantPreference } from '../inference/resolve.js';
+import { setGgufActivations, setGgufQuantPreference } from '../inference/resolve.js';
 import { bottomKFlags, bottomKParamsFrom, checkTotalLen } from '../cli/method-flags.js';
 import { ModelprintError } from '../errors.js';
 import { runBaseVsDerived, type LineageSummary } from '../methods/lineage.js';
@@ -42,6 +42,7 @@ export default class Lineage extends BaseCommand<typeof Lineage> {
     const f = this.flags;
     const params = bottomKParamsFrom(f);
     setGgufQuantPreference(f['gguf-quant']);
+    setGgufActivations(f['gguf-activations']);
     const registry = await this.registry();
     const open = { device: f.device as DeviceRequest, threads: f.threads, lowMemory: f['low-memory'], batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest, adapterBase: f['adapter-base'] };
     // Array tasks write (and lock) their own shard file, so they never wait on one another.

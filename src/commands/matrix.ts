@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { BaseCommand, registryFlag } from '../cli/base.js';
-import { setGgufQuantPreference } from '../inference/resolve.js';
+import { setGgufActivations, setGgufQuantPreference } from '../inference/resolve.js';
 import { bottomKFlags, bottomKParamsFrom, checkTotalLen } from '../cli/method-flags.js';
 import { runMatrix } from '../methods/matrix.js';
 import { resolveModelList } from '../methods/models-input.js';
@@ -33,6 +33,7 @@ export default class Matrix extends BaseCommand<typeof Matrix> {
     const f = this.flags;
     const params = bottomKParamsFrom(f);
     setGgufQuantPreference(f['gguf-quant']);
+    setGgufActivations(f['gguf-activations']);
     const registry = await this.registry();
     const open = { device: f.device as DeviceRequest, threads: f.threads, lowMemory: f['low-memory'], batchSize: f['batch-size'], onnxVariant: f['onnx-variant'] as OnnxVariantRequest };
     return withRunContext({ params, open, registry, reuse: f.reuse, registryWrite: f['registry-write'] as RegistryWrite, progress: f.progress as ProgressMode, quiet: Boolean(f.quiet), warn: (m) => this.logger.warn(m), outputs: [{ path: f['output-dir'], kind: 'dir', flag: '--output-dir' }] }, async (ctx) => {

@@ -15,10 +15,11 @@ import { ModelError } from '../inference/errors.js';
 import { cacheRoot } from './hf-checkpoint.js';
 import { buildDecoderGraph, decoderSpec } from './hf-decoder.js';
 import { badGguf, dequantize, readGguf, type GgufFile, type GgufValue } from './gguf-file.js';
+import { DEFAULT_GGUF_ACTIVATIONS, llamaCppHooks, type BlockMins, type GgufActivations } from './gguf-activations.js';
 import type { Checkpoint, TensorEntry } from './safetensors.js';
 
 /** Bumped whenever what a GGUF file prepares to changes. */
-export const GGUF_PREP_VERSION = 1;
+export const GGUF_PREP_VERSION = 2;
 
 /** GGUF architectures modelprint maps onto the decoder builder (Mistral GGUFs are "llama"). */
 export const GGUF_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'gemma'] as const;
@@ -79,6 +80,8 @@ export interface PreparedGguf {
   arch: string;
   /** general.file_type as a name, or the quantization in the file name. */
   quant: string | null;
+  /** How the graph treats the activations of quantized / F16 weights (--gguf-activations). */
+  activations: GgufActivations;
   cached: boolean;
 }
 
@@ -351,9 +354,13 @@ function unpermuteRows(x: Float32Array, heads: number, rows: number, cols: numbe
 
 /**
  * Prepares (or finds in the cache) the ONNX graph, float32 weights, config and tokenizer of
- * a GGUF file.
+ * a GGUF file. `activations`: 'llama.cpp' (default) rounds the activation of each F16 /
+ * quantized weight as llama.cpp's CPU backend does (gguf-activations.ts), so the logits
+ * are llama.cpp's on the file as is; 'float32' keeps them in float32 (the logits of the
+ * dequantized weights).
  */
-export function prepareGguf(file: string, id: string): PreparedGguf {
+export function prepareGguf(file: string, id: string, opts: { activations?: GgufActivations } = {}): PreparedGguf {
+  const activations = opts.activations ?? DEFAULT_GGUF_ACTIVATIONS;
   const g = readGguf(file, id);
   const meta = new Meta(g, id);
   const arch = meta.str('general.architecture') ?? 'unknown';
@@ -362,7 +369,7 @@ export function prepareGguf(file: string, id: string): PreparedGguf {
   const real = fs.realpathSync(file);
   const key = crypto
     .createHash('sha256')
-    .update(JSON.stringify({ v: GGUF_PREP_VERSION, file: real, size: g.size, mtime: g.mtimeMs }))
+    .update(JSON.stringify({ v: GGUF_PREP_VERSION, file: real, size: g.size, mtime: g.mtimeMs, activations }))
     .update(g.header)
     .digest('hex')
     .slice(0, 32);
@@ -370,17 +377,21 @@ export function prepareGguf(file: string, id: string): PreparedGguf {
   const onnxPath = path.join(dir, 'model.onnx');
   const tokPath = path.join(dir, 'tokenizer.json');
   const done = path.join(dir, 'complete.json');
-  if (fs.existsSync(done)) return { dir, onnxPath, tokenizerPath: fs.existsSync(tokPath) ? tokPath : null, arch, quant, cached: true };
+  if (fs.existsSync(done)) return { dir, onnxPath, tokenizerPath: fs.existsSync(tokPath) ? tokPath : null, arch, quant, activations, cached: true };
 
   // rope_freqs (llama3 RoPE scaling): per-dimension divisors of the inverse frequencies.
   let ropeFactors: number[] | null = null;
   const rf = g.tensors.get('rope_freqs.weight');
   const fd = fs.openSync(file, 'r');
-  const readTensor = (name: string): Float32Array => {
+  const readRaw = (name: string): Buffer => {
     const t = g.tensors.get(name)!;
     const buf = Buffer.alloc(t.length);
     if (fs.readSync(fd, buf, 0, t.length, t.offset) !== t.length) throw badGguf(id, file, `short read of tensor "${name}"`);
-    const y = dequantize(buf, t.type, t.elements, { id, file, tensor: name });
+    return buf;
+  };
+  const readTensor = (name: string): Float32Array => {
+    const t = g.tensors.get(name)!;
+    const y = dequantize(readRaw(name), t.type, t.elements, { id, file, tensor: name });
     for (let i = 0; i < y.length; i++) {
       if (!Number.isFinite(y[i])) throw badGguf(id, file, `tensor "${name}" holds a non-finite value at element ${i}`);
     }
@@ -396,7 +407,16 @@ export function prepareGguf(file: string, id: string): PreparedGguf {
     const weightsFile = path.join(tmp, 'weights.bin');
     const out = fs.openSync(weightsFile, 'w');
     const tensors = new Map<string, TensorEntry>();
+    const ggmlTypes = new Map<string, string>();
+    const blockMins = new Map<string, BlockMins>();
     let offset = 0;
+    const append = (y: Float32Array): { offset: number; length: number } => {
+      const bytes = Buffer.from(y.buffer, y.byteOffset, y.byteLength);
+      fs.writeSync(out, bytes, 0, bytes.length, offset);
+      const at = { offset, length: bytes.length };
+      offset = Math.ceil((offset + bytes.length) / 64) * 64;
+      return at;
+    };
     try {
       for (const t of g.tensors.values()) {
         if (t.name === 'rope_freqs.weight') continue;
@@ -406,33 +426,49 @@ export function prepareGguf(file: string, id: string): PreparedGguf {
         const rows = t.dims.length === 2 ? t.dims[1] : 1;
         const cols = t.dims[0];
         // convert_hf_to_gguf permutes q/k rows for llama.cpp's interleaved RoPE (llama, Mistral); qwen2 and gemma use NeoX RoPE, unpermuted.
-        if (arch === 'llama' && /\.attn_[qk]\.(weight|bias)$/.test(t.name)) {
-          y = unpermuteRows(y, /attn_q/.test(t.name) ? spec.H : spec.KV, t.dims.length === 2 ? rows : cols, t.dims.length === 2 ? cols : 1);
+        const permuted = arch === 'llama' && /\.attn_[qk]\.(weight|bias)$/.test(t.name);
+        const heads = /attn_q/.test(t.name) ? spec.H : spec.KV;
+        if (permuted) y = unpermuteRows(y, heads, t.dims.length === 2 ? rows : cols, t.dims.length === 2 ? cols : 1);
+        // Not the token embedding: looked up by rows, it needs its mins. (Tied to the head, it
+        // then gets x'·(d·q + m), i.e. m·fp16(d)·Σq where llama.cpp has m·fp16(d·Σq).)
+        if (activations === 'llama.cpp' && t.dims.length === 2 && t.name !== 'token_embd.weight' && (t.typeName === 'Q4_1' || t.typeName === 'Q5_1')) {
+          // The block minimums m (fp16 at byte 2 of each block): the blocks with every quant zeroed dequantize to m.
+          const raw = readRaw(t.name);
+          const bsize = t.typeName === 'Q4_1' ? 20 : 24;
+          for (let b = 0; b < raw.length; b += bsize) raw.fill(0, b + 4, b + bsize);
+          const all = dequantize(raw, t.type, t.elements, { id, file, tensor: t.name });
+          const blocks = cols / 32;
+          let mins: Float32Array = new Float32Array(rows * blocks);
+          for (let i = 0; i < mins.length; i++) mins[i] = all[i * 32];
+          if (permuted) mins = unpermuteRows(mins, heads, rows, blocks);
+          blockMins.set(name, { location: 'weights.bin', rows, blocks, ...append(mins) });
+          // …and the weight without them: d·q (see gguf-activations.ts, Q8_1).
+          const raw2 = readRaw(t.name);
+          for (let b = 0; b < raw2.length; b += bsize) raw2.fill(0, b + 2, b + 4);
+          y = dequantize(raw2, t.type, t.elements, { id, file, tensor: t.name });
+          if (permuted) y = unpermuteRows(y, heads, rows, cols);
         }
         // The Gemma converter stores RMSNorm weights as w + 1 (llama.cpp multiplies by them); the builder adds the 1 itself.
         if (arch === 'gemma' && /norm\.weight$/.test(t.name)) for (let i = 0; i < y.length; i++) y[i] = Math.fround(y[i] - 1);
-        const bytes = Buffer.from(y.buffer, y.byteOffset, y.byteLength);
-        fs.writeSync(out, bytes, 0, bytes.length, offset);
-        tensors.set(name, { name, file: weightsFile, dtype: 'F32', shape: [...t.dims].reverse(), offset, length: bytes.length });
-        offset += bytes.length;
-        offset = Math.ceil(offset / 64) * 64;
+        tensors.set(name, { name, file: weightsFile, dtype: 'F32', shape: [...t.dims].reverse(), ...append(y) });
+        ggmlTypes.set(name, t.typeName);
       }
     } finally {
       fs.closeSync(out);
     }
     const ckpt: Checkpoint = { files: [weightsFile], tensors, fingerprint: [] };
-    const graph = buildDecoderGraph(spec, ckpt, cfg, id, () => 'weights.bin');
-    fs.writeFileSync(onnxPath.replace(dir, tmp), graph.encode({ producerName: 'modelprint', producerVersion: String(GGUF_PREP_VERSION), docString: `${arch} decoder dequantized by modelprint from ${file}`, metadata: { source: file, model_type: arch, gguf_quant: quant ?? '' } }));
+    const graph = buildDecoderGraph(spec, ckpt, cfg, id, () => 'weights.bin', undefined, activations === 'llama.cpp' ? llamaCppHooks(ggmlTypes, blockMins) : undefined);
+    fs.writeFileSync(onnxPath.replace(dir, tmp), graph.encode({ producerName: 'modelprint', producerVersion: String(GGUF_PREP_VERSION), docString: `${arch} decoder dequantized by modelprint from ${file}`, metadata: { source: file, model_type: arch, gguf_quant: quant ?? '', gguf_activations: activations } }));
     fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(cfg, null, 1));
     if (tok) {
       fs.writeFileSync(path.join(tmp, 'tokenizer.json'), JSON.stringify(tok.tokenizer));
       fs.writeFileSync(path.join(tmp, 'tokenizer_config.json'), JSON.stringify(tok.config, null, 1));
     }
-    fs.writeFileSync(path.join(tmp, 'complete.json'), JSON.stringify({ source: real, size: g.size, mtime_ms: g.mtimeMs, arch, quant }));
+    fs.writeFileSync(path.join(tmp, 'complete.json'), JSON.stringify({ source: real, size: g.size, mtime_ms: g.mtimeMs, arch, quant, activations }));
     if (fs.existsSync(done)) {
       // Another process published the same folder meanwhile: keep it (it may be open).
       fs.rmSync(tmp, { recursive: true, force: true });
-      return { dir, onnxPath, tokenizerPath: fs.existsSync(tokPath) ? tokPath : null, arch, quant, cached: true };
+      return { dir, onnxPath, tokenizerPath: fs.existsSync(tokPath) ? tokPath : null, arch, quant, activations, cached: true };
     }
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(path.dirname(dir), { recursive: true });
@@ -441,10 +477,10 @@ export function prepareGguf(file: string, id: string): PreparedGguf {
     fs.rmSync(tmp, { recursive: true, force: true });
     if (e instanceof ModelError) throw e;
     // Another process may have published the same folder meanwhile.
-    if (fs.existsSync(done)) return { dir, onnxPath, tokenizerPath: fs.existsSync(tokPath) ? tokPath : null, arch, quant, cached: true };
+    if (fs.existsSync(done)) return { dir, onnxPath, tokenizerPath: fs.existsSync(tokPath) ? tokPath : null, arch, quant, activations, cached: true };
     throw new ModelError('load_failed', id, `cannot prepare ${file} in ${dir}: ${messageOf(e)}`, 'set MODELPRINT_CACHE_DIR to a writable folder with room for the float32 weights');
   } finally {
     fs.closeSync(fd);
   }
-  return { dir, onnxPath, tokenizerPath: fs.existsSync(tokPath) ? tokPath : null, arch, quant, cached: false };
+  return { dir, onnxPath, tokenizerPath: fs.existsSync(tokPath) ? tokPath : null, arch, quant, activations, cached: false };
 }

@@ -201,7 +201,7 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
     .slice(0, 32);
   const encode = (location: (file: string) => string): Buffer => {
     const lora = adapter ? { ...adapter.lora, used: new Set<string>() } : undefined;
-    const graph = buildDecoderGraph(spec, ckpt, cfg, id, location, lora, { castAtUse: opts.castAtUse, headChunkBytes: opts.headChunkBytes });
+    const graph = buildDecoderGraph(spec, ckpt, cfg, id, location, lora, undefined, { castAtUse: opts.castAtUse, headChunkBytes: opts.headChunkBytes });
     const unused = lora ? [...lora.modules.keys()].filter((m) => !lora.used.has(m)) : [];
     if (unused.length) {
       throw new ModelError('unsupported_safetensors', id, `LoRA on module ${unused[0]} is not supported (${unused.length} module(s) unused by the ${spec.arch} graph)`, 'merge the adapter with peft (merge_and_unload) and fingerprint the merged checkpoint');

@@ -22,7 +22,7 @@ export const SUPPORTED_ARCHITECTURES = ['llama', 'mistral', 'qwen2', 'qwen3', 'g
 type Arch = (typeof SUPPORTED_ARCHITECTURES)[number];
 
 type Raw = Record<string, unknown>;
-type Act = 'silu' | 'gelu' | 'gelu_tanh' | 'relu';
+export type Act = 'silu' | 'gelu' | 'gelu_tanh' | 'relu';
 
 interface RopeSpec {
   invFreq: number[];
@@ -218,10 +218,24 @@ export interface DecoderGraphOptions {
 const HEAD_CHUNK_BYTES = 16 << 20;
 
 /**
+ * Changes another engine's arithmetic needs, e.g. llama.cpp's for GGUF files
+ * (src/formats/gguf-activations.ts). Without hooks the graph is unchanged.
+ */
+export interface DecoderHooks {
+  /**
+   * The input x ([rows, inn]) of the linear layer whose weight is `weight`: returns the
+   * tensor to multiply instead and, optionally, a rewrite of the layer's output.
+   */
+  linear?(g: GraphBuilder, x: string, weight: string, inn: number): { x: string; output?: (y: string) => string };
+  /** The MLP activation function of x, or null for the builder's own. */
+  activation?(g: GraphBuilder, x: string, act: Act): string | null;
+}
+
+/**
  * Builds the graph. `location(file)` names each safetensors file relative to the model
  * file (external data).
  */
-export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw, model: string, location: (file: string) => string, lora?: LoraSpec, opts: DecoderGraphOptions = {}): GraphBuilder {
+export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw, model: string, location: (file: string) => string, lora?: LoraSpec, hooks?: DecoderHooks, opts: DecoderGraphOptions = {}): GraphBuilder {
   const { arch, V, E, L, H, KV, D, eps } = spec;
   const rep = H / KV;
   const g = new GraphBuilder(`modelprint-${arch}`);
@@ -319,8 +333,11 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
   };
   const linear = (x: string, wname: string, out: number, inn: number, bname?: string): string => {
     const b = bname ? optBias(bname, out) : null;
-    const w = weight(wname, [out, inn], x);
-    const y = g.op('Gemm', b ? [x, w, b] : [x, w], { transB: 1 });
+    const h = hooks?.linear?.(g, x, wname, inn);
+    const xw = h ? h.x : x;
+    const w = weight(wname, [out, inn], xw);
+    let y = g.op('Gemm', b ? [xw, w, b] : [xw, w], { transB: 1 });
+    if (h?.output) y = h.output(y);
     return withLora(x, y, wname.replace(/\.weight$/, ''), out, inn);
   };
   const conv1d = (x: string, p: string, inn: number, out: number): string =>
@@ -336,6 +353,8 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
     g.op('LayerNormalization', [x, weight(`${p}.weight`, [n]), weight(`${p}.bias`, [n])], { axis: -1, epsilon: { float: eps } });
   const norm = (x: string, p: string, n = E): string => (arch === 'gpt2' || arch === 'gpt_neox' ? layerNorm(x, p, n) : rmsNorm(x, `${p}.weight`, n, isGemma));
   const activation = (x: string): string => {
+    const hooked = hooks?.activation?.(g, x, spec.act);
+    if (hooked) return hooked;
     switch (spec.act) {
       case 'silu':
         return g.op('Mul', [x, g.op('Sigmoid', [x])]);
@@ -500,7 +519,11 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
   const headName = arch === 'gpt_neox' ? 'embed_out.weight' : 'lm_head.weight';
   const embName = arch === 'gpt2' ? `${prefix}wte.weight` : arch === 'gpt_neox' ? 'gpt_neox.embed_in.weight' : 'model.embed_tokens.weight';
   // A head that is not in the checkpoint is tied to the embedding (as transformers does).
-  const flat = softcap(headProduct(hidden, has(headName) ? headName : embName), spec.finalSoftcap);
+  const headWeight = has(headName) ? headName : embName;
+  const hh = hooks?.linear?.(g, hidden, headWeight, E);
+  let logits = headProduct(hh ? hh.x : hidden, headWeight);
+  if (hh?.output) logits = hh.output(logits);
+  const flat = softcap(logits, spec.finalSoftcap);
   g.op('Reshape', [flat, g.int64([-1, 1, V])], {}, 'logits');
 
   decoderOutputs(g, dims, V);

@@ -4,6 +4,8 @@ import { detectFormat, listOnnxCandidates, pickOnnxCandidate, variantOfFile, typ
 import { ModelError, type ModelErrorCode } from './errors.js';
 import { prepareSafetensors, quantizationError } from '../formats/hf-checkpoint.js';
 import { parseGgufQuantList, pickGgufFile, prepareGguf } from '../formats/gguf.js';
+import { DEFAULT_GGUF_ACTIVATIONS, GGUF_ACTIVATION_MODES, type GgufActivations } from '../formats/gguf-activations.js';
+import { ModelprintError } from '../errors.js';
 import { stableHash } from '../util/hash.js';
 import { assertInsideRepo, cacheRepoOf, parseHubId, resolveHubId, snapshotOf, type HubSnapshot } from './hub.js';
 
@@ -67,6 +69,24 @@ export function setGgufQuantPreference(list: string | undefined): void {
   ggufQuantDefault = list;
 }
 
+let ggufActivationsDefault: GgufActivations | undefined;
+/**
+ * `--gguf-activations` for every model a command opens: llama.cpp's rounding of the
+ * activations of F16 / quantized weights (default) or float32 (unset: $MODELPRINT_GGUF_ACTIVATIONS).
+ */
+export function setGgufActivations(mode: string | undefined): void {
+  // A bad $MODELPRINT_GGUF_ACTIVATIONS is a usage error at the start of the command, not a per-model failure.
+  const v = mode ?? (process.env.MODELPRINT_GGUF_ACTIVATIONS || undefined);
+  ggufActivationsDefault = v === undefined ? undefined : parseGgufActivations(v);
+}
+function ggufActivationsFor(requested: GgufActivations | undefined): GgufActivations {
+  return requested ?? ggufActivationsDefault ?? parseGgufActivations(process.env.MODELPRINT_GGUF_ACTIVATIONS || DEFAULT_GGUF_ACTIVATIONS);
+}
+function parseGgufActivations(v: string): GgufActivations {
+  if ((GGUF_ACTIVATION_MODES as readonly string[]).includes(v)) return v as GgufActivations;
+  throw new ModelprintError('E_USAGE', `GGUF activations "${v}" is not one of ${GGUF_ACTIVATION_MODES.join(', ')}`, { subject: '--gguf-activations', hint: 'pass --gguf-activations llama.cpp or float32' });
+}
+
 const FORMAT_ERRORS: Partial<Record<ModelFormat, [ModelErrorCode, string, string]>> = {
   mlx: ['unsupported_mlx', 'MLX weights cannot be run by ONNX Runtime', 'fingerprint the original upload, or export it to ONNX with Optimum'],
   safetensors: ['unsupported_safetensors', 'safetensors weights without an ONNX export', 'export it with `optimum-cli export onnx --model <id> <dir>` and fingerprint that folder'],
@@ -83,7 +103,7 @@ const FORMAT_ERRORS: Partial<Record<ModelFormat, [ModelErrorCode, string, string
  */
 export function resolveModel(
   ref: string,
-  opts: { tokenizer?: string; id?: string; onnxVariant?: OnnxVariantRequest; adapterBase?: string; ggufQuant?: string; castAtUse?: boolean } = {},
+  opts: { tokenizer?: string; id?: string; onnxVariant?: OnnxVariantRequest; adapterBase?: string; ggufQuant?: string; ggufActivations?: GgufActivations; castAtUse?: boolean } = {},
 ): ModelFiles {
   const { abs, hub, id } = locateModel(ref, opts.id);
   let dir = abs;
@@ -151,7 +171,7 @@ export function resolveModel(
     const prefs = parseGgufQuantList(opts.ggufQuant ?? ggufQuantDefault ?? process.env.MODELPRINT_GGUF_QUANT);
     const file = st.isFile() ? abs : pickGgufFile(dir, prefs, id);
     if (hub) assertInsideRepo(id, hub.repoDir, file);
-    const prepared = prepareGguf(file, id);
+    const prepared = prepareGguf(file, id, { activations: ggufActivationsFor(opts.ggufActivations) });
     const all = st.isFile() ? [path.basename(file)] : fs.readdirSync(dir).filter((f) => f.toLowerCase().endsWith('.gguf')).sort();
     return {
       id,
@@ -207,7 +227,12 @@ export function fingerprintKey(modelPath: string, hash: string, onnxVariant: Onn
   } catch {
     return hash;
   }
-  if (files.onnxVariants.length <= 1 || !files.onnxFile) return hash;
+  const several = files.onnxVariants.length > 1 && !!files.onnxFile;
+  // GGUF under llama.cpp's activation rounding (the default) computes other logits than the
+  // float32 path that fingerprints stored before it used (and --gguf-activations float32 uses): its own key.
+  const mode = files.format === 'gguf' ? ggufActivationsFor(undefined) : null;
+  if (mode && mode !== 'float32') return stableHash({ content: hash, ...(several ? { onnx_file: files.onnxFile } : {}), gguf_activations: mode });
+  if (!several) return hash;
   return stableHash({ content: hash, onnx_file: files.onnxFile });
 }
 

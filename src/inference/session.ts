@@ -4,6 +4,7 @@ import { readModelConfig, type ModelConfig } from './config.js';
 import { resolveDevice, type Device, type DeviceRequest } from './device.js';
 import { ModelError } from './errors.js';
 import type { OnnxVariantRequest } from './format.js';
+import type { GgufActivations } from '../formats/gguf-activations.js';
 import { resolveModel, type ModelFiles } from './resolve.js';
 import { loadTokenizer, type LoadedTokenizer } from './tokenizer.js';
 
@@ -21,6 +22,8 @@ export interface OpenOptions {
   adapterBase?: string;
   /** GGUF quantizations to prefer in a folder holding several (--gguf-quant, comma-separated). */
   ggufQuant?: string;
+  /** GGUF: llama.cpp's rounding of the activations of F16 / quantized weights (default), or float32 (--gguf-activations). */
+  ggufActivations?: GgufActivations;
   /**
    * Trade speed for memory: ONNX Runtime neither pre-packs the MatMul weights nor keeps
    * an arena, and half-precision safetensors weights stay as stored (memory-mapped) and
@@ -145,7 +148,7 @@ export class CausalLM {
   /** Opens a model folder / hub snapshot / ONNX file; every failure is a ModelError with its code. */
   static async open(ref: string, opts: OpenOptions = {}): Promise<CausalLM> {
     const device = resolveDevice(opts.device ?? 'auto');
-    const files = resolveModel(ref, { tokenizer: opts.tokenizer, id: opts.id, onnxVariant: opts.onnxVariant, adapterBase: opts.adapterBase, ggufQuant: opts.ggufQuant, castAtUse: opts.lowMemory });
+    const files = resolveModel(ref, { tokenizer: opts.tokenizer, id: opts.id, onnxVariant: opts.onnxVariant, adapterBase: opts.adapterBase, ggufQuant: opts.ggufQuant, ggufActivations: opts.ggufActivations, castAtUse: opts.lowMemory });
     let config: ModelConfig | null;
     try {
       config = readModelConfig(files.dir);

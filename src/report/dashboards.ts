@@ -451,7 +451,11 @@ export function lineageDashboard(report: LineageReport, matrix: SimilarityMatrix
   const t = report.threshold;
   const byModel = new Map(report.parents.map((p) => [p.model, p]));
   const famIndex = new Map(report.families.map((f, k) => [f.family, k]));
-  const multi = report.families.filter((f) => f.members.length > 1);
+  // Failed and degenerate models are listed under the pseudo-families "(failed)" and
+  // "(degenerate)": they are left out, not a family.
+  const leftOut = new Set([...report.failed_models, ...report.degenerate_models]);
+  const realFamilies = report.families.filter((f) => !f.members.every((x) => leftOut.has(x.model)));
+  const multi = realFamilies.filter((f) => f.members.length > 1);
   const role = (m: string) => byModel.get(m)?.role ?? 'isolated';
   const heat: HeatmapData = {
     title: 'pair scores (clustered order)',
@@ -460,7 +464,8 @@ export function lineageDashboard(report: LineageReport, matrix: SimilarityMatrix
     info: matrix.models.map((m) => {
       const p = byModel.get(m);
       // Single-model families get no colour strip.
-      const fam = p && (report.families[famIndex.get(p.family) ?? -1]?.members.length ?? 0) > 1 ? p.family : null;
+      const f = p ? report.families[famIndex.get(p.family) ?? -1] : undefined;
+      const fam = p && f && multi.includes(f) ? p.family : null;
       return { family: fam, model_type: role(m), display_name: m };
     }),
     order: report.dendrogram.order,
@@ -469,7 +474,7 @@ export function lineageDashboard(report: LineageReport, matrix: SimilarityMatrix
   const colours = matrix.models.map((m) => {
     const p = byModel.get(m);
     const k = p ? famIndex.get(p.family) : undefined;
-    return k !== undefined && (report.families[k]?.members.length ?? 0) > 1 ? categorical(multi.indexOf(report.families[k])) : null;
+    return k !== undefined && multi.includes(report.families[k]) ? categorical(multi.indexOf(report.families[k])) : null;
   });
   const findingsRows = report.findings.map((x) => [x.kind.replace(/_/g, ' '), x.model, x.other, f4(x.score), x.detail]);
   const by = (k: string) => report.findings.filter((x) => x.kind === k).length;
@@ -486,10 +491,11 @@ export function lineageDashboard(report: LineageReport, matrix: SimilarityMatrix
             ['models', String(report.models)],
             ['same/different threshold', `${num(t.value, 4)}${t.learned ? ' (learned)' : ''}`],
             ['families (≥ 2 models)', String(multi.length)],
-            ['single models', String(report.families.length - multi.length)],
+            ['single models', String(realFamilies.length - multi.length)],
             ['copy groups', String(report.copy_groups.length)],
             ['predicted parents', String(report.parents.filter((p) => p.parent).length)],
             ['failed models', String(report.failed_models.length)],
+            ['degenerate sketches (left out)', String(report.degenerate_models.length)],
             ...(report.metadata
               ? ([
                   ['declared bases contradicted', String(by('declared_base_contradicted'))],

@@ -41,9 +41,14 @@ export default class AnalyzeLineage extends BaseCommand<typeof AnalyzeLineage> {
     'chain-margin': Flags.string({ description: `Chain step margin: move to a closer model (that also outranks this one) between this one and its chosen candidate when their score is this much below both others (default ${LINEAGE_DEFAULTS.chainMargin}; 0 disables).` }),
     'name-prior': Flags.boolean({
       description:
-        'Use model names as weak evidence: among exact copies without created_at / downloads, prefer the upload whose namespace names the model; orient a related pair when one name extends the other (Qwen2-7B → Qwen2-7B-Instruct, X-Base → X). --no-name-prior: scores and metadata only.',
+        'Use model names as evidence: among exact copies without created_at / downloads, prefer the upload whose namespace names the model; orient a related pair when one name extends the other (Qwen2-7B → Qwen2-7B-Instruct, X-Base → X); take the most specific related model whose name this one extends as its parent (see --name-floor); a candidate whose size token (7B, 1.7B) differs by more than 1.5× is not a parent. --no-name-prior: scores and metadata only.',
       default: LINEAGE_DEFAULTS.namePrior,
       allowNo: true,
+    }),
+    'name-floor': Flags.string({
+      description:
+        'How low the score of a name parent may be: "unrelated" (default: above the mean of the learned "different" score component, i.e. a typical unrelated pair) or "tau" (the same/different threshold).',
+      options: ['unrelated', 'tau'],
     }),
     'output-dir': Flags.string({ char: 'o', description: 'Write parents.csv, families.csv, findings.csv, report.json and dashboard.html here.' }),
   };
@@ -74,6 +79,7 @@ export default class AnalyzeLineage extends BaseCommand<typeof AnalyzeLineage> {
       copyThreshold: this.number('copy-threshold', f['copy-threshold'], 0, 1),
       chainMargin: this.number('chain-margin', f['chain-margin'], 0, 1),
       namePrior: f['name-prior'],
+      nameFloor: f['name-floor'] as 'unrelated' | 'tau' | undefined,
       metadata,
     });
     const t = report.threshold;

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { BaseCommand } from '../../cli/base.js';
-import { ggufQuantFlag, onnxVariantFlag } from '../../cli/method-flags.js';
-import { setGgufQuantPreference } from '../../inference/resolve.js';
+import { ggufActivationsFlag, ggufQuantFlag, onnxVariantFlag } from '../../cli/method-flags.js';
+import { setGgufActivations, setGgufQuantPreference } from '../../inference/resolve.js';
 import type { OnnxVariantRequest } from '../../inference/format.js';
 import { inspectModel, type ModelInspection } from '../../inference/inspect.js';
 import type { DeviceRequest } from '../../inference/device.js';
@@ -22,6 +22,7 @@ export default class ModelsInspect extends BaseCommand<typeof ModelsInspect> {
     tokenizer: Flags.string({ description: 'tokenizer.json to use with a bare .onnx file.' }),
     'onnx-variant': onnxVariantFlag,
     'gguf-quant': ggufQuantFlag,
+    'gguf-activations': ggufActivationsFlag,
   };
 
   /**
@@ -32,6 +33,7 @@ export default class ModelsInspect extends BaseCommand<typeof ModelsInspect> {
   async run(): Promise<(ModelInspection & { ok: boolean }) | { ok: boolean; models: ModelInspection[] }> {
     const paths = this.positional;
     setGgufQuantPreference(this.flags['gguf-quant']);
+    setGgufActivations(this.flags['gguf-activations']);
     const opts = { device: this.flags.device as DeviceRequest, tokenizer: this.flags.tokenizer, onnxVariant: this.flags['onnx-variant'] as OnnxVariantRequest };
     if (paths.length > 1) {
       const all: ModelInspection[] = [];
