@@ -98,6 +98,11 @@ export async function benchSafetensors(work: string, log: (msg: string) => void)
   const x = (r: number) => `${r.toFixed(2)}×`;
   const rss = (b: number) => `${gib(b)} (${(b / weightBytes).toFixed(2)} × the weights)`;
   const scores = (v: number[]) => v.map((n) => n.toFixed(3)).join(' / ');
+  const target = (label: string, r: ChildRun) => {
+    const speed = torchWall / r.wallS;
+    const mem = r.peakRssBytes / weightBytes;
+    return `${label}: ${speed.toFixed(2)}× ${speed >= 2 ? 'meets' : 'misses'} the speed, ${mem.toFixed(2)} × ${mem <= 1.5 ? 'meets' : 'misses'} the memory`;
+  };
   const row = (label: string, r: ChildRun & { scores: number[] }) =>
     `| ${label} | ${r.wallS.toFixed(0)} s | ${r.cpuS.toFixed(0)} s | ${rss(r.peakRssBytes)} | ${x(torchWall / r.wallS)} | ${x(torch.cpu_s / r.cpuS)} | ${scores(r.scores)} |`;
   return [
@@ -112,6 +117,8 @@ export async function benchSafetensors(work: string, log: (msg: string) => void)
     row('modelprint (default: bf16 → float32 at load, pre-packed)', mp),
     row('modelprint `--low-memory` (bf16 memory-mapped, cast at use)', lean),
     `| transformers + PyTorch | ${torch.wall_s.toFixed(0)} s (${torchWall.toFixed(0)} s with interpreter start) | ${torch.cpu_s.toFixed(0)} s | ${rss(torch.peak_rss_bytes)} | 1× | 1× | ${scores(models.slice(1).map((m) => torch.scores[m]))} |`,
+    '',
+    `Targets (issue 11): ≥ 2× PyTorch's wall and ≤ 1.5 × the weights' size. ${target('default', mp)}; ${target('`--low-memory`', lean)}.`,
     '',
     `Load one checkpoint (default mode, \`models inspect\`, process start included): ${cold.wallS.toFixed(1)} s cold (builds the graph), ${warm.wallS.toFixed(1)} s with the graph cached; PyTorch \`from_pretrained\` ${torchLoad.toFixed(1)} s (mean of 4).`,
     '',
