@@ -4,7 +4,7 @@ by transformers + PyTorch on the CPU: the published pipeline's engine, for BENCH
 
     python tools/bench_torch_lineage.py BASE DERIVED... [--num-prompts 10 --k 2000]
 
-Prints one JSON document: load seconds per model, total wall seconds, peak RSS, scores.
+Prints one JSON document: load seconds per model, total wall and CPU (user + system) seconds, peak RSS, scores.
 """
 import argparse
 import json
@@ -97,9 +97,11 @@ def main():
         scores[d] = sum(len(a & b) / len(a) for a, b in zip(base_sets, sets)) / len(sets)
         del dmodel
     wall = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    peak = usage.ru_maxrss * 1024
     print(json.dumps({"engine": f"transformers {__import__('transformers').__version__} + torch {torch.__version__} (CPU, float32)",
-                      "wall_s": wall, "load_s": loads, "peak_rss_bytes": peak, "scores": scores}, indent=1))
+                      "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "load_s": loads, "peak_rss_bytes": peak,
+                      "scores": scores}, indent=1))
 
 
 if __name__ == "__main__":

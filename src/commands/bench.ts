@@ -9,13 +9,13 @@ export default class Bench extends BaseCommand<typeof Bench> {
   static override hidden = false;
   static override examples = ['<%= config.bin %> bench', '<%= config.bin %> bench --only inference --only quality'];
   static override flags = {
-    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage', 'safetensors', 'audit', 'hpc'], multiple: true }),
+    only: Flags.string({ description: 'Run only these sections.', options: ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage', 'safetensors', 'gguf', 'audit', 'hpc'], multiple: true }),
     output: Flags.string({ char: 'o', description: 'Markdown file to update.', default: 'BENCHMARKS.md', aliases: ['file'], deprecateAliases: true }),
   };
 
   async run(): Promise<{ file: string; sections: string[] }> {
     const only = this.flags.only;
-    const sections = only ?? ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage', 'safetensors', 'audit'];
+    const sections = only ?? ['inference', 'pipeline', 'quality', 'vector', 'similarity', 'lineage', 'safetensors', 'gguf', 'audit'];
     if (sections.some((x) => ['inference', 'pipeline', 'quality', 'vector'].includes(x))) await runPipelineBenches(this.flags.output, sections);
     if (sections.includes('lineage')) {
       const { runLineageBench } = await import('../bench/lineage.js');
@@ -32,6 +32,14 @@ export default class Bench extends BaseCommand<typeof Bench> {
       fs.mkdirSync(work, { recursive: true });
       const md = await benchSafetensors(work, (m) => this.logger.info(m));
       if (md) updateBenchSection(this.flags.output, 'safetensors', md);
+    }
+    if (sections.includes('gguf')) {
+      const { benchGguf } = await import('../bench/gguf.js');
+      const { updateBenchSection } = await import('../bench/markdown.js');
+      const work = path.resolve('.modelprint', 'bench');
+      fs.mkdirSync(work, { recursive: true });
+      const md = await benchGguf(work, (m) => this.logger.info(m));
+      if (md) updateBenchSection(this.flags.output, 'gguf', md);
     }
     if (sections.includes('audit')) {
       const { benchAudit } = await import('../bench/audit.js');

@@ -15,11 +15,11 @@ import { messageOf } from '../errors.js';
 import { ModelError } from '../inference/errors.js';
 import { hubCacheDir, parseHubId, resolveHubId } from '../inference/hub.js';
 import { writeFileAtomic } from '../util/atomic.js';
-import { buildDecoderGraph, decoderSpec, type LoraSpec } from './hf-decoder.js';
+import { buildDecoderGraph, decoderSpec, type DecoderGraphOptions, type LoraSpec } from './hf-decoder.js';
 import { openCheckpoint, readSafetensorsHeader, type TensorEntry } from './safetensors.js';
 
 /** Bumped whenever the graph a checkpoint builds to changes. */
-export const GRAPH_VERSION = 1;
+export const GRAPH_VERSION = 2;
 
 /** `$MODELPRINT_CACHE_DIR`, else `$XDG_CACHE_HOME/modelprint`, else `~/.cache/modelprint`. */
 export function cacheRoot(): string {
@@ -152,7 +152,7 @@ export function quantizationError(q: Record<string, unknown>, id: string): Model
   );
 }
 
-export interface PrepareOptions {
+export interface PrepareOptions extends DecoderGraphOptions {
   /** The base checkpoint of a LoRA adapter (else found from adapter_config.json). */
   adapterBase?: string;
 }
@@ -196,12 +196,12 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
   const real = ckpt.files.map((f) => fs.realpathSync(f));
   const key = crypto
     .createHash('sha256')
-    .update(JSON.stringify({ v: GRAPH_VERSION, cfg: cfgText, files: real, headers: ckpt.fingerprint }))
+    .update(JSON.stringify({ v: GRAPH_VERSION, cfg: cfgText, files: real, headers: ckpt.fingerprint, castAtUse: opts.castAtUse === true, headChunk: opts.headChunkBytes ?? null }))
     .digest('hex')
     .slice(0, 32);
   const encode = (location: (file: string) => string): Buffer => {
     const lora = adapter ? { ...adapter.lora, used: new Set<string>() } : undefined;
-    const graph = buildDecoderGraph(spec, ckpt, cfg, id, location, lora);
+    const graph = buildDecoderGraph(spec, ckpt, cfg, id, location, lora, undefined, { castAtUse: opts.castAtUse, headChunkBytes: opts.headChunkBytes });
     const unused = lora ? [...lora.modules.keys()].filter((m) => !lora.used.has(m)) : [];
     if (unused.length) {
       throw new ModelError('unsupported_safetensors', id, `LoRA on module ${unused[0]} is not supported (${unused.length} module(s) unused by the ${spec.arch} graph)`, 'merge the adapter with peft (merge_and_unload) and fingerprint the merged checkpoint');

@@ -201,6 +201,22 @@ export interface LoraSpec {
   used: Set<string>;
 }
 
+export interface DecoderGraphOptions {
+  /**
+   * Keep half-precision (F16/BF16) matrices as stored and cast each to float32 right before
+   * its use (see `castAfter` below), so only a layer's worth of float32 copies exists at a
+   * time; the tied / separate head is cast in vocabulary chunks. Default: one Cast per
+   * tensor, which ONNX Runtime folds into a float32 initializer at load (faster, 2 × the
+   * memory of bf16 weights, plus its pre-packed copies).
+   */
+  castAtUse?: boolean;
+  /** Cast-at-use head: bytes of float32 per vocabulary chunk (default 16 MiB). */
+  headChunkBytes?: number;
+}
+
+/** 16 MiB: under glibc's largest mmap threshold, so freed chunks are reused rather than unmapped and faulted in again. */
+const HEAD_CHUNK_BYTES = 16 << 20;
+
 /**
  * Changes another engine's arithmetic needs, e.g. llama.cpp's for GGUF files
  * (src/formats/gguf-activations.ts). Without hooks the graph is unchanged.
@@ -219,7 +235,7 @@ export interface DecoderHooks {
  * Builds the graph. `location(file)` names each safetensors file relative to the model
  * file (external data).
  */
-export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw, model: string, location: (file: string) => string, lora?: LoraSpec, hooks?: DecoderHooks): GraphBuilder {
+export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw, model: string, location: (file: string) => string, lora?: LoraSpec, hooks?: DecoderHooks, opts: DecoderGraphOptions = {}): GraphBuilder {
   const { arch, V, E, L, H, KV, D, eps } = spec;
   const rep = H / KV;
   const g = new GraphBuilder(`modelprint-${arch}`);
@@ -229,19 +245,70 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
   // Weight names: gpt2 checkpoints come with or without the "transformer." prefix.
   const prefix = arch === 'gpt2' ? (ckpt.tensors.has('transformer.wte.weight') ? 'transformer.' : '') : arch === 'gpt_neox' ? 'gpt_neox.' : 'model.';
   const has = (name: string) => ckpt.tensors.has(name);
-  const loaded = new Map<string, string>();
-  const weight = (name: string, shape?: number[]): string => {
-    const hit = loaded.get(name);
-    if (hit) return hit;
+  const tensor = (name: string, shape?: number[]): TensorEntry => {
     const t: TensorEntry | undefined = ckpt.tensors.get(name);
     if (!t) throw new ModelError('load_failed', model, `the checkpoint has no tensor "${name}" (model_type ${arch})`, 'the checkpoint is incomplete or not in the transformers layout');
     if (shape && (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))) {
       throw new ModelError('load_failed', model, `tensor "${name}" has shape [${t.shape.join(', ')}], config.json implies [${shape.join(', ')}]`, 'config.json does not belong to these weights');
     }
-    const ext = g.externalInitializer(t.dtype === 'F32' ? name : `${name}#${t.dtype}`, DTYPE_ID[t.dtype], t.shape, { location: location(t.file), offset: t.offset, length: t.length });
-    const out = t.dtype === 'F32' ? ext : g.op('Cast', [ext], { to: F }, name);
+    return t;
+  };
+  /** The initializer of a tensor as stored (external data, no copy). */
+  const stored = new Map<string, string>();
+  const raw = (t: TensorEntry): string => {
+    let ext = stored.get(t.name);
+    if (!ext) {
+      ext = g.externalInitializer(t.dtype === 'F32' ? t.name : `${t.name}#${t.dtype}`, DTYPE_ID[t.dtype], t.shape, { location: location(t.file), offset: t.offset, length: t.length });
+      stored.set(t.name, ext);
+    }
+    return ext;
+  };
+  // Cast at use: ONNX Runtime runs a node as soon as its inputs exist, so a Cast of an
+  // initializer alone would run at the start of every pass and all float32 copies would
+  // live at once. Each cast-at-use matrix is therefore reshaped (a view: no copy) by a
+  // shape computed from the activation it multiplies, [0, 0] = "keep both dims": the
+  // Cast waits for that activation, and its float32 output is freed after its one use.
+  const after = new Map<string, string>();
+  const castAfter = (ext: string, use: string): string => {
+    let keep = after.get(use);
+    if (!keep) {
+      keep = g.op('Mul', [g.op('Shape', [use]), g.int64([0], [])]);
+      after.set(use, keep);
+    }
+    return g.op('Cast', [g.op('Reshape', [ext, keep])], { to: F });
+  };
+  const lazy = (t: TensorEntry) => opts.castAtUse === true && t.dtype !== 'F32' && t.shape.length === 2;
+  const loaded = new Map<string, string>();
+  /** A float32 weight; `use` is the activation it multiplies (for cast at use). */
+  const weight = (name: string, shape?: number[], use?: string): string => {
+    const t = tensor(name, shape);
+    if (use && lazy(t)) return castAfter(raw(t), use);
+    const hit = loaded.get(name);
+    if (hit) return hit;
+    const out = t.dtype === 'F32' ? raw(t) : g.op('Cast', [raw(t)], { to: F }, name);
     loaded.set(name, out);
     return out;
+  };
+  /** Rows of an embedding table as float32 (half-precision tables are gathered, then cast). */
+  const embed = (name: string, shape: number[], ids: string): string => {
+    const t = tensor(name, shape);
+    if (t.dtype === 'F32') return g.op('Gather', [raw(t), ids], { axis: 0 });
+    return g.op('Cast', [g.op('Gather', [raw(t), ids], { axis: 0 })], { to: F });
+  };
+  /** x · headᵀ; a cast-at-use head is split into vocabulary chunks, each cast right before its product. */
+  const headProduct = (x: string, name: string): string => {
+    const t = tensor(name, [V, E]);
+    if (!lazy(t)) return g.op('Gemm', [x, weight(name, [V, E])], { transB: 1 });
+    const rowBytes = (t.length / V) | 0;
+    const rows = Math.max(1, Math.floor((opts.headChunkBytes ?? HEAD_CHUNK_BYTES) / (E * 4)));
+    const parts: string[] = [];
+    for (let r = 0; r < V; r += rows) {
+      const n = Math.min(rows, V - r);
+      const chunk = g.externalInitializer(`${name}#${t.dtype}[${r}:${r + n}]`, DTYPE_ID[t.dtype], [n, E], { location: location(t.file), offset: t.offset + r * rowBytes, length: n * rowBytes });
+      // Each chunk waits for the previous product, so one chunk's float32 copy lives at a time.
+      parts.push(g.op('Gemm', [x, castAfter(chunk, parts.at(-1) ?? x)], { transB: 1 }));
+    }
+    return parts.length === 1 ? parts[0] : g.op('Concat', parts, { axis: 1 });
   };
   const optBias = (name: string, n: number): string | null => (has(name) ? weight(name, [n]) : null);
 
@@ -260,20 +327,21 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
     lora!.used.add(module);
     const ta = ckpt.tensors.get(pair.a);
     const r = ta?.shape[0] ?? 0;
-    const down = g.op('Gemm', [x, weight(pair.a, [r, inn])], { transB: 1 });
-    const upd = g.op('Gemm', [down, weight(pair.b, [out, r])], { transB: 1 });
+    const down = g.op('Gemm', [x, weight(pair.a, [r, inn], x)], { transB: 1 });
+    const upd = g.op('Gemm', [down, weight(pair.b, [out, r], down)], { transB: 1 });
     return g.op('Add', [y, g.op('Mul', [upd, g.float([lora!.scale], [])])]);
   };
   const linear = (x: string, wname: string, out: number, inn: number, bname?: string): string => {
     const b = bname ? optBias(bname, out) : null;
     const h = hooks?.linear?.(g, x, wname, inn);
     const xw = h ? h.x : x;
-    let y = g.op('Gemm', b ? [xw, weight(wname, [out, inn]), b] : [xw, weight(wname, [out, inn])], { transB: 1 });
+    const w = weight(wname, [out, inn], xw);
+    let y = g.op('Gemm', b ? [xw, w, b] : [xw, w], { transB: 1 });
     if (h?.output) y = h.output(y);
     return withLora(x, y, wname.replace(/\.weight$/, ''), out, inn);
   };
   const conv1d = (x: string, p: string, inn: number, out: number): string =>
-    withLora(x, g.op('Gemm', [x, weight(`${p}.weight`, [inn, out]), weight(`${p}.bias`, [out])]), p, out, inn);
+    withLora(x, g.op('Gemm', [x, weight(`${p}.weight`, [inn, out], x), weight(`${p}.bias`, [out])]), p, out, inn);
   const rmsNorm = (x: string, wname: string, n: number, plusOne: boolean): string => {
     let w = weight(wname, [n]);
     if (plusOne) w = g.op('Add', [w, g.float([1], [])]);
@@ -360,12 +428,12 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
   let x: string;
   if (arch === 'gpt2') {
     const P = (num(cfg.n_positions) ?? num(cfg.max_position_embeddings))!;
-    const tok = g.op('Gather', [weight(`${prefix}wte.weight`, [V, E]), flatIds], { axis: 0 });
-    const posE = g.op('Gather', [weight(`${prefix}wpe.weight`, [P, E]), g.op('Reshape', [positionIds, g.int64([-1])])], { axis: 0 });
+    const tok = embed(`${prefix}wte.weight`, [V, E], flatIds);
+    const posE = embed(`${prefix}wpe.weight`, [P, E], g.op('Reshape', [positionIds, g.int64([-1])]));
     x = g.op('Add', [tok, posE]);
   } else {
     const embName = arch === 'gpt_neox' ? 'gpt_neox.embed_in.weight' : 'model.embed_tokens.weight';
-    x = g.op('Gather', [weight(embName, [V, E]), flatIds], { axis: 0 });
+    x = embed(embName, [V, E], flatIds);
     if (isGemma) x = g.op('Mul', [x, g.float([Math.fround(Math.sqrt(E))], [])]);
   }
 
@@ -444,17 +512,19 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
 
   g.scope = 'head/';
   const finalNorm = arch === 'gpt2' ? `${prefix}ln_f` : arch === 'gpt_neox' ? 'gpt_neox.final_layer_norm' : 'model.norm';
-  const hidden = norm(x, finalNorm);
+  // Only the last position's logits: CausalLM reads no others (batches are left-padded, so
+  // every row ends there), and the head is the largest product of a prompt's pass.
+  const lastPos = g.op('Gather', [g.op('Reshape', [x, g.op('Concat', [bs, g.int64([E])], { axis: 0 })]), g.int64([-1], [])], { axis: 1 });
+  const hidden = norm(lastPos, finalNorm);
   const headName = arch === 'gpt_neox' ? 'embed_out.weight' : 'lm_head.weight';
   const embName = arch === 'gpt2' ? `${prefix}wte.weight` : arch === 'gpt_neox' ? 'gpt_neox.embed_in.weight' : 'model.embed_tokens.weight';
   // A head that is not in the checkpoint is tied to the embedding (as transformers does).
   const headWeight = has(headName) ? headName : embName;
-  const head = weight(headWeight, [V, E]);
   const hh = hooks?.linear?.(g, hidden, headWeight, E);
-  let logits = g.op('Gemm', [hh ? hh.x : hidden, head], { transB: 1 });
+  let logits = headProduct(hh ? hh.x : hidden, headWeight);
   if (hh?.output) logits = hh.output(logits);
   const flat = softcap(logits, spec.finalSoftcap);
-  g.op('Reshape', [flat, g.op('Concat', [bs, g.int64([V])], { axis: 0 })], {}, 'logits');
+  g.op('Reshape', [flat, g.int64([-1, 1, V])], {}, 'logits');
 
   decoderOutputs(g, dims, V);
   return g;

@@ -103,7 +103,7 @@ const FORMAT_ERRORS: Partial<Record<ModelFormat, [ModelErrorCode, string, string
  */
 export function resolveModel(
   ref: string,
-  opts: { tokenizer?: string; id?: string; onnxVariant?: OnnxVariantRequest; adapterBase?: string; ggufQuant?: string; ggufActivations?: GgufActivations } = {},
+  opts: { tokenizer?: string; id?: string; onnxVariant?: OnnxVariantRequest; adapterBase?: string; ggufQuant?: string; ggufActivations?: GgufActivations; castAtUse?: boolean } = {},
 ): ModelFiles {
   const { abs, hub, id } = locateModel(ref, opts.id);
   let dir = abs;
@@ -143,7 +143,7 @@ export function resolveModel(
   const format = onnxPath ? 'onnx' : detectFormat(st.isFile() ? abs : dir);
   if (!onnxPath && format === 'safetensors') {
     // A transformers checkpoint or PEFT LoRA adapter: the graph is built from config.json (src/formats).
-    const prepared = prepareSafetensors(dir, id, { adapterBase: opts.adapterBase });
+    const prepared = prepareSafetensors(dir, id, { adapterBase: opts.adapterBase, castAtUse: opts.castAtUse });
     const tokenizerPath =
       [opts.tokenizer ? path.resolve(opts.tokenizer) : null, path.join(dir, 'tokenizer.json'), path.join(prepared.weightsDir, 'tokenizer.json')].find(
         (p): p is string => !!p && fs.existsSync(p) && fs.statSync(p).isFile(),

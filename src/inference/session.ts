@@ -25,9 +25,10 @@ export interface OpenOptions {
   /** GGUF: llama.cpp's rounding of the activations of F16 / quantized weights (default), or float32 (--gguf-activations). */
   ggufActivations?: GgufActivations;
   /**
-   * Trade speed for memory: ONNX Runtime does not pre-pack the MatMul weights, so the
-   * weights are held once instead of twice (measured on a bf16 Qwen2.5-0.5B-shaped
-   * checkpoint: peak RSS 2.3 × the weights instead of 3.2 ×, about 1.5 × slower).
+   * Trade speed for memory: ONNX Runtime neither pre-packs the MatMul weights nor keeps
+   * an arena, and half-precision safetensors weights stay as stored (memory-mapped) and
+   * are cast to float32 right before each use instead of once at load
+   * (src/formats/hf-decoder.ts, castAtUse). Figures in BENCHMARKS.md (bench:safetensors).
    */
   lowMemory?: boolean;
 }
@@ -147,7 +148,7 @@ export class CausalLM {
   /** Opens a model folder / hub snapshot / ONNX file; every failure is a ModelError with its code. */
   static async open(ref: string, opts: OpenOptions = {}): Promise<CausalLM> {
     const device = resolveDevice(opts.device ?? 'auto');
-    const files = resolveModel(ref, { tokenizer: opts.tokenizer, id: opts.id, onnxVariant: opts.onnxVariant, adapterBase: opts.adapterBase, ggufQuant: opts.ggufQuant, ggufActivations: opts.ggufActivations });
+    const files = resolveModel(ref, { tokenizer: opts.tokenizer, id: opts.id, onnxVariant: opts.onnxVariant, adapterBase: opts.adapterBase, ggufQuant: opts.ggufQuant, ggufActivations: opts.ggufActivations, castAtUse: opts.lowMemory });
     let config: ModelConfig | null;
     try {
       config = readModelConfig(files.dir);
@@ -166,7 +167,9 @@ export class CausalLM {
         // Fatal only: ONNX Runtime's own (coloured) log lines would break --json's clean
         // stderr; every error it raises reaches the user as this exception's message.
         logSeverityLevel: 4,
-        ...(opts.lowMemory ? { extra: { session: { disable_prepacking: '1' } } } : {}),
+        // --low-memory: no pre-packed weight copies, and no arena or memory pattern, so the
+        // float32 casts of one layer reuse the freed buffers of the previous one (malloc).
+        ...(opts.lowMemory ? { enableCpuMemArena: false, enableMemPattern: false, extra: { session: { disable_prepacking: '1' } } } : {}),
       });
     } catch (e) {
       const msg = messageOf(e);
@@ -276,14 +279,15 @@ export class CausalLM {
     const out = await this.run(feeds, wantPresent ? undefined : ['logits']);
     const logits = out.logits;
     const [ob, os, width] = logits.dims as number[];
-    if (ob !== b || os !== len) throw new ModelError('unexpected_io', this.id, `logits have shape [${logits.dims.join(', ')}], expected [${b}, ${len}, vocab]`);
+    // Exports give every position's logits; graphs built from checkpoints (src/formats) only the last one's.
+    if (ob !== b || (os !== len && os !== 1)) throw new ModelError('unexpected_io', this.id, `logits have shape [${logits.dims.join(', ')}], expected [${b}, ${len}, vocab]`);
     if (this.logitsWidth === null) {
       this.logitsWidth = width;
       this.checkVocab(width);
     }
     const data = logits.type === 'float16' ? halfToFloat(logits.data as Uint16Array) : (logits.data as Float32Array);
     const rows = new Float32Array(b * width);
-    for (let i = 0; i < b; i++) rows.set(data.subarray((i * len + len - 1) * width, (i * len + len) * width), i * width);
+    for (let i = 0; i < b; i++) rows.set(data.subarray((i * os + os - 1) * width, (i * os + os) * width), i * width);
     const present: Feeds = {};
     for (let i = 0; wantPresent && i < this.numLayers; i++) {
       present[`past_key_values.${i}.key`] = out[`present.${i}.key`];
