@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! modelprint-scale gen      --out F --n N [--prompts 32] [--k 2000] [--vocab 152000]
-//!                           [--families N/50] [--seed 12345] [--rate 0.015625]
-//! modelprint-scale allpairs --index F [--top 50] [--candidates 200] [--threads T]
+//!                           [--families N/50] [--seed 12345] [--rate 0.0078125]
+//! modelprint-scale allpairs --index F [--top 50] [--candidates 64] [--threads T]
 //!                           [--exact] [--out top.tsv]
 //! modelprint-scale identify --index F [--top 10] [--candidates 1000] [--threads T]
 //!                           [--exact] [--repeat 3]
@@ -61,13 +61,21 @@ impl Rng {
     }
     #[inline]
     fn below(&mut self, n: u32) -> u32 {
-        ((self.next() >> 32) * n as u64 >> 32) as u32
+        (((self.next() >> 32) * n as u64) >> 32) as u32
     }
 }
 
 /// Fills `out` with a sorted k-set: each id of `base` kept with probability `keep`, then
 /// uniform random ids up to k (`bits`: a zeroed vocab-bit scratch, left zeroed).
-fn fill_set(rng: &mut Rng, base: &[u32], keep: f64, k: usize, vocab: u32, bits: &mut [u64], out: &mut Vec<u32>) {
+fn fill_set(
+    rng: &mut Rng,
+    base: &[u32],
+    keep: f64,
+    k: usize,
+    vocab: u32,
+    bits: &mut [u64],
+    out: &mut Vec<u32>,
+) {
     let mut c = 0usize;
     for &id in base {
         if rng.unit() < keep {
@@ -110,7 +118,15 @@ struct Gen {
 
 impl Gen {
     /// The families' base sets (all, or only those of family `only`).
-    fn new(n: usize, p: usize, k: usize, vocab: u32, families: usize, seed: u64, only: Option<usize>) -> Gen {
+    fn new(
+        n: usize,
+        p: usize,
+        k: usize,
+        vocab: u32,
+        families: usize,
+        seed: u64,
+        only: Option<usize>,
+    ) -> Gen {
         let words = (vocab as usize).div_ceil(64);
         // Zeroed (untouched pages cost nothing); filled per (family, prompt).
         let mut bases = vec![0u32; families * p * k];
@@ -131,10 +147,23 @@ impl Gen {
                 },
             );
         let _ = n;
-        Gen { p, k, vocab, families, seed, bases }
+        Gen {
+            p,
+            k,
+            vocab,
+            families,
+            seed,
+            bases,
+        }
     }
     /// Model `m` (or a query with its own seed): family and P sets (concatenated).
-    fn model(&self, seed: u64, family: Option<usize>, bits: &mut [u64], set: &mut Vec<u32>) -> (usize, Vec<u32>) {
+    fn model(
+        &self,
+        seed: u64,
+        family: Option<usize>,
+        bits: &mut [u64],
+        set: &mut Vec<u32>,
+    ) -> (usize, Vec<u32>) {
         let mut rng = Rng::new(seed);
         let f = family.unwrap_or_else(|| family_of(&mut rng, self.families));
         let keep = 0.2 + 0.7 * rng.unit();
@@ -211,7 +240,7 @@ fn gen(a: &Args) -> serde_json::Value {
     let vocab: u32 = a.num("--vocab", 152_000);
     let families: usize = a.num("--families", (n / 50).max(2));
     let seed: u64 = a.num("--seed", 12345);
-    let rate: f64 = a.num("--rate", 1.0 / 64.0);
+    let rate: f64 = a.num("--rate", 1.0 / 128.0);
     let t0 = Instant::now();
     let c0 = cpu_s();
     let g = Gen::new(n, p, k, vocab, families, seed, None);
@@ -221,8 +250,12 @@ fn gen(a: &Args) -> serde_json::Value {
         prompts: p as u32,
         prompt_hash: [0; 32],
     };
-    let mut w = CompactWriter::create(&out, meta, threshold_for_rate(rate).unwrap_or_else(|e| die(&e.message)))
-        .unwrap_or_else(|e| die(&e.message));
+    let mut w = CompactWriter::create(
+        &out,
+        meta,
+        threshold_for_rate(rate).unwrap_or_else(|e| die(&e.message)),
+    )
+    .unwrap_or_else(|e| die(&e.message));
     let words = (vocab as usize).div_ceil(64);
     let batch = 512;
     for b in (0..n).step_by(batch) {
@@ -248,7 +281,12 @@ fn gen(a: &Args) -> serde_json::Value {
     })
 }
 
-fn recall(approx: &Neighbours, exact: &Neighbours, n: usize, same: impl Fn(usize, usize) -> bool) -> (f64, f64, f64) {
+fn recall(
+    approx: &Neighbours,
+    exact: &Neighbours,
+    n: usize,
+    same: impl Fn(usize, usize) -> bool,
+) -> (f64, f64, f64) {
     // Share of the exact lists' entries found; of their same-family entries; and of models
     // whose lists are identical.
     let (mut hit, mut tot, mut fhit, mut ftot, mut equal) = (0u64, 0u64, 0u64, 0u64, 0u64);
@@ -273,12 +311,17 @@ fn recall(approx: &Neighbours, exact: &Neighbours, n: usize, same: impl Fn(usize
 }
 
 fn allpairs(a: &Args) -> serde_json::Value {
-    let path = PathBuf::from(a.get("--index").unwrap_or_else(|| die("--index is required")));
+    let path = PathBuf::from(
+        a.get("--index")
+            .unwrap_or_else(|| die("--index is required")),
+    );
     let opts = SampledOptions {
         top: a.num("--top", 50),
-        candidates: a.num("--candidates", 200),
+        candidates: a.num("--candidates", 64),
         metric: Metric::Overlap,
-        threads: a.get("--threads").map(|t| t.parse().unwrap_or_else(|_| die("bad --threads"))),
+        threads: a
+            .get("--threads")
+            .map(|t| t.parse().unwrap_or_else(|_| die("bad --threads"))),
         verify: !a.flag("--no-verify"),
     };
     let load0 = loadavg();
@@ -299,14 +342,22 @@ fn allpairs(a: &Args) -> serde_json::Value {
     let eligible: Vec<usize> = (0..n).filter(|&i| size[fam[i]] >= 2).collect();
     let best_in_family = eligible
         .iter()
-        .filter(|&&i| nb.of(i).next().is_some_and(|(j, _)| fam[j as usize] == fam[i]))
+        .filter(|&&i| {
+            nb.of(i)
+                .next()
+                .is_some_and(|(j, _)| fam[j as usize] == fam[i])
+        })
         .count() as f64
         / eligible.len().max(1) as f64;
     if let Some(out) = a.get("--out") {
         let mut s = String::new();
         for i in 0..n {
             for (j, v) in nb.of(i) {
-                s.push_str(&format!("{}\t{}\t{v}\n", ix.models()[i], ix.models()[j as usize]));
+                s.push_str(&format!(
+                    "{}\t{}\t{v}\n",
+                    ix.models()[i],
+                    ix.models()[j as usize]
+                ));
             }
         }
         std::fs::write(&out, s).unwrap_or_else(|e| die(&e.to_string()));
@@ -317,6 +368,7 @@ fn allpairs(a: &Args) -> serde_json::Value {
         "top": opts.top, "candidates": st.candidates, "threads": rayon::current_num_threads(),
         "open_s": open_s, "inverted_s": st.index_s, "candidates_s": st.candidates_s, "rescore_s": st.rescore_s,
         "wall_s": wall, "cpu_s": cpu, "peak_rss_gib": peak, "sample_entries": st.sample_entries,
+        "increments": st.increments, "pairs_rescored": st.rescored,
         "best_neighbour_in_family": best_in_family, "loadavg_before": load0, "loadavg_after": loadavg(),
     });
     if a.flag("--exact") {
@@ -334,13 +386,18 @@ fn allpairs(a: &Args) -> serde_json::Value {
 }
 
 fn identify(a: &Args) -> serde_json::Value {
-    let path = PathBuf::from(a.get("--index").unwrap_or_else(|| die("--index is required")));
+    let path = PathBuf::from(
+        a.get("--index")
+            .unwrap_or_else(|| die("--index is required")),
+    );
     let top: usize = a.num("--top", 10);
     let opts = SampledOptions {
         top,
         candidates: a.num("--candidates", 1000),
         metric: Metric::Overlap,
-        threads: a.get("--threads").map(|t| t.parse().unwrap_or_else(|_| die("bad --threads"))),
+        threads: a
+            .get("--threads")
+            .map(|t| t.parse().unwrap_or_else(|_| die("bad --threads"))),
         verify: true,
     };
     let repeat: usize = a.num("--repeat", 3);
@@ -348,13 +405,23 @@ fn identify(a: &Args) -> serde_json::Value {
     let t0 = Instant::now();
     let ix = CompactIndex::open(&path).unwrap_or_else(|e| die(&e.message));
     let open_s = t0.elapsed().as_secs_f64();
-    let (n, p, k, vocab) = (ix.len(), ix.prompts(), ix.meta().k as usize, ix.vocab_size());
+    let (n, p, k, vocab) = (
+        ix.len(),
+        ix.prompts(),
+        ix.meta().k as usize,
+        ix.vocab_size(),
+    );
     // The generator's families, rebuilt (same seed): a new member of family 3.
     let families: usize = a.num("--families", (n / 50).max(2));
     let seed: u64 = a.num("--seed", 12345);
     let qf = a.num("--family", 3usize);
     let g = Gen::new(0, p, k, vocab, families, seed, Some(qf));
-    let (_, ids) = g.model(0xdead_beef, Some(qf), &mut vec![0u64; (vocab as usize).div_ceil(64)], &mut Vec::new());
+    let (_, ids) = g.model(
+        0xdead_beef,
+        Some(qf),
+        &mut vec![0u64; (vocab as usize).div_ceil(64)],
+        &mut Vec::new(),
+    );
     let q = SketchCollection::from_uniform_sets(vocab, k, p, vec!["query".into()], ids)
         .unwrap_or_else(|e| die(&e.message));
     let mut runs = Vec::new();
@@ -363,12 +430,17 @@ fn identify(a: &Args) -> serde_json::Value {
         let t = Instant::now();
         let c = cpu_s();
         let (r, st) = sampled_query(&ix, &q, 0, &opts).unwrap_or_else(|e| die(&e.message));
-        runs.push(json!({"wall_s": t.elapsed().as_secs_f64(), "cpu_s": cpu_s() - c,
-            "candidates_s": st.candidates_s, "rescore_s": st.rescore_s}));
+        runs.push(
+            json!({"wall_s": t.elapsed().as_secs_f64(), "cpu_s": cpu_s() - c,
+            "candidates_s": st.candidates_s, "rescore_s": st.rescore_s}),
+        );
         result = r;
     }
     let fam = format!("fam{qf}");
-    let in_family = result.iter().filter(|(_, j)| family(&ix.models()[*j as usize]) == fam).count();
+    let in_family = result
+        .iter()
+        .filter(|(_, j)| family(&ix.models()[*j as usize]) == fam)
+        .count();
     let mut doc = json!({
         "index": path, "n": n, "top": top, "candidates": opts.candidates, "open_s": open_s,
         "runs": runs, "top_in_family": in_family, "peak_rss_gib": peak_rss_gib(),
@@ -377,7 +449,10 @@ fn identify(a: &Args) -> serde_json::Value {
     if a.flag("--exact") {
         let t = Instant::now();
         let c = cpu_s();
-        let exact_opts = SampledOptions { candidates: n, ..opts.clone() };
+        let exact_opts = SampledOptions {
+            candidates: n,
+            ..opts.clone()
+        };
         let (e, _) = sampled_query(&ix, &q, 0, &exact_opts).unwrap_or_else(|e| die(&e.message));
         doc["exact"] = json!({"wall_s": t.elapsed().as_secs_f64(), "cpu_s": cpu_s() - c,
             "identical": e == result});
@@ -393,7 +468,10 @@ fn main() {
     let a = Args(argv[1..].to_vec());
     if let Some(t) = a.get("--threads") {
         let t: usize = t.parse().unwrap_or_else(|_| die("bad --threads"));
-        rayon::ThreadPoolBuilder::new().num_threads(t).build_global().ok();
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .ok();
     }
     let doc = match cmd.as_str() {
         "gen" => gen(&a),

@@ -64,6 +64,10 @@ pub struct SampledStats {
     /// Entries of the inverted lists (all pairs) or of the sample scanned (one query).
     pub sample_entries: u64,
     pub candidates: usize,
+    /// Stage-1 counter increments (Σ over sampled columns of list length², all pairs).
+    pub increments: u64,
+    /// Distinct pairs rescored exactly (all pairs) or models rescored (one query).
+    pub rescored: u64,
 }
 
 #[derive(Clone)]
@@ -111,8 +115,8 @@ fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool, Error> {
 
 /// The `want` eligible models with the highest `counts` (ties: lower index), appended to
 /// `out`. `hist` is scratch; every count is ≤ `max_count`.
-fn select(
-    counts: &[u32],
+fn select<T: Counter>(
+    counts: &[T],
     eligible: impl Fn(usize) -> bool,
     want: usize,
     max_count: usize,
@@ -124,7 +128,7 @@ fn select(
     let mut total = 0usize;
     for (j, &c) in counts.iter().enumerate() {
         if eligible(j) {
-            hist[c as usize] += 1;
+            hist[c.into() as usize] += 1;
             total += 1;
         }
     }
@@ -145,6 +149,7 @@ fn select(
     let mut ties = want - above;
     let start = out.len();
     for (j, &c) in counts.iter().enumerate() {
+        let c: u32 = c.into();
         if (c as usize) < t || !eligible(j) {
             continue;
         }
@@ -158,12 +163,80 @@ fn select(
     debug_assert_eq!(out.len() - start, want);
 }
 
+/// A rescored pair: (a, b, score of b for a, score of a for b).
+type ScoredPair = (u32, u32, f32, f32);
+
+/// A stage-1 counter (u16 while no model has 65,535 sampled entries, else u32).
+trait Counter: Copy + Default + Send + Into<u32> {
+    fn inc(&mut self);
+}
+impl Counter for u16 {
+    #[inline]
+    fn inc(&mut self) {
+        *self += 1;
+    }
+}
+impl Counter for u32 {
+    #[inline]
+    fn inc(&mut self) {
+        *self += 1;
+    }
+}
+
+/// Stage 1 of the all-pairs engine: per chunk of `chunk` models, their `cand` best models
+/// by sample count (concatenated) and each model's number of candidates.
+fn candidates_by_count<T: Counter>(
+    ix: &CompactIndex,
+    starts: &[u64],
+    lists: &[u32],
+    cand: usize,
+    chunk: usize,
+) -> Vec<(Vec<u32>, Vec<u32>)> {
+    let n = ix.len();
+    (0..n.div_ceil(chunk))
+        .into_par_iter()
+        .map_init(
+            || (vec![T::default(); n], Vec::<u32>::new()),
+            |(counts, hist), c| {
+                let mut out = Vec::with_capacity(chunk * cand);
+                let mut lens = Vec::with_capacity(chunk);
+                for i in c * chunk..((c + 1) * chunk).min(n) {
+                    let before = out.len();
+                    if !ix.is_failed(i) {
+                        let s = ix.sample(i);
+                        for &col in s {
+                            let (a, b) = (starts[col as usize], starts[col as usize + 1]);
+                            for &m in &lists[a as usize..b as usize] {
+                                counts[m as usize].inc();
+                            }
+                        }
+                        select(
+                            counts,
+                            |j| j != i && !ix.is_failed(j),
+                            cand,
+                            s.len(),
+                            hist,
+                            &mut out,
+                        );
+                        counts.fill(T::default());
+                    }
+                    lens.push((out.len() - before) as u32);
+                }
+                (out, lens)
+            },
+        )
+        .collect()
+}
+
 /// A bitset over the sampled columns `p · vocab + id`.
 struct ColBits(Vec<u64>);
 
 impl ColBits {
     fn new(cols: u64) -> Result<ColBits, Error> {
-        Ok(ColBits(limits::zeroed("a (prompt, id) bitset", cols.div_ceil(64) as usize)?))
+        Ok(ColBits(limits::zeroed(
+            "a (prompt, id) bitset",
+            cols.div_ceil(64) as usize,
+        )?))
     }
     #[inline]
     fn set(&mut self, c: u32) {
@@ -233,47 +306,23 @@ pub fn sampled_top_n(
         }
     }
     stats.sample_entries = sample.len() as u64;
+    stats.increments = starts
+        .windows(2)
+        .map(|w| (w[1] - w[0]) * (w[1] - w[0]))
+        .sum();
     stats.index_s = t0.elapsed().as_secs_f64();
 
     // Stage 1: candidates by sample count.
     let t1 = Instant::now();
     limits::check_alloc("the candidate lists", (n * cand) as u64, 4)?;
     let chunk = 64usize;
-    // Per chunk of models: their candidates, concatenated, and each model's count.
-    let cand_lists: Vec<(Vec<u32>, Vec<u32>)> = pool.install(|| {
-        (0..n.div_ceil(chunk))
-            .into_par_iter()
-            .map_init(
-                || (vec![0u32; n], Vec::<u32>::new()),
-                |(counts, hist), c| {
-                    let mut out = Vec::with_capacity(chunk * cand);
-                    let mut lens = Vec::with_capacity(chunk);
-                    for i in c * chunk..((c + 1) * chunk).min(n) {
-                        let before = out.len();
-                        if !ix.is_failed(i) {
-                            let s = ix.sample(i);
-                            for &col in s {
-                                let (a, b) = (starts[col as usize], starts[col as usize + 1]);
-                                for &m in &lists[a as usize..b as usize] {
-                                    counts[m as usize] += 1;
-                                }
-                            }
-                            select(
-                                counts,
-                                |j| j != i && !ix.is_failed(j),
-                                cand,
-                                s.len(),
-                                hist,
-                                &mut out,
-                            );
-                            counts.fill(0);
-                        }
-                        lens.push((out.len() - before) as u32);
-                    }
-                    (out, lens)
-                },
-            )
-            .collect()
+    let widest = (0..n).map(|m| ix.sample(m).len()).max().unwrap_or(0);
+    let cand_lists = pool.install(|| {
+        if widest < u16::MAX as usize {
+            candidates_by_count::<u16>(ix, &starts, &lists, cand, chunk)
+        } else {
+            candidates_by_count::<u32>(ix, &starts, &lists, cand, chunk)
+        }
     });
     drop(lists);
     drop(starts);
@@ -299,6 +348,7 @@ pub fn sampled_top_n(
     drop(cand_lists);
     pool.install(|| pairs.par_sort_unstable());
     pairs.dedup();
+    stats.rescored = pairs.len() as u64;
     let mut first = vec![0usize; n + 1];
     for &pr in &pairs {
         first[(pr >> 32) as usize + 1] += 1;
@@ -306,7 +356,7 @@ pub fn sampled_top_n(
     for i in 0..n {
         first[i + 1] += first[i];
     }
-    let scored: Vec<Result<Vec<(u32, u32, f32, f32)>, Error>> = pool.install(|| {
+    let scored: Vec<Result<Vec<ScoredPair>, Error>> = pool.install(|| {
         (0..n.div_ceil(chunk))
             .into_par_iter()
             .map_init(
@@ -354,7 +404,10 @@ pub fn sampled_top_n(
         }
     }
     stats.rescore_s = t2.elapsed().as_secs_f64();
-    Ok((Neighbours::from_lists(tops.into_iter().map(|t| t.items)), stats))
+    Ok((
+        Neighbours::from_lists(tops.into_iter().map(|t| t.items)),
+        stats,
+    ))
 }
 
 /// The `top` nearest models of the index to model `qm` of `queries` (one `identify` query),
@@ -433,7 +486,7 @@ pub fn sampled_query(
             })
     });
     let mut picked = Vec::with_capacity(cand);
-    select(
+    select::<u32>(
         &counts,
         |j| !ix.is_failed(j),
         cand,
@@ -460,6 +513,7 @@ pub fn sampled_query(
             )
             .collect()
     });
+    stats.rescored = picked.len() as u64;
     let mut t = Top::new(opts.top.min(n));
     for s in scored {
         t.push(s?);

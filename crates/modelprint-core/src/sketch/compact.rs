@@ -61,8 +61,8 @@ pub const VERSION_COMPACT: u32 = 3;
 pub const HEADER_LEN_COMPACT: usize = 256;
 const FOOTER_LEN: usize = 16;
 const ALIGN: u64 = 64;
-/// The default sample rate, 1/64 of the (prompt, id) pairs.
-pub const DEFAULT_SAMPLE_THRESHOLD: u32 = 1 << 26;
+/// The default sample rate, 1/128 of the (prompt, id) pairs.
+pub const DEFAULT_SAMPLE_THRESHOLD: u32 = 1 << 25;
 
 fn align(x: u64) -> u64 {
     x.div_ceil(ALIGN) * ALIGN
@@ -257,7 +257,12 @@ impl CompactWriter {
     }
 
     /// Adds a model: its P sets (each ascending, unique, below the vocabulary, at most k).
-    pub fn push<S: AsRef<[u32]>>(&mut self, name: &str, failed: bool, sets: &[S]) -> Result<(), Error> {
+    pub fn push<S: AsRef<[u32]>>(
+        &mut self,
+        name: &str,
+        failed: bool,
+        sets: &[S],
+    ) -> Result<(), Error> {
         let p = self.meta.prompts as usize;
         let located = |e: SketchErrorKind| Error::from(SketchError::new(e).model(name));
         if sets.len() != p {
@@ -291,7 +296,8 @@ impl CompactWriter {
         self.out
             .write_all(&self.buf)
             .map_err(|e| Error::io(&self.tmp, &e))?;
-        self.blocks.push(self.blocks.last().unwrap() + self.buf.len() as u64);
+        self.blocks
+            .push(self.blocks.last().unwrap() + self.buf.len() as u64);
         self.sums.push(xxh3_64(&self.buf));
         self.sample_offsets.push(self.sample.len() as u64);
         self.names.push(name.to_string());
@@ -347,7 +353,13 @@ impl CompactWriter {
         put(w, &mut pos, l.lengths_offset, as_bytes(&self.lengths)).map_err(io)?;
         put(w, &mut pos, l.blocks_offset, u64_bytes(&self.blocks)).map_err(io)?;
         put(w, &mut pos, l.sums_offset, u64_bytes(&self.sums)).map_err(io)?;
-        put(w, &mut pos, l.sample_offsets_offset, u64_bytes(&self.sample_offsets)).map_err(io)?;
+        put(
+            w,
+            &mut pos,
+            l.sample_offsets_offset,
+            u64_bytes(&self.sample_offsets),
+        )
+        .map_err(io)?;
         for chunk in self.sample.chunks(1 << 20) {
             let at = pos.max(l.sample_offset);
             put(w, &mut pos, at, as_bytes(chunk)).map_err(io)?;
@@ -485,7 +497,9 @@ impl CompactIndex {
         }
         let version = rd_u32(b, 8);
         if version != VERSION_COMPACT {
-            return Err(SketchError::new(SketchErrorKind::UnsupportedVersion(version)));
+            return Err(SketchError::new(SketchErrorKind::UnsupportedVersion(
+                version,
+            )));
         }
         if rd_u32(b, 12) as usize != HEADER_LEN_COMPACT {
             return Err(SketchError::invalid(format!(
@@ -522,7 +536,10 @@ impl CompactIndex {
         h.update(&tail.digest128().to_le_bytes());
         let (stored, computed) = (rd_u64(b, footer + 8), h.digest());
         if stored != computed {
-            return Err(SketchError::new(SketchErrorKind::Checksum { stored, computed }));
+            return Err(SketchError::new(SketchErrorKind::Checksum {
+                stored,
+                computed,
+            }));
         }
         if b[168..HEADER_LEN_COMPACT].iter().any(|&x| x != 0) {
             return Err(bad("reserved bytes are not zero"));
@@ -546,7 +563,11 @@ impl CompactIndex {
         }
         let sample_count = rd_u64(b, 152);
         let names_len = rd_u64(b, 96);
-        if n > found / 8 || sample_count > found / 4 || p.saturating_mul(n) > found / 4 || names_len > found {
+        if n > found / 8
+            || sample_count > found / 4
+            || p.saturating_mul(n) > found / 4
+            || names_len > found
+        {
             return Err(bad("counts are more than the file can hold"));
         }
         let name_bytes = names_len
@@ -629,7 +650,9 @@ impl CompactIndex {
                 return Err(SketchError::invalid("unknown model flags").model(name));
             }
             if flags[m] & FLAG_FAILED != 0 && total != 0 {
-                return Err(SketchError::invalid("model is flagged as failed but has ids").model(name));
+                return Err(
+                    SketchError::invalid("model is flagged as failed but has ids").model(name),
+                );
             }
             let s = &sample[so[m] as usize..so[m + 1] as usize];
             if s.len() as u64 > total
@@ -731,7 +754,11 @@ impl CompactIndex {
                 self.layout.sample_offsets_offset,
                 self.len() as u64 + 1,
             ),
-            typed(&self.map, self.layout.sample_offset, self.layout.sample_count),
+            typed(
+                &self.map,
+                self.layout.sample_offset,
+                self.layout.sample_count,
+            ),
         )
     }
     /// Model `m`'s sampled columns (`p · vocab + id`, ascending).
@@ -775,8 +802,14 @@ impl CompactIndex {
     /// decoded 8 ids at a time.
     #[inline]
     pub fn count_in_rows(&self, m: usize, rows: &Rows, counts: &mut [u32]) -> Result<(), Error> {
-        count_block(self.block(m), self.set_lens(m), self.meta.vocab_size, rows, counts)
-            .map_err(|(q, kind)| self.located(m, SketchError::new(kind).prompt(q)))
+        count_block(
+            self.block(m),
+            self.set_lens(m),
+            self.meta.vocab_size,
+            rows,
+            counts,
+        )
+        .map_err(|(q, kind)| self.located(m, SketchError::new(kind).prompt(q)))
     }
 
     /// Model `m`'s ids, concatenated in prompt order, into `out` (cleared first).
@@ -835,14 +868,14 @@ impl CompactIndex {
 }
 
 /// Per-prompt bitsets over the vocabulary, each row padded by [`ROW_PAD`] bits so that
-/// eight one-byte gaps past the last valid id stay inside the row.
+/// sixteen one-byte gaps past the last valid id stay inside the row.
 pub struct Rows {
     pub words_per_row: usize,
     pub words: Vec<u64>,
 }
 
 /// Padding bits after the vocabulary in each row of [`Rows`].
-pub const ROW_PAD: usize = 8 * 255 + 64;
+pub const ROW_PAD: usize = 16 * 255 + 64;
 
 impl Rows {
     pub fn new(prompts: usize, vocab: u32) -> Result<Rows, Error> {
@@ -877,11 +910,22 @@ fn count_block(
 ) -> Result<(), (usize, SketchErrorKind)> {
     let vocab = vocab as u64;
     let wpr = rows.words_per_row;
-    if wpr * 64 < vocab as usize + ROW_PAD || rows.words.len() < wpr * lens.len() || counts.len() < lens.len() {
-        return Err((0, SketchErrorKind::Invalid("bitset rows do not fit the index".into())));
+    if wpr * 64 < vocab as usize + ROW_PAD
+        || rows.words.len() < wpr * lens.len()
+        || counts.len() < lens.len()
+    {
+        return Err((
+            0,
+            SketchErrorKind::Invalid("bitset rows do not fit the index".into()),
+        ));
     }
     let mut pos = 0usize;
-    let corrupt = |q: usize, what: &str| (q, SketchErrorKind::Invalid(format!("corrupt id data: {what}")));
+    let corrupt = |q: usize, what: &str| {
+        (
+            q,
+            SketchErrorKind::Invalid(format!("corrupt id data: {what}")),
+        )
+    };
     let out_of_range = |q: usize, id: u64| {
         (
             q,
@@ -892,12 +936,29 @@ fn count_block(
             },
         )
     };
+    #[cfg(target_arch = "x86_64")]
+    let simd = simd::available() && vocab + 4096 < (1 << 31);
     for (q, &len) in lens.iter().enumerate() {
         let row = &rows.words[q * wpr..(q + 1) * wpr];
         let mut base = 0u64;
         let mut c = 0u32;
         let mut left = len as usize;
         while left > 0 {
+            #[cfg(target_arch = "x86_64")]
+            if simd && left >= 16 {
+                // SAFETY: AVX-512 F/BW checked at run time; the kernel reads `bytes` only
+                // below its length and `row` only below vocab + 16·255 bits (inside the
+                // row's padding), and stops once an id reaches the vocabulary.
+                let (p2, b2, c2, l2) = unsafe { simd::count16(bytes, pos, row, vocab, left, base) };
+                if b2 > vocab {
+                    return Err(out_of_range(q, b2 - 1));
+                }
+                (pos, base, left) = (p2, b2, l2);
+                c += c2;
+                if left == 0 {
+                    break;
+                }
+            }
             if left >= 8 && pos + 8 <= bytes.len() {
                 let w = u64::from_le_bytes(bytes[pos..pos + 8].try_into().unwrap());
                 if !has_zero_byte(w) {
@@ -956,9 +1017,71 @@ fn count_block(
         counts[q] = c;
     }
     if pos != bytes.len() {
-        return Err(corrupt(lens.len().saturating_sub(1), "trailing bytes in a block"));
+        return Err(corrupt(
+            lens.len().saturating_sub(1),
+            "trailing bytes in a block",
+        ));
     }
     Ok(())
+}
+
+#[cfg(target_arch = "x86_64")]
+mod simd {
+    use std::arch::x86_64::*;
+
+    pub fn available() -> bool {
+        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw")
+    }
+
+    /// Decodes groups of 16 one-byte gaps (stopping at a group with an escape, at the end of
+    /// the set or of the block, or once an id reaches the vocabulary) and counts the ids set
+    /// in `row`. Returns the new (pos, base, count, left); base > vocab means out of range.
+    ///
+    /// # Safety
+    /// AVX-512 F and BW must be available; `row` must hold at least
+    /// `(vocab + 16·255).div_ceil(64)` words.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    pub unsafe fn count16(
+        bytes: &[u8],
+        mut pos: usize,
+        row: &[u64],
+        vocab: u64,
+        mut left: usize,
+        mut base: u64,
+    ) -> (usize, u64, u32, usize) {
+        debug_assert!(row.len() * 64 >= vocab as usize + 16 * 255);
+        let zero = _mm512_setzero_si512();
+        let one = _mm512_set1_epi32(1);
+        let mut acc = zero;
+        let last = _mm512_set1_epi32(15);
+        let mut basev = _mm512_set1_epi32(base as i32);
+        let rowp = row.as_ptr() as *const i32;
+        while left >= 16 && pos + 16 <= bytes.len() && base <= vocab {
+            let raw = _mm_loadu_si128(bytes.as_ptr().add(pos) as *const __m128i);
+            if _mm_movemask_epi8(_mm_cmpeq_epi8(raw, _mm_setzero_si128())) != 0 {
+                break;
+            }
+            let mut x = _mm512_cvtepu8_epi32(raw);
+            x = _mm512_add_epi32(x, _mm512_alignr_epi32::<15>(x, zero));
+            x = _mm512_add_epi32(x, _mm512_alignr_epi32::<14>(x, zero));
+            x = _mm512_add_epi32(x, _mm512_alignr_epi32::<12>(x, zero));
+            x = _mm512_add_epi32(x, _mm512_alignr_epi32::<8>(x, zero));
+            // ids + 1 (base ≤ vocab < 2²⁴, sums < 2²⁴ + 4080: no overflow).
+            let plus1 = _mm512_add_epi32(x, basev);
+            let id = _mm512_sub_epi32(plus1, one);
+            let words = _mm512_i32gather_epi32::<4>(_mm512_srli_epi32::<5>(id), rowp);
+            let bit = _mm512_and_si512(
+                _mm512_srlv_epi32(words, _mm512_and_si512(id, _mm512_set1_epi32(31))),
+                one,
+            );
+            acc = _mm512_add_epi32(acc, bit);
+            basev = _mm512_permutexvar_epi32(last, plus1);
+            base = _mm_cvtsi128_si32(_mm512_castsi512_si128(basev)) as u32 as u64;
+            pos += 16;
+            left -= 16;
+        }
+        (pos, base, _mm512_reduce_add_epi32(acc) as u32, left)
+    }
 }
 
 /// Decodes one model's block; `Err((prompt, what))` on corrupt data.
@@ -1023,7 +1146,10 @@ fn decode_block<F: FnMut(usize, u32)>(
         }
     }
     if pos != bytes.len() {
-        return Err(corrupt(lens.len().saturating_sub(1), "trailing bytes in a block"));
+        return Err(corrupt(
+            lens.len().saturating_sub(1),
+            "trailing bytes in a block",
+        ));
     }
     Ok(())
 }

@@ -117,9 +117,9 @@ proptest! {
             }
             for b in 0..c.len() {
                 ix.count_in_rows(b, &rows, &mut counts).unwrap();
-                for q in 0..3 {
+                for (q, &got) in counts.iter().enumerate() {
                     let e = crate::overlap::intersection_count_sorted(c.set(a, q), c.set(b, q)) as u32;
-                    prop_assert_eq!(counts[q], e);
+                    prop_assert_eq!(got, e);
                 }
             }
         }
@@ -144,7 +144,8 @@ fn large_gaps_use_the_escape_and_round_trip() {
         prompts: 2,
         prompt_hash: [1; 32],
     };
-    let c = SketchCollection::from_parts(meta, vec!["a".into(), "b".into()], ids, lengths, vec![]).unwrap();
+    let c = SketchCollection::from_parts(meta, vec!["a".into(), "b".into()], ids, lengths, vec![])
+        .unwrap();
     let b = compact_bytes(&c, u32::MAX);
     same(&c, &crate::sketch::from_bytes(&b).unwrap());
     let ix = CompactIndex::from_bytes(&b).unwrap();
@@ -161,7 +162,10 @@ fn v1_files_still_open_and_v3_is_smaller() {
     write_compact(&c, &v3, DEFAULT_SAMPLE_THRESHOLD).unwrap();
     same(&c, &SketchCollection::open(&v1).unwrap());
     same(&c, &SketchCollection::open(&v3).unwrap());
-    let (s1, s3) = (std::fs::metadata(&v1).unwrap().len(), std::fs::metadata(&v3).unwrap().len());
+    let (s1, s3) = (
+        std::fs::metadata(&v1).unwrap().len(),
+        std::fs::metadata(&v3).unwrap().len(),
+    );
     assert!(s3 * 3 < s1, "compact {s3} bytes vs {s1}");
     assert!(CompactIndex::open(&v1).is_err());
 }
@@ -286,10 +290,23 @@ fn checksum_covers_the_tables() {
 /// (failed models, missing prompts, unequal lengths, both metrics).
 #[test]
 fn sampled_top_n_with_all_candidates_equals_the_exact_engine() {
-    for (seed, metric) in [(1u64, Metric::Overlap), (2, Metric::Jaccard), (3, Metric::Overlap)] {
+    for (seed, metric) in [
+        (1u64, Metric::Overlap),
+        (2, Metric::Jaccard),
+        (3, Metric::Overlap),
+    ] {
         let c = random_collection(seed, 40, 5, 3000, 200, 10);
         let ix = CompactIndex::from_bytes(&compact_bytes(&c, 1 << 28)).unwrap();
-        let exact = sim::top_n(&c, 7, &Options { metric, ..Options::default() }).unwrap().result;
+        let exact = sim::top_n(
+            &c,
+            7,
+            &Options {
+                metric,
+                ..Options::default()
+            },
+        )
+        .unwrap()
+        .result;
         let opts = SampledOptions {
             top: 7,
             candidates: 39,
@@ -338,7 +355,9 @@ fn sampled_query_equals_the_scan() {
     let qi = q.len() - 1;
     let ids: Vec<u32> = (0..4).flat_map(|p| q.set(qi, p).to_vec()).collect();
     let lengths: Vec<u32> = (0..4).map(|p| q.set_len(qi, p)).collect();
-    let query = SketchCollection::from_parts(c.meta().clone(), vec!["q".into()], ids, lengths, vec![]).unwrap();
+    let query =
+        SketchCollection::from_parts(c.meta().clone(), vec!["q".into()], ids, lengths, vec![])
+            .unwrap();
     let ix = CompactIndex::from_bytes(&compact_bytes(&c, 1 << 28)).unwrap();
     for metric in [Metric::Overlap, Metric::Jaccard] {
         let scan = scan_top_n(&query, &c, c.len(), metric, Some(2)).unwrap();
