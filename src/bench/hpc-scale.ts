@@ -73,6 +73,8 @@ function step<T>(work: string, tag: string, args: string[], log: Log): T {
 
 export interface ScaleRun {
   n: number;
+  /** When the step results were written (their files' modification times). */
+  measured: string[];
   gen: GenOut;
   allPairs: AllPairsOut;
   identify: IdentifyOut;
@@ -91,7 +93,8 @@ export function runScaleSteps(work: string, sizes: number[], log: Log): ScaleRun
     const allPairs = step<AllPairsOut>(work, `allpairs-n${n}`, ['allpairs', '--index', file, '--top', '50', ...(exact ? ['--exact'] : [])], log);
     const identify = step<IdentifyOut>(work, `identify-n${n}`, ['identify', '--index', file, '--top', '10', '--exact', '--repeat', '3'], log);
     fs.rmSync(file, { force: true });
-    out.push({ n, gen, allPairs, identify });
+    const measured = ['gen', 'allpairs', 'identify'].map((t) => fs.statSync(path.join(work, `${t}-n${n}.json`)).mtime.toISOString());
+    out.push({ n, measured, gen, allPairs, identify });
   }
   return out;
 }
@@ -107,6 +110,8 @@ export function renderScale(runs: ScaleRun[]): string {
   L.push('Written by `modelprint bench --only hpc-scale` (not part of the default `npm run bench`: about half an hour). Each step is one process of the Rust benchmark binary `modelprint-scale` (crates/modelprint-bench; the engines are those of `modelprint similarity --top` and `modelprint identify` on a compact index).');
   L.push('');
   L.push(machineLine());
+  const times = runs.flatMap((r) => r.measured).sort();
+  if (times.length) L.push(`Steps measured from ${times[0]} to ${times[times.length - 1]} (each step's result is kept and a later run of the command re-renders it; the line above is the time of rendering).`);
   L.push('');
   const r0 = runs[0];
   L.push(
@@ -134,7 +139,7 @@ export function renderScale(runs: ScaleRun[]): string {
     }
     L.push('');
     L.push(
-      'The misses are neighbours whose exact scores differ from those found by less than the sampling noise: in a family of thousands (the skewed sizes give the biggest family ~9 % of all models) the exact top-50 are the members with the highest keep fraction, nearly tied; in a family smaller than 50 the list is filled with unrelated models whose scores are chance overlaps (~1.3 % of k), which no sample can rank. Same-family entries are the ones that matter for lineage. `modelprint similarity --top 50 --exact` runs the exact engine instead (it decodes the index into memory: for small n); `--candidates` trades time for recall.',
+      'Where the misses come from (reasoning about the synthetic data, not measured separately): in a family of thousands (the skewed sizes give the biggest family ~9 % of all models) the exact top-50 are the members with the highest keep fraction, nearly tied, and a 1/128 sample cannot order near-ties; in a family smaller than 50 the list is filled with unrelated models whose scores are chance overlaps (~1.3 % of k), which no sample can rank. Same-family entries are the ones that matter for lineage. At n = 10,000 the exact engine is faster than the two stages (its cost grows with n², the rescore\'s with n · candidates): `modelprint similarity --top 50 --exact` runs it (it decodes the index into memory: for small n); `--candidates` trades time for recall.',
     );
     L.push('');
   }
