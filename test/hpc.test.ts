@@ -173,6 +173,21 @@ describe('sketch, merge, identify', () => {
     const other = models.find((m) => m.model_id === 'gamma-lora')!;
     expect(parseJson<{ likely_family: string }>(runCli(['identify', other.path, '--index', single, '--json'])).likely_family).toBe('gamma');
   }, 120_000);
+
+  it('merge --compact writes a compact index (.mpsk v3) that identify reads with the same answer', () => {
+    const compact = path.join(dir, 'compact.mpsk');
+    const shards = [0, 1, 2].map((i) => path.join(dir, `sharded.shard-${i}-of-3.mpsk`));
+    const r = runCli(['merge', ...shards, '--output', compact, '--compact', '--json']);
+    expect(r.code, r.stderr).toBe(3); // the failed model is carried over
+    expect(native.isCompactSketchFile(compact)).toBe(true);
+    expect(fingerprint(compact)).toBe(fingerprint(single));
+    const unknown = models.find((m) => m.model_id === 'alpha-ft-light')!;
+    type Out = { neighbours: Array<{ model: string; score: number; family: string }>; device: string };
+    const a = parseJson<Out>(runCli(['identify', unknown.path, '--index', single, '--top', '13', '--threads', '1', '--json']));
+    const b = parseJson<Out>(runCli(['identify', unknown.path, '--index', compact, '--top', '13', '--threads', '1', '--json']));
+    expect(b.device).toContain('sampled');
+    expect(b.neighbours).toEqual(a.neighbours);
+  }, 120_000);
 });
 
 describe('lineage --shard and CSV merge', () => {

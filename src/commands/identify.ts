@@ -22,6 +22,8 @@ export default class Identify extends BaseCommand<typeof Identify> {
     'models-csv': Flags.string({ description: 'Models CSV with model_id and family columns (families of the neighbours).' }),
     device: Flags.string({ description: 'Device of inference and of the query.', options: ['cpu', 'cuda', 'auto'], default: 'auto' }),
     threads: Flags.integer({ description: 'ONNX Runtime threads (0 = all cores).', default: 0, min: 0 }),
+    candidates: Flags.integer({ description: 'Compact index (.mpsk v3): models found by the hashed sample and rescored exactly.', default: 1000, min: 1 }),
+    exact: Flags.boolean({ description: 'Compact index: rescore every indexed model (the exact scan; slower at 100,000 models).', default: false }),
   };
 
   async run(): Promise<IdentifyResult> {
@@ -34,6 +36,8 @@ export default class Identify extends BaseCommand<typeof Identify> {
       device: f.device as DeviceRequest,
       open: { device: f.device as DeviceRequest, threads: f.threads },
       familiesCsv: f['models-csv'],
+      candidates: f.candidates,
+      exact: f.exact,
     });
     this.out(renderTable(['#', 'model', 'score', 'family'], r.neighbours.map((n) => [n.rank, n.model, n.score.toFixed(4), n.family ?? ''])));
     this.out(`${r.model}: likely family ${r.likely_family ?? 'unknown'} (${r.index_models} indexed models, ${r.prompts} probes, query ${r.seconds.query.toFixed(3)} s)`);

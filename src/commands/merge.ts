@@ -18,6 +18,7 @@ export default class Merge extends BaseCommand<typeof Merge> {
   static override flags = {
     output: Flags.string({ char: 'o', aliases: ['out'], deprecateAliases: true, description: 'Merged sketch collection (.mpsk) or lineage result CSV (.csv).', required: true }),
     shards: Flags.integer({ description: 'Expected number of shards (the array size).', min: 1 }),
+    compact: Flags.boolean({ description: 'Sketches: write the merged collection as a compact index (.mpsk version 3).' }),
   };
 
   async run(): Promise<MergeSketchesSummary | CsvMergeSummary> {
@@ -30,7 +31,7 @@ export default class Merge extends BaseCommand<typeof Merge> {
       this.partial(c.failed);
       return c;
     }
-    const s = mergeSketchShards(argv.map(String), this.flags.output, this.flags.shards);
+    const s = mergeSketchShards(argv.map(String), this.flags.output, this.flags.shards, this.flags.compact);
     this.out(`merged ${s.shards} shards: ${s.models} models (${s.failed} failed) on ${s.prompts} probes → ${s.out}`);
     this.partial(s.failed);
     return s;

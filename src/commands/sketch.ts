@@ -26,6 +26,7 @@ Sharding: --shard i/n (0-based) takes models m with m mod n = i of the model lis
     shard: Flags.string({ description: 'Shard i/n of the model list (0-based); "none" ignores SLURM_ARRAY_* . [default: from SLURM_ARRAY_TASK_ID/COUNT/MIN]' }),
     k: Flags.integer({ description: 'Size of each bottom-k set (clipped to the vocabulary).', default: 2000, min: 1 }),
     'retry-failed': Flags.boolean({ description: 'On resume, run models that failed before again.' }),
+    compact: Flags.boolean({ description: 'Write a compact index (.mpsk version 3: ~1 byte per id and a hashed sample; what `identify` and `similarity --top` use at 100,000 models).' }),
     ...batchFlags,
   };
 
@@ -47,6 +48,7 @@ Sharding: --shard i/n (0-based) takes models m with m mod n = i of the model lis
         stop: ctx.stop,
         resumeHint: ctx.resume,
         retryFailed: f['retry-failed'],
+        compact: f.compact,
       }),
     );
     if (s.failures.length > 0) this.out(renderTable(['model', 'error code', 'message'], s.failures.map((x) => [x.model, x.code, x.message.slice(0, 100)])));

@@ -2,14 +2,17 @@
  * `modelprint identify`: the nearest known models of an unknown one. One model load, its
  * bottom-k sets on the index's probe bank, and one 1 × n query against the index
  * (memory-mapped .mpsk): a streaming scan on the CPU (similarityScanTopN), or the
- * engine's rectangular top-N with --device cuda.
+ * engine's rectangular top-N with --device cuda. A compact index (.mpsk version 3, written by
+ * `sketch --compact` / `merge --compact`) is queried in two stages instead: its hashed sample
+ * is scanned for the --candidates best, which are rescored exactly (compactQueryTopN); with
+ * --exact every indexed model is rescored.
  */
 import fs from 'node:fs';
 import { ModelprintError } from '../errors.js';
 import { CausalLM, type OpenOptions } from '../inference/session.js';
 import { computeSketch } from '../methods/bottomk.js';
 import { native } from '../native/index.js';
-import type { SketchSet } from '../../native/index.js';
+import type { CompactSketchIndex, SketchSet } from '../../native/index.js';
 import { engineError, openSketches, type DeviceRequest, type Metric } from '../similarity/index.js';
 import { readCsvFile } from '../util/csv.js';
 import type { ProbeBank } from './probes.js';
@@ -24,6 +27,10 @@ export interface IdentifyOptions {
   open: OpenOptions;
   /** A models CSV with model_id and family columns (overrides the index's families). */
   familiesCsv?: string;
+  /** Compact index: candidates rescored exactly (default 1000). */
+  candidates?: number;
+  /** Compact index: rescore every indexed model (the exact scan). */
+  exact?: boolean;
 }
 
 export interface Neighbour {
@@ -61,7 +68,13 @@ function familiesFromCsv(file: string): Map<string, string> {
 
 export async function identify(o: IdentifyOptions): Promise<IdentifyResult> {
   const t0 = Date.now();
-  const index = openSketches(o.index);
+  const compact = fs.existsSync(o.index) && native.isCompactSketchFile(o.index);
+  let index: SketchSet | CompactSketchIndex;
+  try {
+    index = compact ? native.CompactSketchIndex.open(o.index) : openSketches(o.index);
+  } catch (e) {
+    throw engineError(e, o.index);
+  }
   const man: SketchManifest = readManifest(o.index);
   const bank: ProbeBank = man.bank;
   if (index.promptHash !== bank.hash) {
@@ -92,7 +105,12 @@ export async function identify(o: IdentifyOptions): Promise<IdentifyResult> {
   try {
     // One query row: a streaming scan of the (mapped) index on the CPU; the tiled engines
     // (and the GPU, when asked for) pay per-stripe set-up that one row does not amortise.
-    r = o.device === 'cuda' ? await native.similarityTopN(query, top, index, { metric: o.metric, device: o.device }) : await native.similarityScanTopN(query, top, index, { metric: o.metric });
+    if (index instanceof native.CompactSketchIndex) {
+      const candidates = o.exact ? index.count : (o.candidates ?? 1000);
+      r = await native.compactQueryTopN(query, top, index, { metric: o.metric, candidates });
+    } else {
+      r = o.device === 'cuda' ? await native.similarityTopN(query, top, index, { metric: o.metric, device: o.device }) : await native.similarityScanTopN(query, top, index, { metric: o.metric });
+    }
   } catch (e) {
     throw engineError(e, o.index);
   }

@@ -45,7 +45,7 @@ function inputError(message: string, subject: string, hint: string): ModelprintE
   return new ModelprintError('E_INPUT', message, { subject, hint });
 }
 
-export function mergeSketchShards(filesIn: string[], out: string, expectShards?: number): MergeSketchesSummary {
+export function mergeSketchShards(filesIn: string[], out: string, expectShards?: number, compact = false): MergeSketchesSummary {
   const t0 = Date.now();
   const files = filesIn.length > 0 ? filesIn : discoverShards(out);
   if (files.length === 0) {
@@ -106,7 +106,9 @@ export function mergeSketchShards(filesIn: string[], out: string, expectShards?:
   }
   items.sort((a, b) => a.entry.index - b.entry.index);
   const set = buildSet(items, first.man.bank);
-  set.save(out);
+  // A compact index (.mpsk v3) for big collections: identify / similarity --top read it mapped.
+  if (compact) native.saveCompact(set, out);
+  else set.save(out);
   const man: SketchManifest = { ...first.man, shard: null, models: items.map((i) => i.entry), created: new Date().toISOString() };
   writeFileAtomic(manifestPath(out), `${JSON.stringify(man)}\n`);
   const failed = items.filter((i) => !i.set).length;

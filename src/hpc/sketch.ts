@@ -133,6 +133,8 @@ export interface SketchRunOptions {
   /** The command that resumes the run (in the interruption message). */
   resumeHint: string;
   retryFailed?: boolean;
+  /** Write the collection as a compact index (.mpsk version 3: delta-coded ids, hashed sample). */
+  compact?: boolean;
 }
 
 export interface SketchRunSummary {
@@ -253,7 +255,8 @@ export async function runSketch(o: SketchRunOptions): Promise<SketchRunSummary> 
   const set = buildSet(items, o.bank);
   // The collection first, then its sidecar: a kill in between leaves a sidecar that lists
   // a subset of the collection, which a re-run still reads.
-  set.save(target);
+  if (o.compact) native.saveCompact(set, target);
+  else set.save(target);
   writeManifest(target, o, items.map((it) => it.entry));
   fs.rmSync(partsDir, { recursive: true, force: true });
   const failures = items.filter((it) => !it.set).map((it) => ({ model: it.entry.model, code: it.entry.error_code ?? 'inference_failed', message: it.entry.error_message ?? '' }));

@@ -89,6 +89,10 @@ export interface SimilarityRequest {
   threads?: number;
   top?: number;
   shard?: string;
+  /** Compact index (.mpsk v3) with --top: candidates rescored exactly per model (default 64). */
+  candidates?: number;
+  /** Compact index with --top: the exact engine (decodes the index into memory; small n). */
+  exact?: boolean;
 }
 
 export interface SimilaritySummary {
@@ -125,6 +129,18 @@ export async function runSimilarity(req: SimilarityRequest): Promise<SimilarityS
       subject: '--output',
       hint: `e.g. --output matrix.csv, --top 10 --output neighbours.jsonl, --shard 0/4 --output part-0${PART_EXT}`,
     });
+  }
+  if (req.top !== undefined && !req.exact && fs.existsSync(req.sketches) && native.isCompactSketchFile(req.sketches)) {
+    // A compact index: two-stage top-N (hashed-sample candidates, exact rescore), mapped.
+    let ix;
+    try {
+      ix = native.CompactSketchIndex.open(req.sketches);
+      const r = await native.compactTopN(ix, req.top, { metric, threads: req.threads, candidates: req.candidates, outPath: req.out });
+      const failed = ix.failed.reduce((a, b) => a + b, 0);
+      return { mode: 'top', n: ix.count, prompts: ix.prompts, k: ix.k, vocabSize: ix.vocabSize, failed, metric, out: req.out, device: r.device, deviceKind: r.deviceKind, seconds: r.seconds, top: req.top };
+    } catch (e) {
+      throw engineError(e, req.sketches);
+    }
   }
   const sk = openSketches(req.sketches);
   const failedCount = sk.failed.reduce((a, b) => a + b, 0);

@@ -25,6 +25,7 @@ use napi_derive::napi;
 
 use crate::error::{coded, js_error, Compute, CoreTask};
 
+mod compact;
 mod scan;
 
 /// The per-prompt set score.

@@ -20,6 +20,8 @@ export default class Similarity extends BaseCommand<typeof Similarity> {
     sketches: Flags.string({ description: 'Sketch collection: .mpsk (binary) or .jsonl (JSON lines).', required: true }),
     metric: Flags.string({ description: 'Per-prompt score.', options: [...METRICS], default: 'overlap' }),
     top: Flags.integer({ description: 'Write the N best neighbours of every model (to a .jsonl --output) instead of the matrix.', min: 1 }),
+    candidates: Flags.integer({ description: 'Compact index (.mpsk v3) with --top: models per model found by the hashed sample and rescored exactly.', default: 64, min: 1 }),
+    exact: Flags.boolean({ description: 'Compact index with --top: the exact all-pairs engine instead of the two stages (decodes the index into memory: small collections).', default: false }),
     shard: Flags.string({ description: `Compute shard i of n (0-based, "i/n") of the full matrix into a part file (*${PART_EXT}).` }),
     device: Flags.string({ description: 'Where to compute.', options: [...DEVICES], default: 'auto' }),
     threads: Flags.integer({ description: 'CPU threads (default: all cores).', min: 1 }),
@@ -35,6 +37,8 @@ export default class Similarity extends BaseCommand<typeof Similarity> {
       device: f.device as DeviceRequest,
       threads: f.threads,
       top: f.top,
+      candidates: f.candidates,
+      exact: f.exact,
       shard: f.shard,
     }));
     const what = s.mode === 'shard' ? `shard ${s.shard?.index}/${s.shard?.count} (${s.shard?.tiles} tiles)` : s.mode === 'top' ? `top ${s.top} neighbours` : `${s.n} × ${s.n} ${s.metric} matrix`;

@@ -27,6 +27,7 @@ pub mod gpu_layout;
 pub mod output;
 pub mod part;
 pub mod reference;
+pub mod sampled;
 pub(crate) mod stripes;
 
 #[cfg(feature = "cuda")]

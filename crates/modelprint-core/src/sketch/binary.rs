@@ -1,4 +1,5 @@
-//! The `.mpsk` binary sketch-collection format (versions 1 and 2).
+//! The `.mpsk` binary sketch-collection format (versions 1 and 2; version 3, the compact
+//! index, is in [`super::compact`] and is read here by decoding it into memory).
 //!
 //! Little-endian. Every section starts at a multiple of 64 bytes (zero padding between),
 //! so a memory map of the file can be read as aligned `u32` arrays without copying.
@@ -133,7 +134,21 @@ fn rd_u64(b: &[u8], at: usize) -> u64 {
 /// set. The ids are not copied. Every count in the header is checked against the file's
 /// size and the caps of [`crate::limits`] before anything is allocated.
 pub fn read_binary(path: &Path) -> Result<SketchCollection, Error> {
+    if file_is_compact(path) {
+        // Version 3 (compact index): decoded into memory for the general readers.
+        return super::compact::CompactIndex::open(path)?.to_collection();
+    }
     read_binary_located(path).map_err(Error::from)
+}
+
+/// True when the file starts like a compact (version 3) index.
+pub fn file_is_compact(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 12];
+    File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && super::compact::is_compact(&head)
 }
 
 fn read_binary_located(path: &Path) -> Result<SketchCollection, SketchError> {
@@ -309,6 +324,9 @@ pub fn to_bytes(c: &SketchCollection) -> Vec<u8> {
 /// A collection from `.mpsk` bytes (copied into memory; checked like a file, with the same
 /// size checks and caps).
 pub fn from_bytes(bytes: &[u8]) -> Result<SketchCollection, Error> {
+    if super::compact::is_compact(bytes) {
+        return super::compact::CompactIndex::from_bytes(bytes)?.to_collection();
+    }
     from_bytes_located(bytes).map_err(Error::from)
 }
 

@@ -10,6 +10,7 @@
 //! set longer than k, the same number of prompts for every model, unique model ids.
 
 pub mod binary;
+pub mod compact;
 pub mod jsonl;
 
 use std::fmt;
@@ -178,7 +179,7 @@ impl fmt::Display for SketchErrorKind {
             }
             DuplicateModel => write!(f, "model id appears more than once"),
             BadMagic => write!(f, "not a modelprint sketch file (bad magic bytes)"),
-            UnsupportedVersion(v) => write!(f, "unsupported sketch format version {v} (this build reads {VERSION})"),
+            UnsupportedVersion(v) => write!(f, "unsupported sketch format version {v} (this build reads 1 to 3)"),
             Checksum { stored, computed } => write!(
                 f,
                 "checksum mismatch (stored {stored:016x}, computed {computed:016x}): the file is corrupt"
