@@ -12,7 +12,7 @@ import { CausalLM } from '../src/inference/session.js';
 import { ModelError } from '../src/inference/errors.js';
 import { fingerprintKey, resolveModel, setGgufActivations } from '../src/inference/resolve.js';
 import { dequantize, readGguf } from '../src/formats/gguf-file.js';
-import { prepareGguf, quantOfFileName } from '../src/formats/gguf.js';
+import { prepareGguf, quantOfFileName, tokenizerFromGguf } from '../src/formats/gguf.js';
 import { llamaCppHooks, vecDotTypeOf } from '../src/formats/gguf-activations.js';
 import { DataType, GraphBuilder } from '../src/zoo/onnx/graph.js';
 import * as ort from 'onnxruntime-node';
@@ -387,6 +387,24 @@ describe('--gguf-activations', () => {
     const env = runCli(['models', 'inspect', f, '--json'], { env: { MODELPRINT_CACHE_DIR: cache, MODELPRINT_GGUF_ACTIVATIONS: 'fp8' } });
     expect(env.code).not.toBe(0);
     expect(env.stdout + env.stderr).toMatch(/GGUF activations "fp8"/);
+  });
+});
+
+describe('GGUF tokenizer token types', () => {
+  it('marks control and unused (padding) tokens special, so prompt generation never samples them', () => {
+    const g = readGguf(path.join(FIX, 'llama-Q8_0.gguf'));
+    const n = (g.metadata.get('tokenizer.ggml.tokens') as string[]).length;
+    const types = Array.from({ length: n }, () => 1);
+    types[n - 1] = 5; // UNUSED, as convert_hf_to_gguf.py writes the [PAD…] rows
+    types[n - 2] = 3; // CONTROL
+    types[n - 3] = 4; // USER_DEFINED: added, not special
+    g.metadata.set('tokenizer.ggml.token_type', types);
+    const t = tokenizerFromGguf(g, 'llama')!.tokenizer as { added_tokens: { id: number; special: boolean }[] };
+    const byId = new Map(t.added_tokens.map((a) => [a.id, a.special]));
+    expect(byId.get(n - 1)).toBe(true);
+    expect(byId.get(n - 2)).toBe(true);
+    expect(byId.get(n - 3)).toBe(false);
+    expect(byId.has(0)).toBe(false);
   });
 });
 

@@ -248,8 +248,11 @@ export function tokenizerFromGguf(g: GgufFile, id: string): { tokenizer: Record<
     if (typeof addBos === 'boolean') config.add_bos_token = addBos;
     return config;
   };
-  // llama_vocab token types: 3 = control (special), 4 = user-defined (added, not special).
-  const added = tokens.flatMap((t, i) => (types && (types[i] === 3 || types[i] === 4) ? [{ id: i, content: t, single_word: false, lstrip: false, rstrip: false, normalized: types[i] === 4, special: types[i] === 3 }] : []));
+  // llama_vocab token types: 3 = control (special), 4 = user-defined (added, not special),
+  // 5 = unused (padding rows the converter adds up to the embedding's size: llama.cpp never
+  // samples them, so they are special here too and prompt generation skips them).
+  const special = (t: number) => t === 3 || t === 5;
+  const added = tokens.flatMap((t, i) => (types && (special(types[i]) || types[i] === 4) ? [{ id: i, content: t, single_word: false, lstrip: false, rstrip: false, normalized: types[i] === 4, special: special(types[i]) }] : []));
   if (model === 'llama') return { tokenizer: spmTokenizer(g, meta, id, tokens, types, added), config: tokenConfig() };
   const pre = meta.str('tokenizer.ggml.pre') ?? 'default';
   const p = PRE_TOKENIZERS[pre];
