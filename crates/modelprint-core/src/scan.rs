@@ -20,14 +20,16 @@ use crate::{Error, SketchCollection};
 /// References per parallel work item.
 const CHUNK: usize = 256;
 
+/// A bounded best-first list of (score, model) — higher score first, lower index on ties.
+/// Shared with the two-stage engines in `similarity::sampled`.
 #[derive(Clone)]
-struct Top {
+pub(crate) struct Top {
     cap: usize,
-    items: Vec<(f32, u32)>,
+    pub(crate) items: Vec<(f32, u32)>,
 }
 
 impl Top {
-    fn new(cap: usize) -> Self {
+    pub(crate) fn new(cap: usize) -> Self {
         Top {
             cap,
             items: Vec::with_capacity(cap + 1),
@@ -38,7 +40,7 @@ impl Top {
         a.0 > b.0 || (a.0 == b.0 && a.1 < b.1)
     }
     #[inline]
-    fn push(&mut self, it: (f32, u32)) {
+    pub(crate) fn push(&mut self, it: (f32, u32)) {
         if self.cap == 0 {
             return;
         }

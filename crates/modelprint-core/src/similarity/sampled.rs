@@ -70,36 +70,7 @@ pub struct SampledStats {
     pub rescored: u64,
 }
 
-#[derive(Clone)]
-struct Top {
-    cap: usize,
-    items: Vec<(f32, u32)>,
-}
-
-impl Top {
-    fn new(cap: usize) -> Self {
-        Top {
-            cap,
-            items: Vec::with_capacity(cap + 1),
-        }
-    }
-    #[inline]
-    fn better(a: (f32, u32), b: (f32, u32)) -> bool {
-        a.0 > b.0 || (a.0 == b.0 && a.1 < b.1)
-    }
-    #[inline]
-    fn push(&mut self, it: (f32, u32)) {
-        if self.cap == 0 {
-            return;
-        }
-        if self.items.len() == self.cap && !Self::better(it, *self.items.last().unwrap()) {
-            return;
-        }
-        let pos = self.items.partition_point(|&x| Self::better(x, it));
-        self.items.insert(pos, it);
-        self.items.truncate(self.cap);
-    }
-}
+use crate::scan::Top;
 
 fn pool(threads: Option<usize>) -> Result<rayon::ThreadPool, Error> {
     let mut b = rayon::ThreadPoolBuilder::new();

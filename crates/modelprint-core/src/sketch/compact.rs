@@ -985,26 +985,7 @@ fn count_block(
             let v = if byte != 0 {
                 byte as u64
             } else {
-                let mut v = 0u64;
-                let mut shift = 0;
-                loop {
-                    let Some(&x) = bytes.get(pos) else {
-                        return Err(corrupt(q, "block ends inside a gap"));
-                    };
-                    pos += 1;
-                    v |= ((x & 0x7f) as u64) << shift;
-                    if x & 0x80 == 0 {
-                        break;
-                    }
-                    shift += 7;
-                    if shift > 28 {
-                        return Err(corrupt(q, "gap longer than 5 bytes"));
-                    }
-                }
-                if v < 256 {
-                    return Err(corrupt(q, "non-canonical gap"));
-                }
-                v
+                read_escaped_gap(bytes, &mut pos).map_err(|what| corrupt(q, what))?
             };
             base += v;
             if base > vocab {
@@ -1084,6 +1065,32 @@ mod simd {
     }
 }
 
+/// The escaped form of a gap (after its 0 byte): a LEB128 varint of at most 5 bytes whose
+/// value does not fit the one-byte form. `Err` names what is wrong; `pos` moves past it.
+#[inline]
+fn read_escaped_gap(bytes: &[u8], pos: &mut usize) -> Result<u64, &'static str> {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let Some(&x) = bytes.get(*pos) else {
+            return Err("block ends inside a gap");
+        };
+        *pos += 1;
+        v |= ((x & 0x7f) as u64) << shift;
+        if x & 0x80 == 0 {
+            break;
+        }
+        shift += 7;
+        if shift > 28 {
+            return Err("gap longer than 5 bytes");
+        }
+    }
+    if v < 256 {
+        return Err("non-canonical gap");
+    }
+    Ok(v)
+}
+
 /// Decodes one model's block; `Err((prompt, what))` on corrupt data.
 #[inline]
 fn decode_block<F: FnMut(usize, u32)>(
@@ -1109,26 +1116,7 @@ fn decode_block<F: FnMut(usize, u32)>(
             let v = if byte != 0 {
                 byte as u64
             } else {
-                let mut v = 0u64;
-                let mut shift = 0;
-                loop {
-                    let Some(&x) = bytes.get(pos) else {
-                        return Err(corrupt(q, "block ends inside a gap"));
-                    };
-                    pos += 1;
-                    v |= ((x & 0x7f) as u64) << shift;
-                    if x & 0x80 == 0 {
-                        break;
-                    }
-                    shift += 7;
-                    if shift > 28 {
-                        return Err(corrupt(q, "gap longer than 5 bytes"));
-                    }
-                }
-                if v < 256 {
-                    return Err(corrupt(q, "non-canonical gap"));
-                }
-                v
+                read_escaped_gap(bytes, &mut pos).map_err(|what| corrupt(q, what))?
             };
             let id = base + v - 1;
             if id >= vocab as u64 {
