@@ -2,6 +2,25 @@
 /* eslint-disable */
 
 /**
+ * A compact sketch index (`.mpsk` version 3), memory-mapped: delta-coded ids, a hashed
+ * sample for candidate search, per-model checksums.
+ */
+export declare class CompactSketchIndex {
+  /** Opens (maps) a compact index; checks its header, tables and sample. */
+  static open(path: string): CompactSketchIndex
+  get count(): number
+  get prompts(): number
+  get vocabSize(): number
+  get k(): number
+  get promptHash(): string
+  get modelIds(): Array<string>
+  /** The fraction of (prompt, id) pairs in the sample. */
+  get sampleRate(): number
+  /** 1 per failed model. */
+  get failed(): Uint8Array
+}
+
+/**
  * A collection of bottom-k sketches (many models × the same P prompts), in memory or
  * memory-mapped from a `.mpsk` file.
  */
@@ -76,6 +95,34 @@ export declare function bottomKRows(data: Float32Array, width: number, k: number
  */
 export declare function bottomKRowsSorted(data: Float32Array, width: number, k: number): Uint32Array
 
+/** Options of the two-stage engines. */
+export interface CompactOptions {
+  /** Default "overlap". */
+  metric?: MetricName
+  /** CPU threads (default: all cores). */
+  threads?: number
+  /**
+   * Candidates rescored exactly per model (default 64 for all pairs, 1000 for a query;
+   * at least `top`). The count of models − 1 makes the result exact.
+   */
+  candidates?: number
+  /** All pairs only: write `{"model", "neighbours"}` lines here (.jsonl) inside the task. */
+  outPath?: string
+}
+
+/**
+ * The `top` nearest models of the index to each query model: the index's sample scanned for
+ * the `candidates` best (default 1000), which are rescored exactly (the query anchored, as
+ * `similarityScanTopN`).
+ */
+export declare function compactQueryTopN(queries: SketchSet, top: number, index: CompactSketchIndex, options?: CompactOptions | undefined | null): Promise<NeighboursResult>
+
+/**
+ * All-pairs top-N of a compact index in two stages: candidates by sample count, then an
+ * exact rescore of each model's `candidates` best (never an n × n matrix).
+ */
+export declare function compactTopN(index: CompactSketchIndex, top: number, options?: CompactOptions | undefined | null): Promise<NeighboursResult>
+
 /** The CPU counting kernel. */
 export type CpuKernelName = 'auto' | 'sliced' | 'bitset' | 'merge'
 
@@ -96,6 +143,9 @@ export declare function errorCodes(): Array<string>
 
 /** input_output fingerprint (METHODS §3) from V and U, each row-major `d × n`. */
 export declare function ioFingerprint(v: Float64Array, u: Float64Array, d: number, n: number, n0: number): Float64Array
+
+/** True when the file is a compact index (`.mpsk` version 3). */
+export declare function isCompactSketchFile(path: string): boolean
 
 /** `|A ∩ B| / |A ∪ B|` of two ascending id lists. */
 export declare function jaccard(a: Uint32Array, b: Uint32Array): number
@@ -152,6 +202,9 @@ export declare function pinv(data: Float64Array, rows: number, cols: number): Fl
  * NaN where either set is missing. Their mean is what the engine reports for the pair.
  */
 export declare function promptScores(anchor: SketchSet, a: number, other: SketchSet, b: number, metric?: MetricName | undefined | null): Float64Array
+
+/** Writes `sketches` as a compact index (atomically); `sampleRate` default 1/128. */
+export declare function saveCompact(sketches: SketchSet, path: string, sampleRate?: number | undefined | null): void
 
 /** Options of [`similarity_scan_top_n`]. */
 export interface ScanOptions {
