@@ -109,7 +109,7 @@ describe('inference on the zoo', () => {
     await expectCode(mk('st-corrupt', { 'config.json': '{"model_type":"llama","vocab_size":8,"hidden_size":4,"num_hidden_layers":1,"num_attention_heads":1}', 'model.safetensors': 'x' }), 'corrupt_safetensors');
     await expectCode(
       mk('bnb', { 'config.json': '{"model_type":"llama","quantization_config":{"quant_method":"bitsandbytes","load_in_4bit":true}}', 'model.safetensors': 'x' }),
-      'unsupported_bitsandbytes',
+      'corrupt_safetensors',
     );
     await expectCode(path.join(work, 'does-not-exist'), 'not_found');
 

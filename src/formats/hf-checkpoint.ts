@@ -16,6 +16,7 @@ import { ModelError } from '../inference/errors.js';
 import { hubCacheDir, parseHubId, resolveHubId } from '../inference/hub.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { buildDecoderGraph, decoderSpec, type DecoderGraphOptions, type LoraSpec } from './hf-decoder.js';
+import { BNB_DEQUANT_FILE, isBitsandbytesConfig, openBnbCheckpoint, type DequantizedCheckpoint } from './quant-bnb.js';
 import { openCheckpoint, readSafetensorsHeader, type TensorEntry } from './safetensors.js';
 
 /** Bumped whenever the graph a checkpoint builds to changes. */
@@ -131,11 +132,11 @@ function openAdapter(dir: string, id: string): { adapter: Adapter; baseRef: stri
   };
 }
 
-/** What dequantizing each quant_method would take (issue 11 item 4: not done yet, so each is a coded error). */
+/** What dequantizing each quant_method would take (issue 11 item 4; bitsandbytes is dequantized by quant-bnb.ts, which names what its unsupported variants need). */
 const QUANT_NEEDS: Record<string, string> = {
   gptq: 'unpacking the int32-packed qweight / qzeros (8 four-bit values per int32) with the per-group scales and g_idx into float weights',
   awq: 'unpacking the int32-packed qweight / qzeros (AWQ interleaved nibble order) with the per-group scales into float weights',
-  bitsandbytes: 'the bitsandbytes NF4 / FP4 / LLM.int8() dequantizers (absmax blocks, quant_state)',
+  bitsandbytes: 'the bitsandbytes layout of its quantization_config (NF4 / FP4 with quant_state, or LLM.int8() with SCB)',
 };
 
 /** `unsupported_quantization` (or `unsupported_bitsandbytes`) naming the method and what running it would need. */
@@ -181,9 +182,16 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
   } catch (e) {
     throw new ModelError('load_failed', id, `${cfgFile} is not valid JSON (${messageOf(e)})`, 'fix or replace config.json');
   }
-  if (cfg.quantization_config) throw quantizationError(cfg.quantization_config as Record<string, unknown>, id);
+  // bitsandbytes (quant-bnb.ts): the quantized weights are dequantized to float32 into a file next to the graph.
+  let bnb: DequantizedCheckpoint | null = null;
+  if (cfg.quantization_config) {
+    const q = cfg.quantization_config as Record<string, unknown>;
+    if (typeof q !== 'object' || Array.isArray(q) || !isBitsandbytesConfig(q)) throw quantizationError(q, id);
+    const conv1d = cfg.model_type === 'gpt2' ? (n: string) => /\.(c_attn|c_proj|c_fc)\.weight$/.test(n) : undefined;
+    bnb = openBnbCheckpoint(weightsDir, q, id, { conv1d });
+  }
   const spec = decoderSpec(cfg, id);
-  const ckpt = openCheckpoint(weightsDir, id);
+  const ckpt = bnb ? bnb.ckpt : openCheckpoint(weightsDir, id);
   if (adapter) {
     ckpt.files.push(adapter.file);
     for (const [name, t] of adapter.overrides) {
@@ -232,17 +240,20 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
   const linksOk = () => real.every((f, i) => sameFile(path.join(graphDir, linkName(i)), f));
   if (fs.existsSync(onnxPath) && linksOk()) return { onnxPath, weightsDir, modelType: spec.arch, cached: true };
   const index = new Map(ckpt.files.map((f, i) => [f, i]));
+  const dequantName = (file: string): string | null => (bnb && file === bnb.dequantFile ? BNB_DEQUANT_FILE : null);
   const tmp = `${graphDir}.tmp-${process.pid}-${Date.now()}`;
   let linkError: unknown = null;
   try {
     fs.mkdirSync(tmp, { recursive: true });
     real.forEach((f, i) => fs.linkSync(f, path.join(tmp, linkName(i))));
-    fs.writeFileSync(path.join(tmp, 'model.onnx'), encode((file) => linkName(index.get(file)!)));
+    bnb?.write(path.join(tmp, BNB_DEQUANT_FILE));
+    fs.writeFileSync(path.join(tmp, 'model.onnx'), encode((file) => dequantName(file) ?? linkName(index.get(file)!)));
     fs.rmSync(graphDir, { recursive: true, force: true });
     fs.renameSync(tmp, graphDir);
     return { onnxPath, weightsDir, modelType: spec.arch, cached: false };
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
+    if (e instanceof ModelError) throw e;
     // Another process may have published the same graph meanwhile.
     if (fs.existsSync(onnxPath) && linksOk()) return { onnxPath, weightsDir, modelType: spec.arch, cached: true };
     linkError = e;
@@ -252,10 +263,19 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
     const side = path.join([...realDirs][0], `.modelprint-${key}.onnx`);
     if (fs.existsSync(side)) return { onnxPath: side, weightsDir, modelType: spec.arch, cached: true };
     const realOf = new Map(ckpt.files.map((f, i) => [f, real[i]]));
+    // bitsandbytes: the dequantized weights go next to the graph (written before it, so a graph found there has them).
+    const sideDequant = `.modelprint-${key}.${BNB_DEQUANT_FILE}`;
+    const sideTmp = path.join(path.dirname(side), `${sideDequant}.tmp-${process.pid}`);
     try {
-      writeFileAtomic(side, encode((file) => path.basename(realOf.get(file)!)));
+      if (bnb) {
+        bnb.write(sideTmp);
+        fs.renameSync(sideTmp, path.join(path.dirname(side), sideDequant));
+      }
+      writeFileAtomic(side, encode((file) => (dequantName(file) ? sideDequant : path.basename(realOf.get(file)!))));
       return { onnxPath: side, weightsDir, modelType: spec.arch, cached: false };
-    } catch {
+    } catch (e) {
+      fs.rmSync(sideTmp, { force: true });
+      if (e instanceof ModelError) throw e;
       // fall through to the error below
     }
   }

@@ -45,8 +45,24 @@ const EntrySchema = z.object({
 const corrupt = (id: string, file: string, msg: string): ModelError =>
   new ModelError('corrupt_safetensors', id, `${path.basename(file)}: ${msg}`, 'download the checkpoint again (the file is truncated or not a safetensors file)');
 
+/** A tensor of any safetensors dtype (quantized checkpoints: U8, I8, I32 …). */
+export interface RawTensorEntry extends Omit<TensorEntry, 'dtype'> {
+  dtype: string;
+}
+
 /** Parses one safetensors file's header; returns its tensors (offsets absolute). */
 export function readSafetensorsHeader(file: string, id = file): { tensors: TensorEntry[]; header: Buffer; size: number; mtimeMs: number } {
+  const h = readSafetensorsHeaderRaw(file, id);
+  for (const t of h.tensors) {
+    if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') {
+      throw new ModelError('unsupported_safetensors', id, `${path.basename(file)}: tensor "${t.name}" has dtype ${t.dtype}; only F32, F16 and BF16 checkpoints are supported`, 'quantized checkpoints (GPTQ/AWQ/bitsandbytes) need their full-precision base');
+    }
+  }
+  return h as { tensors: TensorEntry[]; header: Buffer; size: number; mtimeMs: number };
+}
+
+/** readSafetensorsHeader without the float dtype check: every dtype the format knows, each size checked against the file. */
+export function readSafetensorsHeaderRaw(file: string, id = file): { tensors: RawTensorEntry[]; header: Buffer; size: number; mtimeMs: number } {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');
@@ -75,7 +91,7 @@ export function readSafetensorsHeader(file: string, id = file): { tensors: Tenso
     if (!json || typeof json !== 'object' || Array.isArray(json)) throw corrupt(id, file, 'header is not a JSON object');
     const dataStart = 8 + n;
     const dataLen = size - dataStart;
-    const tensors: TensorEntry[] = [];
+    const tensors: RawTensorEntry[] = [];
     for (const [name, raw] of Object.entries(json as Record<string, unknown>)) {
       if (name === '__metadata__') continue;
       const parsed = EntrySchema.safeParse(raw);
@@ -87,9 +103,6 @@ export function readSafetensorsHeader(file: string, id = file): { tensors: Tenso
       const count = shape.reduce((a, b) => a * b, 1);
       if (!Number.isSafeInteger(count * elem) || count * elem !== end - begin) {
         throw corrupt(id, file, `tensor "${name}": ${end - begin} bytes for shape [${shape.join(', ')}] of ${dtype}`);
-      }
-      if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16') {
-        throw new ModelError('unsupported_safetensors', id, `${path.basename(file)}: tensor "${name}" has dtype ${dtype}; only F32, F16 and BF16 checkpoints are supported`, 'quantized checkpoints (GPTQ/AWQ/bitsandbytes) need their full-precision base');
       }
       tensors.push({ name, file, dtype, shape, offset: dataStart + begin, length: end - begin });
     }
@@ -131,11 +144,20 @@ export function checkpointFiles(dir: string, id: string): string[] {
 
 /** Opens the tensor directory of a checkpoint folder. */
 export function openCheckpoint(dir: string, id: string): Checkpoint {
+  return openCheckpointWith(dir, id, readSafetensorsHeader);
+}
+
+/** openCheckpoint with tensors of every dtype (quantized checkpoints: src/formats/quant-*.ts). */
+export function openCheckpointRaw(dir: string, id: string): { files: string[]; tensors: Map<string, RawTensorEntry>; fingerprint: string[] } {
+  return openCheckpointWith(dir, id, readSafetensorsHeaderRaw);
+}
+
+function openCheckpointWith<T extends RawTensorEntry>(dir: string, id: string, read: (file: string, id: string) => { tensors: T[]; header: Buffer; size: number; mtimeMs: number }): { files: string[]; tensors: Map<string, T>; fingerprint: string[] } {
   const files = checkpointFiles(dir, id);
-  const tensors = new Map<string, TensorEntry>();
+  const tensors = new Map<string, T>();
   const fingerprint: string[] = [];
   for (const f of files) {
-    const h = readSafetensorsHeader(f, id);
+    const h = read(f, id);
     fingerprint.push(`${path.basename(f)}:${h.size}:${h.mtimeMs}:${h.header.toString('utf8')}`);
     for (const t of h.tensors) {
       if (tensors.has(t.name)) throw corrupt(id, f, `tensor "${t.name}" appears in two shards`);

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { detectFormat, listOnnxCandidates, pickOnnxCandidate, variantOfFile, type ModelFormat, type OnnxVariantName, type OnnxVariantRequest } from './format.js';
 import { ModelError, type ModelErrorCode } from './errors.js';
-import { prepareSafetensors, quantizationError } from '../formats/hf-checkpoint.js';
+import { prepareSafetensors } from '../formats/hf-checkpoint.js';
 import { parseGgufQuantList, pickGgufFile, prepareGguf } from '../formats/gguf.js';
 import { DEFAULT_GGUF_ACTIVATIONS, GGUF_ACTIVATION_MODES, type GgufActivations } from '../formats/gguf-activations.js';
 import { ModelprintError } from '../errors.js';
@@ -141,8 +141,9 @@ export function resolveModel(
     }
   }
   const format = onnxPath ? 'onnx' : detectFormat(st.isFile() ? abs : dir);
-  if (!onnxPath && format === 'safetensors') {
-    // A transformers checkpoint or PEFT LoRA adapter: the graph is built from config.json (src/formats).
+  if (!onnxPath && (format === 'safetensors' || format === 'bitsandbytes')) {
+    // A transformers checkpoint or PEFT LoRA adapter: the graph is built from config.json (src/formats);
+    // bitsandbytes checkpoints are dequantized to float32 first (src/formats/quant-bnb.ts).
     const prepared = prepareSafetensors(dir, id, { adapterBase: opts.adapterBase, castAtUse: opts.castAtUse });
     const tokenizerPath =
       [opts.tokenizer ? path.resolve(opts.tokenizer) : null, path.join(dir, 'tokenizer.json'), path.join(prepared.weightsDir, 'tokenizer.json')].find(
@@ -153,7 +154,7 @@ export function resolveModel(
     return {
       id,
       dir: filesDir,
-      format: 'safetensors',
+      format,
       onnxPath: prepared.onnxPath,
       tokenizerPath,
       onnxVariant: null,
@@ -161,10 +162,6 @@ export function resolveModel(
       onnxVariants: [],
       hub: hub ? { repoId: hub.repoId, revision: hub.revision, ref: hub.ref } : null,
     };
-  }
-  if (!onnxPath && format === 'bitsandbytes') {
-    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as { quantization_config?: Record<string, unknown> };
-    throw quantizationError(cfg.quantization_config ?? { quant_method: 'bitsandbytes' }, id);
   }
   if (!onnxPath && format === 'gguf') {
     // GGUF: dequantized to float32 into the ONNX path (src/formats/gguf.ts); a folder of quants picks one file.
