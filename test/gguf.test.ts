@@ -582,9 +582,10 @@ describe('GPTQ / AWQ / bitsandbytes checkpoints', () => {
     return d;
   };
   it('each is detected and named, with what running it would need', async () => {
-    const gptq = await expectCode(mk('gptq', { quant_method: 'gptq', bits: 4, group_size: 128, desc_act: false }), 'unsupported_quantization', /GPTQ.*4-bit.*group size 128.*qweight/);
+    // GPTQ and AWQ GEMM run (test/quant.test.ts); their unsupported variants are named.
+    const gptq = await expectCode(mk('gptq', { quant_method: 'gptq', bits: 3, group_size: 128, desc_act: false }), 'unsupported_quantization', /GPTQ.*bits 3.*3-bit GPTQ values/);
     expect(gptq.hint).toMatch(/full-precision base|dequantize/);
-    await expectCode(mk('awq', { quant_method: 'awq', bits: 4, group_size: 128, version: 'gemm' }), 'unsupported_quantization', /AWQ.*4-bit.*qweight/);
+    await expectCode(mk('awq', { quant_method: 'awq', bits: 4, group_size: 128, version: 'gemv' }), 'unsupported_quantization', /AWQ.*"gemv"/);
     await expectCode(mk('bnb4', { quant_method: 'bitsandbytes', load_in_4bit: true, bnb_4bit_quant_type: 'nf4' }), 'unsupported_bitsandbytes', /BITSANDBYTES.*4-bit.*NF4/);
     await expectCode(mk('bnb8', { load_in_8bit: true }), 'unsupported_bitsandbytes', /8-bit/);
     await expectCode(mk('hqq', { quant_method: 'hqq' }), 'unsupported_quantization', /HQQ/);

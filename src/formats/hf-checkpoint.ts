@@ -17,6 +17,7 @@ import { hubCacheDir, parseHubId, resolveHubId } from '../inference/hub.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { buildDecoderGraph, decoderSpec, type DecoderGraphOptions, type LoraSpec } from './hf-decoder.js';
 import { BNB_DEQUANT_FILE, isBitsandbytesConfig, openBnbCheckpoint, type DequantizedCheckpoint } from './quant-bnb.js';
+import { parseQuantConfig, quantizedWeights } from './quant-gptq.js';
 import { openCheckpoint, readSafetensorsHeader, type TensorEntry } from './safetensors.js';
 
 /** Bumped whenever the graph a checkpoint builds to changes. */
@@ -132,10 +133,8 @@ function openAdapter(dir: string, id: string): { adapter: Adapter; baseRef: stri
   };
 }
 
-/** What dequantizing each quant_method would take (issue 11 item 4; bitsandbytes is dequantized by quant-bnb.ts, which names what its unsupported variants need). */
+/** What dequantizing each quant_method would take (GPTQ and AWQ: quant-gptq.ts, bitsandbytes: quant-bnb.ts; each names what its unsupported variants need). */
 const QUANT_NEEDS: Record<string, string> = {
-  gptq: 'unpacking the int32-packed qweight / qzeros (8 four-bit values per int32) with the per-group scales and g_idx into float weights',
-  awq: 'unpacking the int32-packed qweight / qzeros (AWQ interleaved nibble order) with the per-group scales into float weights',
   bitsandbytes: 'the bitsandbytes layout of its quantization_config (NF4 / FP4 with quant_state, or LLM.int8() with SCB)',
 };
 
@@ -182,16 +181,24 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
   } catch (e) {
     throw new ModelError('load_failed', id, `${cfgFile} is not valid JSON (${messageOf(e)})`, 'fix or replace config.json');
   }
-  // bitsandbytes (quant-bnb.ts): the quantized weights are dequantized to float32 into a file next to the graph.
+  // Quantized checkpoints: GPTQ / AWQ are dequantized in the graph (quant-gptq.ts); bitsandbytes
+  // to float32 into a file next to the graph (quant-bnb.ts); other methods: a coded error.
+  const qcfg = cfg.quantization_config as Record<string, unknown> | undefined;
   let bnb: DequantizedCheckpoint | null = null;
-  if (cfg.quantization_config) {
-    const q = cfg.quantization_config as Record<string, unknown>;
-    if (typeof q !== 'object' || Array.isArray(q) || !isBitsandbytesConfig(q)) throw quantizationError(q, id);
-    const conv1d = cfg.model_type === 'gpt2' ? (n: string) => /\.(c_attn|c_proj|c_fc)\.weight$/.test(n) : undefined;
-    bnb = openBnbCheckpoint(weightsDir, q, id, { conv1d });
+  let qspec: ReturnType<typeof parseQuantConfig> = null;
+  if (qcfg) {
+    if (typeof qcfg !== 'object' || Array.isArray(qcfg)) throw quantizationError(qcfg, id);
+    if (isBitsandbytesConfig(qcfg)) {
+      const conv1d = cfg.model_type === 'gpt2' ? (n: string) => /\.(c_attn|c_proj|c_fc)\.weight$/.test(n) : undefined;
+      bnb = openBnbCheckpoint(weightsDir, qcfg, id, { conv1d });
+    } else {
+      qspec = parseQuantConfig(qcfg, id);
+      if (!qspec) throw quantizationError(qcfg, id);
+    }
   }
   const spec = decoderSpec(cfg, id);
-  const ckpt = bnb ? bnb.ckpt : openCheckpoint(weightsDir, id);
+  const ckpt = bnb ? bnb.ckpt : openCheckpoint(weightsDir, id, { int32: qspec !== null });
+  const quant = qspec ? quantizedWeights(qspec, ckpt, id, spec.arch) : undefined;
   if (adapter) {
     ckpt.files.push(adapter.file);
     for (const [name, t] of adapter.overrides) {
@@ -209,7 +216,7 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
     .slice(0, 32);
   const encode = (location: (file: string) => string): Buffer => {
     const lora = adapter ? { ...adapter.lora, used: new Set<string>() } : undefined;
-    const graph = buildDecoderGraph(spec, ckpt, cfg, id, location, lora, undefined, { castAtUse: opts.castAtUse, headChunkBytes: opts.headChunkBytes });
+    const graph = buildDecoderGraph(spec, ckpt, cfg, id, location, lora, undefined, { castAtUse: opts.castAtUse, headChunkBytes: opts.headChunkBytes, quant });
     const unused = lora ? [...lora.modules.keys()].filter((m) => !lora.used.has(m)) : [];
     if (unused.length) {
       throw new ModelError('unsupported_safetensors', id, `LoRA on module ${unused[0]} is not supported (${unused.length} module(s) unused by the ${spec.arch} graph)`, 'merge the adapter with peft (merge_and_unload) and fingerprint the merged checkpoint');
@@ -253,6 +260,7 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
     return { onnxPath, weightsDir, modelType: spec.arch, cached: false };
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
+    // A checkpoint the graph builder refuses (a coded error) is not a placement problem.
     if (e instanceof ModelError) throw e;
     // Another process may have published the same graph meanwhile.
     if (fs.existsSync(onnxPath) && linksOk()) return { onnxPath, weightsDir, modelType: spec.arch, cached: true };

@@ -13,6 +13,7 @@
  *   weights, LayerNorm), gpt_neox (parallel residual, partial rotary, per-head interleaved
  *   fused qkv). RoPE scaling: default, linear, llama3.
  */
+import path from 'node:path';
 import { DataType, GraphBuilder } from '../zoo/onnx/graph.js';
 import { causalMask, decoderInputs, decoderOutputs, maskBias } from '../zoo/onnx/decoder-io.js';
 import { ModelError } from '../inference/errors.js';
@@ -191,7 +192,7 @@ export function decoderSpec(cfg: Raw, model: string): DecoderSpec {
   };
 }
 
-const DTYPE_ID = { F32: DataType.FLOAT, F16: DataType.FLOAT16, BF16: DataType.BFLOAT16 } as const;
+const DTYPE_ID = { F32: DataType.FLOAT, F16: DataType.FLOAT16, BF16: DataType.BFLOAT16, I32: DataType.INT32 } as const;
 
 /** LoRA pairs by module name (e.g. model.layers.0.self_attn.q_proj): y += scale · (x Aᵀ) Bᵀ. */
 export interface LoraSpec {
@@ -212,6 +213,19 @@ export interface DecoderGraphOptions {
   castAtUse?: boolean;
   /** Cast-at-use head: bytes of float32 per vocabulary chunk (default 16 MiB). */
   headChunkBytes?: number;
+  /** Packed (GPTQ / AWQ) linear weights, dequantized in the graph (src/formats/quant-gptq.ts). */
+  quant?: QuantizedWeights;
+}
+
+/** The float32 weights of a checkpoint's packed linear layers, as graph nodes. */
+export interface QuantizedWeights {
+  /** Whether `name` (e.g. model.layers.0.mlp.up_proj.weight) is stored packed. */
+  has(name: string): boolean;
+  /**
+   * `name` as float32 [out, in] (shape); `defer(ext)` makes an initializer wait for the
+   * activation it multiplies (cast at use).
+   */
+  weight(g: GraphBuilder, name: string, shape: number[], location: (file: string) => string, defer?: (ext: string) => string): string;
 }
 
 /** 16 MiB: under glibc's largest mmap threshold, so freed chunks are reused rather than unmapped and faulted in again. */
@@ -244,9 +258,12 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
 
   // Weight names: gpt2 checkpoints come with or without the "transformer." prefix.
   const prefix = arch === 'gpt2' ? (ckpt.tensors.has('transformer.wte.weight') ? 'transformer.' : '') : arch === 'gpt_neox' ? 'gpt_neox.' : 'model.';
-  const has = (name: string) => ckpt.tensors.has(name);
+  const quant = opts.quant;
+  const packed = (name: string) => !ckpt.tensors.has(name) && quant?.has(name) === true;
+  const has = (name: string) => ckpt.tensors.has(name) || packed(name);
   const tensor = (name: string, shape?: number[]): TensorEntry => {
     const t: TensorEntry | undefined = ckpt.tensors.get(name);
+    if (t && t.dtype === 'I32') throw new ModelError('unsupported_safetensors', model, `${path.basename(t.file)}: tensor "${name}" has dtype I32 where float weights belong`, 'the checkpoint is not in the layout its quantization_config describes');
     if (!t) throw new ModelError('load_failed', model, `the checkpoint has no tensor "${name}" (model_type ${arch})`, 'the checkpoint is incomplete or not in the transformers layout');
     if (shape && (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))) {
       throw new ModelError('load_failed', model, `tensor "${name}" has shape [${t.shape.join(', ')}], config.json implies [${shape.join(', ')}]`, 'config.json does not belong to these weights');
@@ -269,18 +286,28 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
   // shape computed from the activation it multiplies, [0, 0] = "keep both dims": the
   // Cast waits for that activation, and its float32 output is freed after its one use.
   const after = new Map<string, string>();
-  const castAfter = (ext: string, use: string): string => {
+  /** A 2-D initializer as a view that waits for `use`. */
+  const deferTo = (ext: string, use: string): string => {
     let keep = after.get(use);
     if (!keep) {
       keep = g.op('Mul', [g.op('Shape', [use]), g.int64([0], [])]);
       after.set(use, keep);
     }
-    return g.op('Cast', [g.op('Reshape', [ext, keep])], { to: F });
+    return g.op('Reshape', [ext, keep]);
   };
+  const castAfter = (ext: string, use: string): string => g.op('Cast', [deferTo(ext, use)], { to: F });
   const lazy = (t: TensorEntry) => opts.castAtUse === true && t.dtype !== 'F32' && t.shape.length === 2;
   const loaded = new Map<string, string>();
   /** A float32 weight; `use` is the activation it multiplies (for cast at use). */
   const weight = (name: string, shape?: number[], use?: string): string => {
+    if (packed(name) && shape) {
+      const hit = loaded.get(name);
+      if (hit) return hit;
+      const defer = use && opts.castAtUse === true ? (ext: string) => deferTo(ext, use) : undefined;
+      const out = quant!.weight(g, name, shape, location, defer);
+      if (!defer) loaded.set(name, out);
+      return out;
+    }
     const t = tensor(name, shape);
     if (use && lazy(t)) return castAfter(raw(t), use);
     const hit = loaded.get(name);
@@ -297,6 +324,7 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
   };
   /** x · headᵀ; a cast-at-use head is split into vocabulary chunks, each cast right before its product. */
   const headProduct = (x: string, name: string): string => {
+    if (packed(name)) return g.op('Gemm', [x, weight(name, [V, E], x)], { transB: 1 });
     const t = tensor(name, [V, E]);
     if (!lazy(t)) return g.op('Gemm', [x, weight(name, [V, E])], { transB: 1 });
     const rowBytes = (t.length / V) | 0;
@@ -516,7 +544,9 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
   // every row ends there), and the head is the largest product of a prompt's pass.
   const lastPos = g.op('Gather', [g.op('Reshape', [x, g.op('Concat', [bs, g.int64([E])], { axis: 0 })]), g.int64([-1], [])], { axis: 1 });
   const hidden = norm(lastPos, finalNorm);
-  const headName = arch === 'gpt_neox' ? 'embed_out.weight' : 'lm_head.weight';
+  // GPT-NeoX's head is embed_out in transformers' saved checkpoints, lm_head in transformers 5's
+  // module tree (what gptqmodel saves).
+  const headName = arch === 'gpt_neox' && !has('lm_head.weight') ? 'embed_out.weight' : 'lm_head.weight';
   const embName = arch === 'gpt2' ? `${prefix}wte.weight` : arch === 'gpt_neox' ? 'gpt_neox.embed_in.weight' : 'model.embed_tokens.weight';
   // A head that is not in the checkpoint is tied to the embedding (as transformers does).
   const headWeight = has(headName) ? headName : embName;

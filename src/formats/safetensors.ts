@@ -11,7 +11,8 @@ import { ModelError } from '../inference/errors.js';
 import { cacheRepoOf } from '../inference/hub.js';
 import { confinedPath } from '../util/paths.js';
 
-export type StDtype = 'F32' | 'F16' | 'BF16';
+/** I32 only in quantized checkpoints (GPTQ / AWQ packed weights and g_idx). */
+export type StDtype = 'F32' | 'F16' | 'BF16' | 'I32';
 
 const ELEM_SIZE: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1, F8_E4M3: 1, F8_E5M2: 1, U16: 2, U32: 4, U64: 8 };
 
@@ -51,17 +52,17 @@ export interface RawTensorEntry extends Omit<TensorEntry, 'dtype'> {
 }
 
 /** Parses one safetensors file's header; returns its tensors (offsets absolute). */
-export function readSafetensorsHeader(file: string, id = file): { tensors: TensorEntry[]; header: Buffer; size: number; mtimeMs: number } {
+export function readSafetensorsHeader(file: string, id = file, opts: { int32?: boolean } = {}): { tensors: TensorEntry[]; header: Buffer; size: number; mtimeMs: number } {
   const h = readSafetensorsHeaderRaw(file, id);
   for (const t of h.tensors) {
-    if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16') {
+    if (t.dtype !== 'F32' && t.dtype !== 'F16' && t.dtype !== 'BF16' && !(t.dtype === 'I32' && opts.int32)) {
       throw new ModelError('unsupported_safetensors', id, `${path.basename(file)}: tensor "${t.name}" has dtype ${t.dtype}; only F32, F16 and BF16 checkpoints are supported`, 'quantized checkpoints (GPTQ/AWQ/bitsandbytes) need their full-precision base');
     }
   }
   return h as { tensors: TensorEntry[]; header: Buffer; size: number; mtimeMs: number };
 }
 
-/** readSafetensorsHeader without the float dtype check: every dtype the format knows, each size checked against the file. */
+/** readSafetensorsHeader without the dtype check: every dtype the format knows, each size checked against the file. */
 export function readSafetensorsHeaderRaw(file: string, id = file): { tensors: RawTensorEntry[]; header: Buffer; size: number; mtimeMs: number } {
   let fd: number;
   try {
@@ -143,8 +144,8 @@ export function checkpointFiles(dir: string, id: string): string[] {
 }
 
 /** Opens the tensor directory of a checkpoint folder. */
-export function openCheckpoint(dir: string, id: string): Checkpoint {
-  return openCheckpointWith(dir, id, readSafetensorsHeader);
+export function openCheckpoint(dir: string, id: string, opts: { int32?: boolean } = {}): Checkpoint {
+  return openCheckpointWith(dir, id, (f, i) => readSafetensorsHeader(f, i, opts));
 }
 
 /** openCheckpoint with tensors of every dtype (quantized checkpoints: src/formats/quant-*.ts). */

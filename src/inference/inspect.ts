@@ -6,12 +6,15 @@ import { detectFormat, type OnnxVariantRequest } from './format.js';
 import { locateModel, resolveModel, type ModelFiles } from './resolve.js';
 import { CausalLM } from './session.js';
 import { messageOf } from '../errors.js';
+import { quantLabel } from '../formats/quant-gptq.js';
 import type { DeviceRequest } from './device.js';
 
 export interface ModelInspection {
   path: string;
   id: string;
   format: string;
+  /** config.json's quantization_config in one line (e.g. "gptq 4-bit group 32 sym (format gptq)"), else null. */
+  quantization: string | null;
   /** Hugging Face cache provenance (a Hub id or a cache folder), else null. */
   repo_id: string | null;
   revision: string | null;
@@ -40,6 +43,15 @@ export interface ModelInspection {
   runs: boolean;
   device: string | null;
   error: { code: string; message: string; hint?: string } | null;
+}
+
+function quantizationOf(dir: string): string | null {
+  try {
+    const cfg = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    return quantLabel(cfg.quantization_config);
+  } catch {
+    return null;
+  }
 }
 
 function finite(a: Float32Array): boolean {
@@ -100,6 +112,7 @@ export async function inspectModel(
     path: target,
     id,
     format: files?.format ?? (dir ? detectFormat(dir) : 'unknown'),
+    quantization: dir ? quantizationOf(dir) : null,
     repo_id: hub?.repoId ?? null,
     revision: hub?.revision ?? null,
     model_type: config?.modelType ?? null,

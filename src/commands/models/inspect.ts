@@ -52,7 +52,7 @@ export default class ModelsInspect extends BaseCommand<typeof ModelsInspect> {
         ['field', 'value'],
         [
           ['path', r.path],
-          ['format', r.format],
+          ['format', r.quantization ? `${r.format} (${r.quantization})` : r.format],
           ['hub repo / revision', r.repo_id ? `${r.repo_id} @ ${r.revision}` : '-'],
           ['model type', r.model_type],
           ['architecture', r.architecture],

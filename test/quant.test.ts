@@ -1,0 +1,265 @@
+/**
+ * GPTQ and AWQ checkpoints against the library that wrote them: the fixtures were
+ * quantized and saved by gptqmodel and their reference logits computed by transformers
+ * loading them (tools/gen_quant_fixtures.py, test/fixtures/quant/README.md); nothing here
+ * needs Python.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { CausalLM } from '../src/inference/session.js';
+import { ModelError } from '../src/inference/errors.js';
+import { readCsvFile } from '../src/util/csv.js';
+import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
+
+const FIX = path.join(ROOT, 'test', 'fixtures', 'quant');
+const HF = path.join(ROOT, 'test', 'fixtures', 'hf');
+
+interface Reference {
+  gptqmodel: string;
+  prompts: string[];
+  prompt_ids: number[][];
+  models: Record<string, { base: string; method: string; quantization_config: Record<string, unknown>; kernel: string; logits: number[][]; logits_dequantized: number[][] }>;
+}
+const ref = JSON.parse(fs.readFileSync(path.join(FIX, 'reference.json'), 'utf8')) as Reference;
+const hfRef = JSON.parse(fs.readFileSync(path.join(HF, 'reference.json'), 'utf8')) as { models: Record<string, { logits: number[][] }> };
+
+/**
+ * max |diff| ≤ TOLERANCE × the reference logit range. Against transformers running the
+ * checkpoint with gptqmodel's CPU kernel (half-precision arithmetic inside): the f32 bar,
+ * 1e-3. Against the library's own dequantizer run in float32 (then transformers in
+ * float32): EXACT, since both sides compute scale · (q − zero) in float32.
+ */
+const TOLERANCE = 1e-3;
+const EXACT = 1e-5;
+
+let cache: string;
+let work: string;
+beforeAll(() => {
+  cache = tmpDir('modelprint-quantcache-');
+  work = tmpDir('modelprint-quant-');
+  process.env.MODELPRINT_CACHE_DIR = cache;
+});
+
+function bottomK(logits: ArrayLike<number>, k: number): Set<number> {
+  const idx = Array.from({ length: logits.length }, (_, i) => i);
+  idx.sort((a, b) => logits[a] - logits[b] || a - b);
+  return new Set(idx.slice(0, k));
+}
+const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
+  return d;
+};
+
+async function expectCode(dir: string, code: string, text?: RegExp): Promise<ModelError> {
+  const err = await CausalLM.open(dir, { device: 'cpu' }).then(
+    async (lm) => {
+      await lm.release();
+      return null;
+    },
+    (e: unknown) => e,
+  );
+  expect(err, `expected ${code} for ${dir}`).toBeInstanceOf(ModelError);
+  expect((err as ModelError).modelCode, (err as Error).message).toBe(code);
+  if (text) expect((err as Error).message).toMatch(text);
+  return err as ModelError;
+}
+
+describe('GPTQ / AWQ checkpoints match gptqmodel + transformers', () => {
+  const names = Object.keys(ref.models);
+  it('covers the variants the libraries write', () => {
+    const q = names.map((n) => ({ n, ...ref.models[n].quantization_config }) as Record<string, unknown>);
+    const gptq = q.filter((c) => c.quant_method === 'gptq');
+    const awq = q.filter((c) => c.quant_method === 'awq');
+    for (const bits of [2, 4, 8]) expect(gptq.some((c) => c.bits === bits), `gptq ${bits}-bit`).toBe(true);
+    for (const v of [true, false]) {
+      expect(gptq.some((c) => c.sym === v), `sym ${v}`).toBe(true);
+      expect(gptq.some((c) => c.desc_act === v), `desc_act ${v}`).toBe(true);
+    }
+    for (const gs of [-1, 32, 64, 128]) expect(gptq.some((c) => c.group_size === gs), `group_size ${gs}`).toBe(true);
+    expect(new Set(gptq.map((c) => c.checkpoint_format ?? c.format))).toEqual(new Set(['gptq', 'gptq_v2']));
+    // a quantized head, which gptqmodel writes as a per-module `dynamic` override (8-bit lm_head)
+    expect(gptq.some((c) => c.lm_head === true && c.dynamic && typeof c.dynamic === 'object')).toBe(true);
+    // gptqmodel's AWQ: sym writes zero_point false (qzeros all 8), asym zero_point true
+    expect(new Set(awq.map((c) => c.zero_point))).toEqual(new Set([true, false]));
+    expect(awq.every((c) => (c.version ?? c.format) === 'gemm')).toBe(true);
+    expect(new Set(names.map((n) => ref.models[n].base))).toEqual(new Set(['llama', 'qwen2', 'gpt_neox']));
+  });
+
+  for (const name of names) {
+    it(`${name}: last-position logits and bottom-k sets`, async () => {
+      const m = ref.models[name];
+      const lm = await CausalLM.open(path.join(FIX, name), { device: 'cpu' });
+      expect(lm.files.format).toBe('safetensors');
+      const V = m.logits[0].length;
+      const k = Math.min(2000, Math.floor(V / 4));
+      for (let p = 0; p < ref.prompts.length; p++) {
+        const { logits, width } = await lm.lastLogits([ref.prompt_ids[p]]);
+        expect(width).toBe(V);
+        const r = m.logits[p];
+        const range = Math.max(...r) - Math.min(...r);
+        expect(range).toBeGreaterThan(1);
+        const diff = maxDiff(logits, r);
+        const exact = maxDiff(logits, m.logits_dequantized[p]);
+        if (process.env.QUANT_DIFFS) console.log(`DIFF ${name} ${p} kernel ${(diff / range).toExponential(2)} dequantized ${(exact / range).toExponential(2)}`);
+        expect(diff, `${name} prompt ${p}: max |diff| ${diff} vs range ${range} (${m.kernel})`).toBeLessThanOrEqual(TOLERANCE * range);
+        expect(exact, `${name} prompt ${p}: max |diff| ${exact} vs the library's float32 dequantization`).toBeLessThanOrEqual(EXACT * range);
+        // Bottom-k against the float32 dequantization: the kernel's half-precision noise
+        // (≈ 2e-4 × range) can swap a near-tie at the k-th place (one of 128 = 0.8 %).
+        const a = bottomK(logits, k);
+        const b = bottomK(m.logits_dequantized[p], k);
+        const agree = [...a].filter((x) => b.has(x)).length / k;
+        expect(agree, `${name} prompt ${p}: bottom-${k} agreement`).toBeGreaterThanOrEqual(0.995);
+      }
+      await lm.release();
+    });
+  }
+
+  it('the quantized logits differ from the float base (the checkpoints are really quantized)', () => {
+    for (const name of names) {
+      const m = ref.models[name];
+      expect(maxDiff(m.logits[0], hfRef.models[m.base].logits[0]), name).toBeGreaterThan(1e-3);
+    }
+  });
+
+  it('--low-memory (dequantized right before use) gives the same logits', async () => {
+    const name = names.find((n) => ref.models[n].quantization_config.desc_act === true)!;
+    const dir = path.join(FIX, name);
+    const a = await CausalLM.open(dir, { device: 'cpu' });
+    const b = await CausalLM.open(dir, { device: 'cpu', lowMemory: true });
+    const x = await a.lastLogits([ref.prompt_ids[0]]);
+    const y = await b.lastLogits([ref.prompt_ids[0]]);
+    expect(maxDiff(x.logits, y.logits)).toBeLessThan(1e-5);
+    await a.release();
+    await b.release();
+  });
+});
+
+/** Rewrites a safetensors header (same data section); `edit` may change dtype / shape of equal byte size. */
+function rewriteHeader(file: string, edit: (j: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>) => void): void {
+  const b = fs.readFileSync(file);
+  const n = Number(b.readBigUInt64LE(0));
+  const j = JSON.parse(b.subarray(8, 8 + n).toString('utf8'));
+  edit(j);
+  const h = Buffer.from(JSON.stringify(j), 'utf8');
+  const len = Buffer.alloc(8);
+  len.writeBigUInt64LE(BigInt(h.length));
+  fs.writeFileSync(file, Buffer.concat([len, h, b.subarray(8 + n)]));
+}
+
+describe('hostile and unsupported GPTQ / AWQ checkpoints', () => {
+  const gptqName = () => Object.keys(ref.models).find((n) => ref.models[n].method === 'gptq' && ref.models[n].base === 'llama' && ref.models[n].quantization_config.bits === 4)!;
+  const awqName = () => Object.keys(ref.models).find((n) => ref.models[n].method === 'awq')!;
+  let n = 0;
+  const mk = (src: string, edit: (dir: string) => void): string => {
+    const d = path.join(work, `case-${n++}`);
+    fs.cpSync(path.join(FIX, src), d, { recursive: true });
+    edit(d);
+    return d;
+  };
+  const editConfig = (d: string, f: (q: Record<string, unknown>) => void) => {
+    const file = path.join(d, 'config.json');
+    const c = JSON.parse(fs.readFileSync(file, 'utf8')) as { quantization_config: Record<string, unknown> };
+    f(c.quantization_config);
+    fs.writeFileSync(file, JSON.stringify(c));
+  };
+  const st = (d: string) => path.join(d, 'model.safetensors');
+  const T = 'model.layers.0.mlp.up_proj';
+
+  it('qweight / qzeros / scales shapes are checked against config.json and each other, naming the tensor', async () => {
+    const qw = mk(gptqName(), (d) =>
+      rewriteHeader(st(d), (j) => {
+        const [r, c] = j[`${T}.qweight`].shape;
+        j[`${T}.qweight`].shape = [r * 2, c / 2];
+      }),
+    );
+    await expectCode(qw, 'corrupt_safetensors', new RegExp(`"${T}\\.qweight" has shape .* implies`));
+    const sc = mk(gptqName(), (d) =>
+      rewriteHeader(st(d), (j) => {
+        const [r, c] = j[`${T}.scales`].shape;
+        j[`${T}.scales`].shape = [c, r];
+      }),
+    );
+    await expectCode(sc, 'corrupt_safetensors', new RegExp(`"${T}\\.scales" has shape`));
+    // 8 bits in config.json for 4-bit tensors: qweight has half the rows it should
+    const bits = mk(gptqName(), (d) => editConfig(d, (q) => (q.bits = 8)));
+    await expectCode(bits, 'corrupt_safetensors', /qweight" has shape .* gptq 8-bit/);
+    const gs = mk(awqName(), (d) => editConfig(d, (q) => (q.group_size = 16)));
+    await expectCode(gs, 'corrupt_safetensors', /qzeros" has shape|scales" has shape/);
+    const dt = mk(gptqName(), (d) => rewriteHeader(st(d), (j) => (j[`${T}.qweight`].dtype = 'F32')));
+    await expectCode(dt, 'corrupt_safetensors', new RegExp(`"${T}\\.qweight" has dtype F32, GPTQ stores I32`));
+    // gptqmodel's per-module dynamic overrides: 8 bits for up_proj, whose tensors are 4-bit
+    const dyn = mk(gptqName(), (d) => editConfig(d, (q) => (q.dynamic = { 'lm_head': { bits: 8 }, '+:.*\\.up_proj': { bits: 8, group_size: 32 } })));
+    await expectCode(dyn, 'corrupt_safetensors', new RegExp(`"${T}\\.qweight" has shape .*8-bit group 32 by dynamic "\\+:\\.\\*\\\\\\.up_proj"`));
+    const redos = mk(gptqName(), (d) => editConfig(d, (q) => (q.dynamic = { '-:(model|layers+)+x': {} })));
+    await expectCode(redos, 'load_failed', /dynamic pattern "\(model\|layers\+\)\+x" nests quantifiers/);
+    const missing = mk(gptqName(), (d) => rewriteHeader(st(d), (j) => delete j[`${T}.g_idx`]));
+    await expectCode(missing, 'load_failed', new RegExp(`no tensor "${T}\\.g_idx"`));
+  });
+
+  it('g_idx values are checked against the number of groups', async () => {
+    const d = mk(gptqName(), (dir) => {
+      const b = fs.readFileSync(st(dir));
+      const n = Number(b.readBigUInt64LE(0));
+      const j = JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
+      b.writeInt32LE(99, 8 + n + j[`${T}.g_idx`].data_offsets[0] + 4 * 5);
+      fs.writeFileSync(st(dir), b);
+    });
+    await expectCode(d, 'corrupt_safetensors', new RegExp(`"${T}\\.g_idx" row 5 names group 99, outside \\[0, 2\\)`));
+  });
+
+  it('unsupported bits, formats and versions keep a coded error naming what would be needed', async () => {
+    await expectCode(mk(gptqName(), (d) => editConfig(d, (q) => (q.bits = 3))), 'unsupported_quantization', /3-bit GPTQ values, which straddle int32 words/);
+    await expectCode(mk(gptqName(), (d) => editConfig(d, (q) => (q.bits = 6))), 'unsupported_quantization', /6-bit GPTQ unpacker/);
+    await expectCode(mk(gptqName(), (d) => editConfig(d, (q) => ((q.checkpoint_format = 'marlin'), (q.format = 'marlin')))), 'unsupported_quantization', /checkpoint_format "marlin".*marlin weight layout/);
+    await expectCode(mk(gptqName(), (d) => editConfig(d, (q) => (q.pack_dtype = 'int16'))), 'unsupported_quantization', /pack_dtype int16/);
+    await expectCode(mk(gptqName(), (d) => editConfig(d, (q) => (q.dynamic = { '.*down_proj.*': { bits: 3 } }))), 'unsupported_quantization', /dynamic override ".\*down_proj\.\*" sets bits 3/);
+    await expectCode(mk(awqName(), (d) => editConfig(d, (q) => ((q.version = 'gemv'), (q.format = 'gemv'), (q.checkpoint_format = 'gemv')))), 'unsupported_quantization', /AWQ checkpoint in version "gemv".*gemm/);
+    await expectCode(mk(gptqName(), (d) => editConfig(d, (q) => (q.quant_method = 'hqq'))), 'unsupported_quantization', /HQQ/);
+    // GPT-2 (Conv1D): no library loads gptqmodel's GPT-2 checkpoints to check against
+    const gpt2 = path.join(work, 'gpt2-gptq');
+    fs.cpSync(path.join(HF, 'gpt2'), gpt2, { recursive: true });
+    const cfgFile = path.join(gpt2, 'config.json');
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...JSON.parse(fs.readFileSync(cfgFile, 'utf8')), quantization_config: { quant_method: 'gptq', bits: 4, group_size: 32 } }));
+    await expectCode(gpt2, 'unsupported_quantization', /GPTQ checkpoint of model_type gpt2.*Conv1D/);
+  });
+
+  it('a GPTQ config.json over float weights is named, not run as if quantized', async () => {
+    const d = path.join(work, 'float-with-gptq-config');
+    fs.cpSync(path.join(HF, 'llama'), d, { recursive: true });
+    const file = path.join(d, 'config.json');
+    fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), quantization_config: { quant_method: 'gptq', bits: 4, group_size: 32 } }));
+    await expectCode(d, 'load_failed', /no tensor of the checkpoint is packed/);
+  });
+});
+
+describe('GPTQ / AWQ through the CLI', () => {
+  it('models inspect shows the format and the quantization', () => {
+    const name = Object.keys(ref.models).find((n) => ref.models[n].method === 'gptq')!;
+    const r = runCli(['models', 'inspect', path.join(FIX, name), '--json'], { env: { MODELPRINT_CACHE_DIR: cache } });
+    expect(r.code, r.stderr).toBe(0);
+    const j = parseJson<{ format: string; quantization: string; runs: boolean; logits_width: number }>(r);
+    expect(j).toMatchObject({ format: 'safetensors', runs: true, logits_width: 512 });
+    expect(j.quantization).toMatch(/^gptq \d-bit group/);
+  });
+
+  it('lineage finds each quantization derived from its float base', () => {
+    const out = path.join(work, 'lineage.csv');
+    const llamaQ = Object.keys(ref.models).filter((n) => ref.models[n].base === 'llama');
+    const derived = [...llamaQ.map((n) => path.join(FIX, n)), path.join(HF, 'qwen2'), path.join(HF, 'gpt2')];
+    const r = runCli(
+      ['lineage', '--base', path.join(HF, 'llama'), '--derived', ...derived, '--output', out, '--registry-write', 'off', '--json', '--num-prompts', '3', '--k', '128', '--prefix-len', '4', '--total-len', '16', '--progress', 'none'],
+      { env: { MODELPRINT_CACHE_DIR: cache } },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(parseJson<{ ok: number; failed: number }>(r)).toMatchObject({ ok: derived.length, failed: 0 });
+    const rows = readCsvFile(out).rows;
+    const score = (p: string) => Number(rows.find((x) => x.derived_model_name === p)?.avg_overlap_ratio);
+    const unrelated = Math.max(score(path.join(HF, 'qwen2')), score(path.join(HF, 'gpt2')));
+    for (const n of llamaQ) {
+      const s = score(path.join(FIX, n));
+      expect(s, n).toBeGreaterThan(unrelated + 0.2);
+    }
+  });
+});
