@@ -8,7 +8,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CausalLM } from '../src/inference/session.js';
 import { ModelError } from '../src/inference/errors.js';
-import { roundBf16, roundF16 } from '../src/formats/quant-bnb.js';
+import { halfBytes, roundBf16, roundF16 } from '../src/formats/quant-bnb.js';
 import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
 
@@ -159,12 +159,33 @@ describe('bitsandbytes checkpoints match transformers + bitsandbytes', () => {
     }
   });
 
-  it('--low-memory (cast at use of the bfloat16 tensors) gives the same logits', async () => {
-    const m = ref.models['qwen2-nf4-bf16'];
-    const lm = await CausalLM.open(path.join(FIX, 'qwen2-nf4-bf16'), { device: 'cpu', lowMemory: true });
-    const { logits } = await lm.lastLogits([ref.prompt_ids[1]]);
-    await lm.release();
-    expect(maxDiff(logits, m.logits[1])).toBeLessThan(TOLERANCE * range(m.logits[1]));
+  it('writes the dequantized weights in the quant_state dtype: 2 bytes per weight for bfloat16 / float16, 4 for float32 and LLM.int8()', async () => {
+    const perWeight: Record<string, number> = { 'qwen2-nf4-bf16': 2, 'qwen2-fp4-f16': 2, 'qwen2-nf4-dq': 4, 'qwen2-int8': 4 };
+    for (const [name, bytes] of Object.entries(perWeight)) {
+      const lm = await CausalLM.open(path.join(FIX, name), { device: 'cpu' });
+      await lm.release();
+      const st = fs.readFileSync(path.join(FIX, name, 'model.safetensors'));
+      const h = JSON.parse(st.subarray(8, 8 + Number(st.readBigUInt64LE(0))).toString('utf8')) as Record<string, { dtype: string; shape: number[] }>;
+      // The quantized weights: packed uint8 ([n/2, 1], 4-bit) or int8 ([out, in]).
+      let n = 0;
+      for (const [k, t] of Object.entries(h)) if (/\.weight$/.test(k) && (t.dtype === 'U8' || t.dtype === 'I8')) n += t.shape.reduce((a, b) => a * b, 1) * (t.dtype === 'U8' ? 2 : 1);
+      const size = fs.statSync(path.join(path.dirname(lm.files.onnxPath!), 'bnb-dequantized.bin')).size;
+      expect(n).toBeGreaterThan(0);
+      // Each tensor starts at a multiple of 64 bytes.
+      expect(size, name).toBeGreaterThanOrEqual(n * bytes);
+      expect(size, name).toBeLessThan(n * bytes + 64 * 40);
+    }
+  });
+
+  it('--low-memory (each weight dequantized right before its use) gives the same logits, for every variant', async () => {
+    for (const name of quantized) {
+      const m = ref.models[name];
+      const lm = await CausalLM.open(path.join(FIX, name), { device: 'cpu', lowMemory: true });
+      const { logits } = await lm.lastLogits([ref.prompt_ids[1]]);
+      await lm.release();
+      const diff = maxDiff(logits, m.logits[1]);
+      expect(diff, `${name}: max |diff| ${diff}`).toBeLessThanOrEqual(TOLERANCE * range(m.logits[1]));
+    }
   });
 
   it('rounds to float16 / bfloat16 as torch does (ties to even, subnormals, overflow)', () => {
@@ -177,6 +198,14 @@ describe('bitsandbytes checkpoints match transformers + bitsandbytes', () => {
     expect(roundBf16(Math.fround(0.1))).toBe(0.10009765625);
     expect(roundBf16(1 + 2 ** -8)).toBe(1); // tie → even
     expect(roundBf16(1 + 3 * 2 ** -8)).toBe(1 + 2 ** -6);
+  });
+
+  it('writes rounded values as their float16 / bfloat16 bits (normals, subnormals, signed zero, the largest half)', () => {
+    const bits = (b: Buffer) => Array.from({ length: b.length / 2 }, (_, i) => b.readUInt16LE(2 * i));
+    const h = [1, -(2 ** -14), 2 ** -24, -3 * 2 ** -24, 65504, 0, -0, roundF16(Math.fround(0.1))];
+    expect(bits(halfBytes(Float32Array.from(h), 'F16'))).toEqual([0x3c00, 0x8400, 0x0001, 0x8003, 0x7bff, 0x0000, 0x8000, 0x2e66]);
+    const b = [1, -2, roundBf16(Math.fround(0.1)), 2 ** -133, -0];
+    expect(bits(halfBytes(Float32Array.from(b), 'BF16'))).toEqual([0x3f80, 0xc000, 0x3dcd, 0x0001, 0x8000]);
   });
 });
 
@@ -249,6 +278,12 @@ describe('hostile and unsupported bitsandbytes checkpoints', () => {
     await expectCode(mk('noabsmax', 'llama-nf4', (d) => rewrite(st(d), (j) => delete j[`${Q}.absmax`])), 'corrupt_safetensors', /q_proj\.weight": its quantization state has no tensor ".*q_proj\.weight\.absmax"/);
     await expectCode(mk('absdtype', 'qwen2-nf4-dq', (d) => rewrite(st(d), (j) => (j[`${Q}.nested_absmax`].dtype = 'I32'))), 'corrupt_safetensors', /nested_absmax": dtype I32, bitsandbytes writes F32/);
     await expectCode(mk('nan', 'llama-nf4', (d) => poke(st(d), `${Q}.absmax`, (b) => b.writeFloatLE(NaN, 8))), 'corrupt_safetensors', /q_proj\.weight\.absmax": non-finite value at element 2/);
+    await expectCode(mk('qmnan', 'qwen2-nf4-dq', (d) => poke(st(d), `${Q}.nested_quant_map`, (b) => b.writeFloatLE(Infinity, 4 * 7))), 'corrupt_safetensors', /q_proj\.weight\.nested_quant_map": non-finite value at element 7/);
+    // Finite codes and scales whose product overflows the dtype.
+    await expectCode(mk('overflow', 'llama-nf4', (d) => (poke(st(d), `${Q}.quant_map`, (b) => b.writeFloatLE(3e38, 0)), poke(st(d), `${Q}.absmax`, (b) => { for (let i = 0; i < b.length; i += 4) b.writeFloatLE(10, i); }))), 'corrupt_safetensors', /model\.safetensors: tensor ".*q_proj\.weight": dequantizes to a non-finite value at element/);
+    await expectCode(mk('overflow16', 'qwen2-fp4-f16', (d) => poke(st(d), 'model.layers.0.self_attn.q_proj.weight.absmax', (b) => b.writeFloatLE(1e5, 0))), 'corrupt_safetensors', /q_proj\.weight": dequantizes to a non-finite value at element/);
+    // A quant_state shape with the right number of values but not the layer's shape.
+    await expectCode(mk('reshaped', 'llama-nf4', (d) => setState(d, (s) => (s.shape = [32, 128]))), 'load_failed', /tensor ".*q_proj\.weight" has shape \[32, 128\], config\.json implies \[64, 64\]/);
     await expectCode(mk('orphan', 'llama-nf4', (d) => rewrite(st(d), (j) => delete j[STATE])), 'unsupported_bitsandbytes', /packed weight ".*q_proj\.weight" without its quant_state/);
   });
 

@@ -182,7 +182,7 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
     throw new ModelError('load_failed', id, `${cfgFile} is not valid JSON (${messageOf(e)})`, 'fix or replace config.json');
   }
   // Quantized checkpoints: GPTQ / AWQ are dequantized in the graph (quant-gptq.ts); bitsandbytes
-  // to float32 into a file next to the graph (quant-bnb.ts); other methods: a coded error.
+  // into a file next to the graph, in the quant_state dtype (quant-bnb.ts); other methods: a coded error.
   const qcfg = cfg.quantization_config as Record<string, unknown> | undefined;
   let bnb: DequantizedCheckpoint | null = null;
   let qspec: ReturnType<typeof parseQuantConfig> = null;

@@ -1,6 +1,8 @@
 /**
  * bitsandbytes checkpoints as transformers saves them (save_pretrained of a model loaded
- * with a BitsAndBytesConfig), dequantized to float32 for the hf-decoder graph:
+ * with a BitsAndBytesConfig), dequantized for the hf-decoder graph into a file next to it, in
+ * the quant_state's dtype (bfloat16 / float16 hold the rounded values exactly, 2 bytes per
+ * weight; float32 states and LLM.int8(): float32):
  *
  * - 4-bit NF4 / FP4 (`Params4bit`): `X.weight` is the packed uint8 ([⌈n/2⌉, 1], two codes
  *   per byte, high nibble first, over the row-major flattened weight), next to it
@@ -31,7 +33,7 @@ import { ModelError } from '../inference/errors.js';
 import { openCheckpointRaw, type Checkpoint, type RawTensorEntry, type TensorEntry } from './safetensors.js';
 
 /** Bumped whenever the dequantized tensors change (part of the graph cache key). */
-export const BNB_VERSION = 1;
+export const BNB_VERSION = 2;
 
 /** The file name of the dequantized tensors next to the graph. */
 export const BNB_DEQUANT_FILE = 'bnb-dequantized.bin';
@@ -71,14 +73,18 @@ export function isBitsandbytesConfig(q: Record<string, unknown>): boolean {
 }
 
 export interface DequantizedCheckpoint {
-  /** The float tensors as stored, and each quantized weight as a float32 entry of `dequantFile`. */
+  /**
+   * The float tensors as stored, and each quantized weight as an entry of `dequantFile` in
+   * its quant_state's dtype (bfloat16 / float16 hold the rounded values exactly; float32 for
+   * float32 states and LLM.int8()), read by the graph like any half-precision tensor.
+   */
   ckpt: Checkpoint;
   /** Stands for the file `write` makes (the entries' offsets in it are final). */
   dequantFile: string;
   /** e.g. "NF4 (double quant)", "LLM.int8()". */
   method: string;
   quantized: number;
-  /** Bytes of float32 that `write` produces. */
+  /** Bytes that `write` produces. */
   bytes: number;
   /** Dequantizes every quantized weight into `dest`, one tensor in memory at a time. */
   write(dest: string): void;
@@ -124,6 +130,30 @@ const ROUND: Record<string, ((x: number) => number) | null> = { float32: null, f
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
+
+/**
+ * Values already rounded to bfloat16 / float16 (roundBf16 / roundF16, finite) as their
+ * 2-byte little-endian encoding: exact, so no second rounding.
+ */
+export function halfBytes(y: Float32Array, dtype: 'F16' | 'BF16'): Buffer {
+  const bits = new Uint32Array(y.buffer, y.byteOffset, y.length);
+  const out = Buffer.alloc(y.length * 2);
+  for (let i = 0; i < y.length; i++) {
+    const b = bits[i];
+    let h: number;
+    if (dtype === 'BF16') {
+      h = b >>> 16;
+    } else {
+      const sign = (b >>> 16) & 0x8000;
+      const a = Math.abs(y[i]);
+      const exp = ((b >>> 23) & 0xff) - 127;
+      // Normals keep the top 10 mantissa bits; below 2^-14, multiples of 2^-24.
+      h = a === 0 ? sign : exp >= -14 ? sign | ((exp + 15) << 10) | ((b & 0x7fffff) >>> 13) : sign | (a / 2 ** -24);
+    }
+    out.writeUInt16LE(h, i * 2);
+  }
+  return out;
+}
 
 /** Nearest float16 (ties to even) of a float32 value, as a number. */
 export function roundF16(x: number): number {
@@ -206,10 +236,10 @@ export function openBnbCheckpoint(dir: string, q: Record<string, unknown>, id: s
   const tensors = new Map<string, TensorEntry>();
   const dequantFile = path.join(dir, BNB_DEQUANT_FILE);
   let offset = 0;
-  const place = (name: string, shape: number[]): TensorEntry => {
-    const length = shape.reduce((a, b) => a * b, 1) * 4;
+  const place = (name: string, shape: number[], dtype: 'F32' | 'F16' | 'BF16' = 'F32'): TensorEntry => {
+    const length = shape.reduce((a, b) => a * b, 1) * (dtype === 'F32' ? 4 : 2);
     if (!Number.isSafeInteger(offset + length)) throw corrupt(name, dequantFile, 'the dequantized checkpoint exceeds the largest file size');
-    const e: TensorEntry = { name, file: dequantFile, dtype: 'F32', shape, offset, length };
+    const e: TensorEntry = { name, file: dequantFile, dtype, shape, offset, length };
     offset = Math.ceil((offset + length) / 64) * 64;
     return e;
   };
@@ -265,7 +295,7 @@ export function openBnbCheckpoint(dir: string, q: Record<string, unknown>, id: s
         if (tensors.has(wname)) throw corrupt(t, t.file, `a second quant_state for "${wname}"`);
         const transpose = opts.conv1d?.(wname) === true;
         if (transpose && s.shape.length !== 2) throw corrupt(t, t.file, `quant_state shape [${s.shape.join(', ')}] of a Conv1D weight is not 2-D`);
-        const entry = place(wname, transpose ? [s.shape[1], s.shape[0]] : s.shape);
+        const entry = place(wname, transpose ? [s.shape[1], s.shape[0]] : s.shape, s.dtype === 'bfloat16' ? 'BF16' : s.dtype === 'float16' ? 'F16' : 'F32');
         tensors.set(wname, entry);
         plans.push({ kind: '4bit', transpose, entry, packed, absmax, quantMap, nestedAbsmax, nestedQuantMap, state: s, stateTensor: t.name });
         types.add(s.quant_type.toUpperCase());
@@ -325,7 +355,7 @@ export function openBnbCheckpoint(dir: string, q: Record<string, unknown>, id: s
       writeAll(dest);
     } catch (e) {
       if (e instanceof ModelError) throw e;
-      throw new ModelError('load_failed', id, `cannot write the dequantized bitsandbytes weights (${offset} bytes of float32) to ${dest}: ${messageOf(e)}`, 'set MODELPRINT_CACHE_DIR to a writable folder with room for the float32 weights');
+      throw new ModelError('load_failed', id, `cannot write the dequantized bitsandbytes weights (${offset} bytes) to ${dest}: ${messageOf(e)}`, 'set MODELPRINT_CACHE_DIR to a writable folder with room for the dequantized weights');
     }
   };
   const writeAll = (dest: string): void => {
@@ -337,7 +367,7 @@ export function openBnbCheckpoint(dir: string, q: Record<string, unknown>, id: s
         for (let i = 0; i < y.length; i++) {
           if (!Number.isFinite(y[i])) throw corrupt(p.entry.name, p.kind === '4bit' ? p.packed.file : p.weight.file, `dequantizes to a non-finite value at element ${i}`);
         }
-        const bytes = Buffer.from(y.buffer, y.byteOffset, y.byteLength);
+        const bytes = p.entry.dtype === 'F32' ? Buffer.from(y.buffer, y.byteOffset, y.byteLength) : halfBytes(y, p.entry.dtype as 'F16' | 'BF16');
         fs.writeSync(out, bytes, 0, bytes.length, p.entry.offset);
       }
       if (offset > 0) fs.ftruncateSync(out, offset);
@@ -355,7 +385,7 @@ export function openBnbCheckpoint(dir: string, q: Record<string, unknown>, id: s
   };
   const dequant4 = (p: Plan4): Float32Array => {
     const s = p.state;
-    const n = p.entry.length / 4;
+    const n = p.entry.shape.reduce((a, b) => a * b, 1);
     const code = floats(p.quantMap);
     let absmax: Float32Array;
     if (p.nestedAbsmax && p.nestedQuantMap) {

@@ -143,7 +143,7 @@ export function resolveModel(
   const format = onnxPath ? 'onnx' : detectFormat(st.isFile() ? abs : dir);
   if (!onnxPath && (format === 'safetensors' || format === 'bitsandbytes')) {
     // A transformers checkpoint or PEFT LoRA adapter: the graph is built from config.json (src/formats);
-    // bitsandbytes checkpoints are dequantized to float32 first (src/formats/quant-bnb.ts).
+    // bitsandbytes checkpoints are dequantized into a file first (src/formats/quant-bnb.ts).
     const prepared = prepareSafetensors(dir, id, { adapterBase: opts.adapterBase, castAtUse: opts.castAtUse });
     const tokenizerPath =
       [opts.tokenizer ? path.resolve(opts.tokenizer) : null, path.join(dir, 'tokenizer.json'), path.join(prepared.weightsDir, 'tokenizer.json')].find(
