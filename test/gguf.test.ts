@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CausalLM } from '../src/inference/session.js';
-import { ModelError } from '../src/inference/errors.js';
 import { fingerprintKey, resolveModel, setGgufActivations } from '../src/inference/resolve.js';
 import { dequantize, readGguf } from '../src/formats/gguf-file.js';
 import { prepareGguf, quantOfFileName, tokenizerFromGguf } from '../src/formats/gguf.js';
@@ -18,6 +17,7 @@ import { DataType, GraphBuilder } from '../src/zoo/onnx/graph.js';
 import * as ort from 'onnxruntime-node';
 import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
+import { bottomK, expectCode, maxDiff } from './helpers/logits.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'gguf');
 const HF = path.join(ROOT, 'test', 'fixtures', 'hf');
@@ -74,33 +74,6 @@ beforeAll(() => {
   process.env.MODELPRINT_CACHE_DIR = cache;
 });
 
-function bottomK(logits: ArrayLike<number>, k: number): Set<number> {
-  const idx = Array.from({ length: logits.length }, (_, i) => i);
-  idx.sort((a, b) => logits[a] - logits[b] || a - b);
-  return new Set(idx.slice(0, k));
-}
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-};
-
-async function openError(ref_: string): Promise<unknown> {
-  return CausalLM.open(ref_, { device: 'cpu' }).then(
-    async (lm) => {
-      await lm.release();
-      return null;
-    },
-    (e: unknown) => e,
-  );
-}
-async function expectCode(ref_: string, code: string, text?: RegExp): Promise<ModelError> {
-  const err = await openError(ref_);
-  expect(err, `expected ${code} for ${ref_}`).toBeInstanceOf(ModelError);
-  expect((err as ModelError).modelCode, (err as Error).message).toBe(code);
-  if (text) expect((err as Error).message).toMatch(text);
-  return err as ModelError;
-}
 
 describe('GGUF dequantization matches gguf-py (ggml-quants.c)', () => {
   it('every supported type, bit for bit', () => {

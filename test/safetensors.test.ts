@@ -7,10 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CausalLM } from '../src/inference/session.js';
-import { ModelError } from '../src/inference/errors.js';
 import { prepareSafetensors } from '../src/formats/hf-checkpoint.js';
 import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
+import { bottomK, expectCode, maxDiff } from './helpers/logits.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'hf');
 
@@ -33,25 +33,6 @@ beforeAll(() => {
   process.env.MODELPRINT_CACHE_DIR = cache;
 });
 
-function bottomK(logits: ArrayLike<number>, k: number): Set<number> {
-  const idx = Array.from({ length: logits.length }, (_, i) => i);
-  idx.sort((a, b) => logits[a] - logits[b] || a - b);
-  return new Set(idx.slice(0, k));
-}
-
-async function expectCode(ref_: string, code: string, text?: RegExp): Promise<ModelError> {
-  const err = await CausalLM.open(ref_, { device: 'cpu' }).then(
-    async (lm) => {
-      await lm.release();
-      return null;
-    },
-    (e: unknown) => e,
-  );
-  expect(err, `expected ${code} for ${ref_}`).toBeInstanceOf(ModelError);
-  expect((err as ModelError).modelCode, (err as Error).message).toBe(code);
-  if (text) expect((err as Error).message).toMatch(text);
-  return err as ModelError;
-}
 
 describe('safetensors checkpoints match transformers', () => {
   const names = Object.keys(ref.models);
@@ -106,11 +87,6 @@ describe('PEFT LoRA adapters', () => {
     fs.cpSync(path.join(FIX, 'llama-lora'), d, { recursive: true });
     const f = path.join(d, 'adapter_config.json');
     fs.writeFileSync(f, JSON.stringify({ ...JSON.parse(fs.readFileSync(f, 'utf8')), base_model_name_or_path: base }));
-    return d;
-  };
-  const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-    let d = 0;
-    for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
     return d;
   };
 
