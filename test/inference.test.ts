@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CausalLM } from '../src/inference/session.js';
+import { AUTO_LOGITS_BYTES, AUTO_PASS_TOKENS, CausalLM } from '../src/inference/session.js';
+import { computeSketch } from '../src/methods/bottomk.js';
 import { ModelError } from '../src/inference/errors.js';
 import { resolveModel } from '../src/inference/resolve.js';
 import { parseJson, runCli, tmpDir } from './helpers/cli.js';
@@ -76,6 +77,67 @@ describe('inference on the zoo', () => {
       expect(maxAbsDiff(batch.logits.subarray(i * batch.width, (i + 1) * batch.width), single.logits)).toBeLessThan(1e-4);
     }
     await lm.release();
+  });
+
+  it('auto batching (the default): equal-length prompts share a pass, within the token and logits bounds', async () => {
+    const lm = await CausalLM.open(base.path, { device: 'cpu' });
+    try {
+      expect(lm.batchSize).toBe(0);
+      expect(lm.lastPositionOnly).toBe(false); // an export: every position's logits
+      const W = lm.logitsWidth!;
+      expect(lm.planPasses([5, 3, 5, 5, 3, 7])).toEqual([[0, 2, 3], [1, 4], [5]]);
+      // Tokens: at most AUTO_PASS_TOKENS per pass (a prompt longer than that runs alone).
+      expect(lm.planPasses(new Array(5).fill(1000))).toEqual([[0, 1], [2, 3], [4]]);
+      expect(lm.planPasses([3000, 3000])).toEqual([[0], [1]]);
+      // Logits: every position's rows of an export count against AUTO_LOGITS_BYTES, one row per
+      // prompt of a graph built from a checkpoint. With a 100,000-wide vocabulary and 16 tokens:
+      lm.logitsWidth = 100_000;
+      const perPass = (last: boolean) => {
+        lm.lastPositionOnly = last;
+        return lm.planPasses(new Array(130).fill(16)).map((p) => p.length);
+      };
+      expect(Math.floor(AUTO_LOGITS_BYTES / (16 * 100_000 * 4))).toBe(10);
+      expect(perPass(false)).toEqual(new Array(13).fill(10));
+      expect(Math.floor(AUTO_PASS_TOKENS / 16)).toBe(128);
+      expect(perPass(true)).toEqual([128, 2]);
+      lm.logitsWidth = W;
+    } finally {
+      await lm.release();
+    }
+    const one = await CausalLM.open(base.path, { device: 'cpu', batchSize: 2 });
+    expect(one.planPasses([5, 3, 5, 5, 3])).toEqual([[0, 1], [2, 3], [4]]);
+    await one.release();
+  });
+
+  it('auto batching gives the sketches of one prompt a pass, in the prompts\' order, in one pass per length', async () => {
+    const auto = await CausalLM.open(base.path, { device: 'cpu' });
+    const single = await CausalLM.open(base.path, { device: 'cpu', batchSize: 1 });
+    try {
+      const words = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'];
+      const prompts = words.map((_, i) => Array.from({ length: 2 + (i % 3) }, (_, j) => words[(i + j) % 8]).join(' '));
+      const lengths = prompts.map((p) => auto.encode(p).length);
+      const distinct = new Set(lengths).size;
+      expect(distinct).toBeGreaterThan(1);
+      expect(distinct).toBeLessThan(prompts.length);
+      let runs = 0;
+      const session = (auto as unknown as { session: { run: (...a: unknown[]) => unknown } }).session;
+      const run = session.run.bind(session);
+      session.run = (...a: unknown[]) => {
+        runs++;
+        return run(...a);
+      };
+      const a = await computeSketch(auto, prompts, 50, 'm');
+      const b = await computeSketch(single, prompts, 50, 'm');
+      expect(runs).toBe(distinct);
+      expect(Array.from(a.set.lengths)).toEqual(Array.from(b.set.lengths));
+      expect(Array.from(a.set.ids)).toEqual(Array.from(b.set.ids));
+      const la = await auto.lastLogits(prompts.map((p) => auto.encode(p)));
+      const lb = await single.lastLogits(prompts.map((p) => single.encode(p)));
+      expect(maxAbsDiff(la.logits, lb.logits)).toBeLessThan(1e-4);
+    } finally {
+      await auto.release();
+      await single.release();
+    }
   });
 
   it('finds the ONNX file and tokenizer in a Hugging Face cache snapshot', () => {

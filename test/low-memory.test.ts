@@ -66,6 +66,26 @@ describe('--low-memory casts half-precision weights at use', () => {
     });
   }
 
+  it('llama-bf16: equal-length prompts in one pass (auto batching) give the logits of one prompt a pass', async () => {
+    const dir = path.join(FIX, 'llama-bf16');
+    const auto = await CausalLM.open(dir, { device: 'cpu', lowMemory: true });
+    const single = await CausalLM.open(dir, { device: 'cpu', lowMemory: true, batchSize: 1 });
+    try {
+      const n = Math.min(...ref.prompt_ids.map((p) => p.length));
+      const prompts = [...ref.prompt_ids.map((p) => p.slice(0, n)), ref.prompt_ids[0].slice(0, n - 1)];
+      expect(auto.lastPositionOnly).toBe(true);
+      expect(auto.planPasses(prompts.map((p) => p.length))).toEqual([ref.prompt_ids.map((_, i) => i), [ref.prompt_ids.length]]);
+      const a = await auto.lastLogits(prompts);
+      const b = await single.lastLogits(prompts);
+      const want = ref.models['llama-bf16'].logits[0];
+      expect(a.width).toBe(b.width);
+      expect(maxDiff(a.logits, b.logits)).toBeLessThanOrEqual(1e-5 * range(want));
+    } finally {
+      await auto.release();
+      await single.release();
+    }
+  });
+
   const chunkRows = 100;
   const prepared = () => prepareSafetensors(path.join(FIX, 'llama-bf16'), 'llama-bf16', { castAtUse: true, headChunkBytes: chunkRows * cfg.hidden_size * 4 });
 

@@ -10,7 +10,7 @@ import { StopSignal } from '../util/signals.js';
 export const batchFlags = {
   device: Flags.string({ description: 'Inference device: cuda fails if absent, auto falls back to the CPU.', options: ['cpu', 'cuda', 'auto'], default: 'auto' }),
   threads: Flags.integer({ description: 'ONNX Runtime threads per model (0 = all cores).', default: 0, min: 0 }),
-  'batch-size': Flags.integer({ description: 'Prompts per forward pass (1 is fastest on the CPU).', default: 1, min: 1 }),
+  'batch-size': Flags.integer({ description: 'Prompts per forward pass. 0 (default) = auto: prompts of equal token length share a pass (no padding), up to 2048 tokens and 64 MiB of logits a pass; N ≥ 1 = up to N prompts a pass, left-padded to the longest.', default: 0, min: 0 }),
   progress: Flags.string({ description: 'Progress display: a live table on a TTY, JSON lines otherwise.', options: ['auto', 'tty', 'jsonl', 'plain', 'none'], default: 'auto' }),
   heartbeat: Flags.integer({ description: 'Seconds between heartbeat lines of --progress jsonl (0: none). [default: MODELPRINT_HEARTBEAT or 60]', min: 0 }),
 };

@@ -14,7 +14,11 @@ export interface OpenOptions {
   threads?: number;
   tokenizer?: string;
   id?: string;
-  /** Max prompts per forward pass. */
+  /**
+   * Max prompts per forward pass (left-padded to the longest); 0 or absent = auto: prompts of
+   * equal token length share a pass (no padding), up to AUTO_PASS_TOKENS tokens and
+   * AUTO_LOGITS_BYTES of logits per pass (see `planPasses`).
+   */
   batchSize?: number;
   /** Which ONNX variant of a folder to open (format.ts ONNX_VARIANTS); auto = the preference list. */
   onnxVariant?: OnnxVariantRequest;
@@ -25,8 +29,7 @@ export interface OpenOptions {
   /** GGUF: llama.cpp's rounding of the activations of F16 / quantized weights (default), or float32 (--gguf-activations). */
   ggufActivations?: GgufActivations;
   /**
-   * Trade speed for memory: ONNX Runtime neither pre-packs the MatMul weights nor keeps
-   * an arena, and half-precision safetensors weights stay as stored (memory-mapped) and
+   * Trade speed for memory: ONNX Runtime does not pre-pack the MatMul weights, and half-precision safetensors weights stay as stored (memory-mapped) and
    * are cast to float32 right before each use instead of once at load
    * (src/formats/hf-decoder.ts, castAtUse). Figures in BENCHMARKS.md (bench:safetensors).
    */
@@ -52,6 +55,11 @@ export function halfToFloat(bits: Uint16Array): Float32Array {
   for (let i = 0; i < bits.length; i++) out[i] = halfTable[bits[i]];
   return out;
 }
+
+/** Auto batching: at most this many tokens in one pass (bounds the activations). */
+export const AUTO_PASS_TOKENS = 2048;
+/** Auto batching: at most this many bytes of float32 logits out of one pass. */
+export const AUTO_LOGITS_BYTES = 64 << 20;
 
 const KNOWN_INPUTS = new Set(['input_ids', 'attention_mask', 'position_ids', 'token_type_ids', 'use_cache_branch']);
 const PAST_RE = /^past_key_values\.(\d+)\.(key|value)$/;
@@ -81,6 +89,12 @@ export class CausalLM {
   readonly headDim: number;
   readonly hasPast: boolean;
   logitsWidth: number | null;
+  /**
+   * Whether a pass returns only the last position's logits (graphs built from checkpoints,
+   * src/formats) or every position's (exports); learned from the first pass, until then
+   * assumed from the format.
+   */
+  lastPositionOnly: boolean;
   /** Element type of the logits (and of the KV cache): float32, or float16 for half-precision exports. */
   readonly dtype: FloatType;
   private readonly pastType: FloatType;
@@ -126,6 +140,7 @@ export class CausalLM {
     }
     const logitsMeta = tensorMeta(session.outputMetadata, 'logits');
     this.logitsWidth = dim(logitsMeta?.shape[2], config?.vocabSize ?? null);
+    this.lastPositionOnly = files.format !== 'onnx';
     // Every input is fed in the element type the graph declares (fp16 exports take an fp16 cache).
     const floatType = (what: string, t: unknown): FloatType => {
       if (t === 'float32' || t === 'float16') return t;
@@ -167,9 +182,11 @@ export class CausalLM {
         // Fatal only: ONNX Runtime's own (coloured) log lines would break --json's clean
         // stderr; every error it raises reaches the user as this exception's message.
         logSeverityLevel: 4,
-        // --low-memory: no pre-packed weight copies, and no arena or memory pattern, so the
-        // float32 casts of one layer reuse the freed buffers of the previous one (malloc).
-        ...(opts.lowMemory ? { enableCpuMemArena: false, enableMemPattern: false, extra: { session: { disable_prepacking: '1' } } } : {}),
+        // --low-memory: no pre-packed weight copies and no memory pattern (a decoding step's
+        // shapes change every step). The arena stays on: it reuses the freed float32 casts of
+        // one layer for the next; with malloc instead, a 640-row pass (auto batching) left
+        // ~0.5 GiB of freed heap behind (1.67 against 1.16 GiB peak RSS on the bench checkpoint).
+        ...(opts.lowMemory ? { enableMemPattern: false, extra: { session: { disable_prepacking: '1' } } } : {}),
       });
     } catch (e) {
       const msg = messageOf(e);
@@ -193,7 +210,7 @@ export class CausalLM {
     }
     let lm: CausalLM;
     try {
-      lm = new CausalLM(files.id, files, config, tok, session, device, opts.batchSize ?? 1);
+      lm = new CausalLM(files.id, files, config, tok, session, device, opts.batchSize ?? 0);
     } catch (e) {
       await session.release();
       throw e;
@@ -281,6 +298,7 @@ export class CausalLM {
     const [ob, os, width] = logits.dims as number[];
     // Exports give every position's logits; graphs built from checkpoints (src/formats) only the last one's.
     if (ob !== b || (os !== len && os !== 1)) throw new ModelError('unexpected_io', this.id, `logits have shape [${logits.dims.join(', ')}], expected [${b}, ${len}, vocab]`);
+    if (len > 1) this.lastPositionOnly = os === 1;
     if (this.logitsWidth === null) {
       this.logitsWidth = width;
       this.checkVocab(width);
@@ -297,21 +315,45 @@ export class CausalLM {
     return { logits: rows, present };
   }
 
-  /** Last-position logits for many prompts (token id sequences): rows × width, batched. */
+  /**
+   * Prompt indices of each forward pass for prompts of these token lengths. A batch size
+   * ≥ 1: consecutive runs of that many (left-padded to the longest). Auto (0): prompts of
+   * equal length together, in order of first appearance, so no pass pads; a pass holds at
+   * most AUTO_PASS_TOKENS tokens and AUTO_LOGITS_BYTES of float32 logits (every position's
+   * for exports, one row per prompt for graphs built from checkpoints), and at least one prompt.
+   */
+  planPasses(lengths: readonly number[]): number[][] {
+    const passes: number[][] = [];
+    if (this.batchSize >= 1) {
+      for (let i = 0; i < lengths.length; i += this.batchSize) passes.push(Array.from({ length: Math.min(this.batchSize, lengths.length - i) }, (_, j) => i + j));
+      return passes;
+    }
+    const groups = new Map<number, number[]>();
+    lengths.forEach((len, i) => {
+      const g = groups.get(len);
+      if (g) g.push(i);
+      else groups.set(len, [i]);
+    });
+    const width = this.logitsWidth ?? 0;
+    for (const [len, idx] of groups) {
+      const byTokens = Math.floor(AUTO_PASS_TOKENS / Math.max(1, len));
+      const byLogits = width > 0 ? Math.floor(AUTO_LOGITS_BYTES / ((this.lastPositionOnly ? 1 : Math.max(1, len)) * width * 4)) : 1;
+      const n = Math.max(1, Math.min(byTokens, byLogits));
+      for (let i = 0; i < idx.length; i += n) passes.push(idx.slice(i, i + n));
+    }
+    return passes;
+  }
+
+  /** Last-position logits for many prompts (token id sequences): rows × width, in the prompts' order, in the passes of `planPasses`. */
   async lastLogits(prompts: number[][]): Promise<{ logits: Float32Array; width: number }> {
-    let width = this.logitsWidth ?? 0;
-    const chunks: Float32Array[] = [];
-    for (let i = 0; i < prompts.length; i += this.batchSize) {
-      const { logits } = await this.forward(prompts.slice(i, i + this.batchSize), null, 0, false);
-      width = this.logitsWidth!;
-      chunks.push(logits);
+    const done: { idx: number[]; logits: Float32Array }[] = [];
+    for (const idx of this.planPasses(prompts.map((p) => p.length))) {
+      const { logits } = await this.forward(idx.map((i) => prompts[i]), null, 0, false);
+      done.push({ idx, logits });
     }
+    const width = this.logitsWidth ?? 0;
     const all = new Float32Array(prompts.length * width);
-    let off = 0;
-    for (const c of chunks) {
-      all.set(c, off);
-      off += c.length;
-    }
+    for (const { idx, logits } of done) idx.forEach((p, r) => all.set(logits.subarray(r * width, (r + 1) * width), p * width));
     return { logits: all, width };
   }
 

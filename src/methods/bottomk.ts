@@ -97,18 +97,23 @@ export interface ModelSketch {
  * `name` is stored as the sketch's model id (the registry checks it on read).
  */
 export async function computeSketch(lm: CausalLM, prompts: string[], k: number, name: string, onProgress?: Progress): Promise<ModelSketch> {
-  const parts: Uint32Array[] = [];
-  const lengths = new Uint32Array(prompts.length);
-  const errors: (string | null)[] = [];
+  const sets: (Uint32Array | null)[] = new Array<Uint32Array | null>(prompts.length).fill(null);
+  const errors: (string | null)[] = new Array<string | null>(prompts.length).fill(null);
   let vocab = 1;
   let kk = 1;
-  const chunk = lm.batchSize;
-  for (let i = 0; i < prompts.length; i += chunk) {
-    const part = prompts.slice(i, i + chunk);
-    const tokenized = part.map((t) => lm.encode(t, true));
-    const empty = tokenized.findIndex((t) => t.length === 0);
-    if (empty >= 0) tokenized[empty] = [lm.tok.padId ?? 0];
-    const { logits, width } = await lm.lastLogits(tokenized);
+  const tokenized = prompts.map((t) => lm.encode(t, true));
+  const runnable: number[] = [];
+  tokenized.forEach((t, i) => {
+    if (t.length === 0) errors[i] = 'prompt tokenizes to nothing';
+    else runnable.push(i);
+  });
+  // The passes (src/inference/session.ts planPasses): by default, prompts of equal token
+  // length share one pass, so the weights are read (and, with --low-memory, cast) once per
+  // pass rather than once per prompt.
+  let done = prompts.length - runnable.length;
+  for (const pass of lm.planPasses(runnable.map((i) => tokenized[i].length))) {
+    const part = pass.map((j) => runnable[j]);
+    const { logits, width } = await lm.lastLogits(part.map((i) => tokenized[i]));
     vocab = Math.max(vocab, width);
     kk = Math.max(kk, Math.min(k, width));
     const rowK = Math.min(k, width);
@@ -118,32 +123,27 @@ export async function computeSketch(lm: CausalLM, prompts: string[], k: number, 
     } catch {
       rows = null; // some row is non-finite: fall back to row by row to find which
     }
-    for (let r = 0; r < part.length; r++) {
-      let set: Uint32Array | null = null;
-      let err: string | null = null;
-      if (r === empty) err = 'prompt tokenizes to nothing';
-      else if (rows) set = rows.subarray(r * rowK, (r + 1) * rowK);
+    part.forEach((p, r) => {
+      if (rows) sets[p] = rows.subarray(r * rowK, (r + 1) * rowK);
       else {
         try {
-          set = native.bottomKRowsSorted(logits.subarray(r * width, (r + 1) * width), width, rowK);
+          sets[p] = native.bottomKRowsSorted(logits.subarray(r * width, (r + 1) * width), width, rowK);
         } catch (e) {
-          err = messageOf(e);
+          errors[p] = messageOf(e);
         }
       }
-      if (set) {
-        parts.push(set);
-        lengths[i + r] = set.length;
-      }
-      errors.push(err);
-    }
-    onProgress?.(Math.min(i + chunk, prompts.length), prompts.length);
+    });
+    done += part.length;
+    onProgress?.(done, prompts.length);
   }
   if (errors.every((e) => e !== null)) {
     throw new ModelError('non_finite_logits', lm.id, `every prompt failed: ${errors.find((x) => x) ?? 'unknown'}`, 'the model produces NaN or infinite logits; check its weights');
   }
-  const ids = new Uint32Array(parts.reduce((a, x) => a + x.length, 0));
+  const lengths = Uint32Array.from(sets, (x) => x?.length ?? 0);
+  const ids = new Uint32Array(lengths.reduce((a, n) => a + n, 0));
   let o = 0;
-  for (const x of parts) {
+  for (const x of sets) {
+    if (!x) continue;
     ids.set(x, o);
     o += x.length;
   }
