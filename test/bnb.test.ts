@@ -7,10 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CausalLM } from '../src/inference/session.js';
-import { ModelError } from '../src/inference/errors.js';
 import { halfBytes, roundBf16, roundF16 } from '../src/formats/quant-bnb.js';
 import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
+import { bottomK, expectCode, maxDiff } from './helpers/logits.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'bnb');
 const HF = path.join(ROOT, 'test', 'fixtures', 'hf');
@@ -47,31 +47,7 @@ beforeAll(() => {
   process.env.MODELPRINT_CACHE_DIR = cache;
 });
 
-function bottomK(logits: ArrayLike<number>, k: number): Set<number> {
-  const idx = Array.from({ length: logits.length }, (_, i) => i);
-  idx.sort((a, b) => logits[a] - logits[b] || a - b);
-  return new Set(idx.slice(0, k));
-}
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-};
 const range = (r: number[]) => Math.max(...r) - Math.min(...r);
-
-async function expectCode(ref_: string, code: string, text?: RegExp): Promise<ModelError> {
-  const err = await CausalLM.open(ref_, { device: 'cpu' }).then(
-    async (lm) => {
-      await lm.release();
-      return null;
-    },
-    (e: unknown) => e,
-  );
-  expect(err, `expected ${code} for ${ref_}`).toBeInstanceOf(ModelError);
-  expect((err as ModelError).modelCode, (err as Error).message).toBe(code);
-  if (text) expect((err as Error).message).toMatch(text);
-  return err as ModelError;
-}
 
 const quantized = Object.keys(ref.models).filter((n) => ref.models[n].quant);
 
@@ -141,7 +117,7 @@ describe('bitsandbytes checkpoints match transformers + bitsandbytes', () => {
     };
     const onnx = await check();
     expect(onnx.startsWith(cache)).toBe(true);
-    const deq = path.join(path.dirname(onnx), 'bnb-dequantized.bin');
+    const deq = path.join(path.dirname(onnx), 'dequantized.bin');
     const mtime = fs.statSync(deq).mtimeMs;
     expect(await check()).toBe(onnx);
     expect(fs.statSync(deq).mtimeMs).toBe(mtime);
@@ -151,7 +127,7 @@ describe('bitsandbytes checkpoints match transformers + bitsandbytes', () => {
       try {
         const side = await check();
         expect(path.dirname(side)).toBe(d);
-        expect(fs.readdirSync(d).filter((f) => f.startsWith('.modelprint-')).sort()).toEqual([path.basename(side), `${path.basename(side, '.onnx')}.bnb-dequantized.bin`].sort());
+        expect(fs.readdirSync(d).filter((f) => f.startsWith('.modelprint-')).sort()).toEqual([path.basename(side), `${path.basename(side, '.onnx')}.dequantized.bin`].sort());
       } finally {
         process.env.MODELPRINT_CACHE_DIR = cache;
         fs.rmSync(shm, { recursive: true, force: true });
@@ -169,7 +145,7 @@ describe('bitsandbytes checkpoints match transformers + bitsandbytes', () => {
       // The quantized weights: packed uint8 ([n/2, 1], 4-bit) or int8 ([out, in]).
       let n = 0;
       for (const [k, t] of Object.entries(h)) if (/\.weight$/.test(k) && (t.dtype === 'U8' || t.dtype === 'I8')) n += t.shape.reduce((a, b) => a * b, 1) * (t.dtype === 'U8' ? 2 : 1);
-      const size = fs.statSync(path.join(path.dirname(lm.files.onnxPath!), 'bnb-dequantized.bin')).size;
+      const size = fs.statSync(path.join(path.dirname(lm.files.onnxPath!), 'dequantized.bin')).size;
       expect(n).toBeGreaterThan(0);
       // Each tensor starts at a multiple of 64 bytes.
       expect(size, name).toBeGreaterThanOrEqual(n * bytes);

@@ -8,9 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CausalLM } from '../src/inference/session.js';
-import { ModelError } from '../src/inference/errors.js';
 import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
+import { bottomK, expectCode, maxDiff } from './helpers/logits.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'quant');
 const HF = path.join(ROOT, 'test', 'fixtures', 'hf');
@@ -41,30 +41,6 @@ beforeAll(() => {
   process.env.MODELPRINT_CACHE_DIR = cache;
 });
 
-function bottomK(logits: ArrayLike<number>, k: number): Set<number> {
-  const idx = Array.from({ length: logits.length }, (_, i) => i);
-  idx.sort((a, b) => logits[a] - logits[b] || a - b);
-  return new Set(idx.slice(0, k));
-}
-const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
-  return d;
-};
-
-async function expectCode(dir: string, code: string, text?: RegExp): Promise<ModelError> {
-  const err = await CausalLM.open(dir, { device: 'cpu' }).then(
-    async (lm) => {
-      await lm.release();
-      return null;
-    },
-    (e: unknown) => e,
-  );
-  expect(err, `expected ${code} for ${dir}`).toBeInstanceOf(ModelError);
-  expect((err as ModelError).modelCode, (err as Error).message).toBe(code);
-  if (text) expect((err as Error).message).toMatch(text);
-  return err as ModelError;
-}
 
 describe('GPTQ / AWQ checkpoints match gptqmodel + transformers', () => {
   const names = Object.keys(ref.models);
@@ -134,6 +110,42 @@ describe('GPTQ / AWQ checkpoints match gptqmodel + transformers', () => {
     await a.release();
     await b.release();
   });
+
+  for (const method of ['gptq', 'awq']) {
+    it(`${method}: the float32 file is written once next to the cached graph, then reused`, async () => {
+      const name = names.find((n) => ref.models[n].method === method)!;
+      const d = path.join(work, `cached-${name}`);
+      fs.cpSync(path.join(FIX, name), d, { recursive: true });
+      const want = ref.models[name].logits_dequantized[0];
+      const range = Math.max(...want) - Math.min(...want);
+      const open = async () => {
+        const lm = await CausalLM.open(d, { device: 'cpu' });
+        const r = await lm.lastLogits([ref.prompt_ids[0]]);
+        await lm.release();
+        expect(maxDiff(r.logits, want)).toBeLessThanOrEqual(EXACT * range);
+        return lm.files.onnxPath!;
+      };
+      const onnx = await open();
+      expect(onnx.startsWith(cache)).toBe(true);
+      const deq = path.join(path.dirname(onnx), 'dequantized.bin');
+      // one float32 [out, in] per packed layer (64-byte aligned), sizes from the packed tensors' headers
+      const b = fs.readFileSync(path.join(d, 'model.safetensors'));
+      const j = JSON.parse(b.subarray(8, 8 + Number(b.readBigUInt64LE(0))).toString('utf8')) as Record<string, { shape: number[] }>;
+      const layers = Object.keys(j).filter((k) => k.endsWith('.qweight')).map((k) => k.slice(0, -8));
+      expect(layers.length).toBeGreaterThan(0);
+      const weights = layers.reduce((a, l) => a + j[`${l}.scales`].shape[1] * (method === 'gptq' ? j[`${l}.g_idx`].shape[0] : j[`${l}.qweight`].shape[0]), 0);
+      const size = fs.statSync(deq).size;
+      expect(size).toBeGreaterThanOrEqual(4 * weights);
+      expect(size).toBeLessThan(4 * weights + 64 * layers.length);
+      // the graph reads float32 weights: no packed tensor, no unpacking op
+      const graph = fs.readFileSync(onnx);
+      expect(graph.includes('qweight')).toBe(false);
+      expect(graph.includes('BitShift')).toBe(false);
+      const mtime = fs.statSync(deq).mtimeMs;
+      expect(await open()).toBe(onnx);
+      expect(fs.statSync(deq).mtimeMs).toBe(mtime);
+    });
+  }
 });
 
 /** Rewrites a safetensors header (same data section); `edit` may change dtype / shape of equal byte size. */
@@ -196,6 +208,24 @@ describe('hostile and unsupported GPTQ / AWQ checkpoints', () => {
     await expectCode(redos, 'load_failed', /dynamic pattern "\(model\|layers\+\)\+x" nests quantifiers/);
     const missing = mk(gptqName(), (d) => rewriteHeader(st(d), (j) => delete j[`${T}.g_idx`]));
     await expectCode(missing, 'load_failed', new RegExp(`no tensor "${T}\\.g_idx"`));
+  });
+
+  it('non-finite scales and a float weight next to a packed one are named', async () => {
+    const nan = mk(gptqName(), (dir) => {
+      const b = fs.readFileSync(st(dir));
+      const n = Number(b.readBigUInt64LE(0));
+      const j = JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+      expect(j[`${T}.scales`].dtype).toBe('F16');
+      b.writeUInt16LE(0x7e00, 8 + n + j[`${T}.scales`].data_offsets[0] + 2 * 3);
+      fs.writeFileSync(st(dir), b);
+    });
+    await expectCode(nan, 'corrupt_safetensors', new RegExp(`"${T}\\.scales": non-finite value at element 3`));
+    const both = mk(gptqName(), (d) =>
+      rewriteHeader(st(d), (j) => {
+        j[`${T}.weight`] = { ...j[`${T}.scales`] };
+      }),
+    );
+    await expectCode(both, 'corrupt_safetensors', new RegExp(`"${T}\\.weight": a float weight next to the packed "${T}\\.qweight"`));
   });
 
   it('g_idx values are checked against the number of groups', async () => {

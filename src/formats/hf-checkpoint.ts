@@ -16,12 +16,13 @@ import { ModelError } from '../inference/errors.js';
 import { hubCacheDir, parseHubId, resolveHubId } from '../inference/hub.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { buildDecoderGraph, decoderSpec, type DecoderGraphOptions, type LoraSpec } from './hf-decoder.js';
-import { BNB_DEQUANT_FILE, isBitsandbytesConfig, openBnbCheckpoint, type DequantizedCheckpoint } from './quant-bnb.js';
-import { parseQuantConfig, quantizedWeights } from './quant-gptq.js';
+import { DEQUANT_FILE, type DequantizedCheckpoint } from './dequantized.js';
+import { isBitsandbytesConfig, openBnbCheckpoint } from './quant-bnb.js';
+import { openGptqCheckpoint, parseQuantConfig } from './quant-gptq.js';
 import { openCheckpoint, readSafetensorsHeader, type TensorEntry } from './safetensors.js';
 
 /** Bumped whenever the graph a checkpoint builds to changes. */
-export const GRAPH_VERSION = 2;
+export const GRAPH_VERSION = 3;
 
 /** `$MODELPRINT_CACHE_DIR`, else `$XDG_CACHE_HOME/modelprint`, else `~/.cache/modelprint`. */
 export function cacheRoot(): string {
@@ -181,24 +182,23 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
   } catch (e) {
     throw new ModelError('load_failed', id, `${cfgFile} is not valid JSON (${messageOf(e)})`, 'fix or replace config.json');
   }
-  // Quantized checkpoints: GPTQ / AWQ are dequantized in the graph (quant-gptq.ts); bitsandbytes
-  // into a file next to the graph, in the quant_state dtype (quant-bnb.ts); other methods: a coded error.
+  // Quantized checkpoints (bitsandbytes: quant-bnb.ts, GPTQ / AWQ: quant-gptq.ts) are
+  // dequantized to float32 into a file next to the graph (dequantized.ts); other methods: a coded error.
   const qcfg = cfg.quantization_config as Record<string, unknown> | undefined;
-  let bnb: DequantizedCheckpoint | null = null;
-  let qspec: ReturnType<typeof parseQuantConfig> = null;
+  let deq: DequantizedCheckpoint | null = null;
   if (qcfg) {
     if (typeof qcfg !== 'object' || Array.isArray(qcfg)) throw quantizationError(qcfg, id);
     if (isBitsandbytesConfig(qcfg)) {
       const conv1d = cfg.model_type === 'gpt2' ? (n: string) => /\.(c_attn|c_proj|c_fc)\.weight$/.test(n) : undefined;
-      bnb = openBnbCheckpoint(weightsDir, qcfg, id, { conv1d });
+      deq = openBnbCheckpoint(weightsDir, qcfg, id, { conv1d });
     } else {
-      qspec = parseQuantConfig(qcfg, id);
+      const qspec = parseQuantConfig(qcfg, id);
       if (!qspec) throw quantizationError(qcfg, id);
+      deq = openGptqCheckpoint(weightsDir, qspec, id, decoderSpec(cfg, id).arch);
     }
   }
   const spec = decoderSpec(cfg, id);
-  const ckpt = bnb ? bnb.ckpt : openCheckpoint(weightsDir, id, { int32: qspec !== null });
-  const quant = qspec ? quantizedWeights(qspec, ckpt, id, spec.arch) : undefined;
+  const ckpt = deq ? deq.ckpt : openCheckpoint(weightsDir, id);
   if (adapter) {
     ckpt.files.push(adapter.file);
     for (const [name, t] of adapter.overrides) {
@@ -216,7 +216,7 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
     .slice(0, 32);
   const encode = (location: (file: string) => string): Buffer => {
     const lora = adapter ? { ...adapter.lora, used: new Set<string>() } : undefined;
-    const graph = buildDecoderGraph(spec, ckpt, cfg, id, location, lora, undefined, { castAtUse: opts.castAtUse, headChunkBytes: opts.headChunkBytes, quant });
+    const graph = buildDecoderGraph(spec, ckpt, cfg, id, location, lora, undefined, { castAtUse: opts.castAtUse, headChunkBytes: opts.headChunkBytes });
     const unused = lora ? [...lora.modules.keys()].filter((m) => !lora.used.has(m)) : [];
     if (unused.length) {
       throw new ModelError('unsupported_safetensors', id, `LoRA on module ${unused[0]} is not supported (${unused.length} module(s) unused by the ${spec.arch} graph)`, 'merge the adapter with peft (merge_and_unload) and fingerprint the merged checkpoint');
@@ -247,13 +247,13 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
   const linksOk = () => real.every((f, i) => sameFile(path.join(graphDir, linkName(i)), f));
   if (fs.existsSync(onnxPath) && linksOk()) return { onnxPath, weightsDir, modelType: spec.arch, cached: true };
   const index = new Map(ckpt.files.map((f, i) => [f, i]));
-  const dequantName = (file: string): string | null => (bnb && file === bnb.dequantFile ? BNB_DEQUANT_FILE : null);
+  const dequantName = (file: string): string | null => (deq && file === deq.dequantFile ? DEQUANT_FILE : null);
   const tmp = `${graphDir}.tmp-${process.pid}-${Date.now()}`;
   let linkError: unknown = null;
   try {
     fs.mkdirSync(tmp, { recursive: true });
     real.forEach((f, i) => fs.linkSync(f, path.join(tmp, linkName(i))));
-    bnb?.write(path.join(tmp, BNB_DEQUANT_FILE));
+    deq?.write(path.join(tmp, DEQUANT_FILE));
     fs.writeFileSync(path.join(tmp, 'model.onnx'), encode((file) => dequantName(file) ?? linkName(index.get(file)!)));
     fs.rmSync(graphDir, { recursive: true, force: true });
     fs.renameSync(tmp, graphDir);
@@ -271,12 +271,12 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
     const side = path.join([...realDirs][0], `.modelprint-${key}.onnx`);
     if (fs.existsSync(side)) return { onnxPath: side, weightsDir, modelType: spec.arch, cached: true };
     const realOf = new Map(ckpt.files.map((f, i) => [f, real[i]]));
-    // bitsandbytes: the dequantized weights go next to the graph (written before it, so a graph found there has them).
-    const sideDequant = `.modelprint-${key}.${BNB_DEQUANT_FILE}`;
+    // Quantized checkpoints: the dequantized weights go next to the graph (written before it, so a graph found there has them).
+    const sideDequant = `.modelprint-${key}.${DEQUANT_FILE}`;
     const sideTmp = path.join(path.dirname(side), `${sideDequant}.tmp-${process.pid}`);
     try {
-      if (bnb) {
-        bnb.write(sideTmp);
+      if (deq) {
+        deq.write(sideTmp);
         fs.renameSync(sideTmp, path.join(path.dirname(side), sideDequant));
       }
       writeFileAtomic(side, encode((file) => (dequantName(file) ? sideDequant : path.basename(realOf.get(file)!))));

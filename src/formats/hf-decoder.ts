@@ -213,19 +213,6 @@ export interface DecoderGraphOptions {
   castAtUse?: boolean;
   /** Cast-at-use head: bytes of float32 per vocabulary chunk (default 16 MiB). */
   headChunkBytes?: number;
-  /** Packed (GPTQ / AWQ) linear weights, dequantized in the graph (src/formats/quant-gptq.ts). */
-  quant?: QuantizedWeights;
-}
-
-/** The float32 weights of a checkpoint's packed linear layers, as graph nodes. */
-export interface QuantizedWeights {
-  /** Whether `name` (e.g. model.layers.0.mlp.up_proj.weight) is stored packed. */
-  has(name: string): boolean;
-  /**
-   * `name` as float32 [out, in] (shape); `defer(ext)` makes an initializer wait for the
-   * activation it multiplies (cast at use).
-   */
-  weight(g: GraphBuilder, name: string, shape: number[], location: (file: string) => string, defer?: (ext: string) => string): string;
 }
 
 /** 16 MiB: under glibc's largest mmap threshold, so freed chunks are reused rather than unmapped and faulted in again. */
@@ -258,9 +245,7 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
 
   // Weight names: gpt2 checkpoints come with or without the "transformer." prefix.
   const prefix = arch === 'gpt2' ? (ckpt.tensors.has('transformer.wte.weight') ? 'transformer.' : '') : arch === 'gpt_neox' ? 'gpt_neox.' : 'model.';
-  const quant = opts.quant;
-  const packed = (name: string) => !ckpt.tensors.has(name) && quant?.has(name) === true;
-  const has = (name: string) => ckpt.tensors.has(name) || packed(name);
+  const has = (name: string) => ckpt.tensors.has(name);
   const tensor = (name: string, shape?: number[]): TensorEntry => {
     const t: TensorEntry | undefined = ckpt.tensors.get(name);
     if (t && t.dtype === 'I32') throw new ModelError('unsupported_safetensors', model, `${path.basename(t.file)}: tensor "${name}" has dtype I32 where float weights belong`, 'the checkpoint is not in the layout its quantization_config describes');
@@ -300,14 +285,6 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
   const loaded = new Map<string, string>();
   /** A float32 weight; `use` is the activation it multiplies (for cast at use). */
   const weight = (name: string, shape?: number[], use?: string): string => {
-    if (packed(name) && shape) {
-      const hit = loaded.get(name);
-      if (hit) return hit;
-      const defer = use && opts.castAtUse === true ? (ext: string) => deferTo(ext, use) : undefined;
-      const out = quant!.weight(g, name, shape, location, defer);
-      if (!defer) loaded.set(name, out);
-      return out;
-    }
     const t = tensor(name, shape);
     if (use && lazy(t)) return castAfter(raw(t), use);
     const hit = loaded.get(name);
@@ -324,7 +301,6 @@ export function buildDecoderGraph(spec: DecoderSpec, ckpt: Checkpoint, cfg: Raw,
   };
   /** x · headᵀ; a cast-at-use head is split into vocabulary chunks, each cast right before its product. */
   const headProduct = (x: string, name: string): string => {
-    if (packed(name)) return g.op('Gemm', [x, weight(name, [V, E], x)], { transB: 1 });
     const t = tensor(name, [V, E]);
     if (!lazy(t)) return g.op('Gemm', [x, weight(name, [V, E])], { transB: 1 });
     const rowBytes = (t.length / V) | 0;

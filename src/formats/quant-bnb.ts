@@ -28,15 +28,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
-import { messageOf } from '../errors.js';
 import { ModelError } from '../inference/errors.js';
-import { openCheckpointRaw, type Checkpoint, type RawTensorEntry, type TensorEntry } from './safetensors.js';
+import { DequantPlan, TensorReader, type DequantizedCheckpoint } from './dequantized.js';
+import { openCheckpointRaw, type RawTensorEntry, type TensorEntry } from './safetensors.js';
 
 /** Bumped whenever the dequantized tensors change (part of the graph cache key). */
 export const BNB_VERSION = 2;
-
-/** The file name of the dequantized tensors next to the graph. */
-export const BNB_DEQUANT_FILE = 'bnb-dequantized.bin';
 
 /** Largest quant_state JSON read (transformers writes ~170 bytes). */
 const MAX_STATE_BYTES = 65536;
@@ -72,24 +69,6 @@ export function isBitsandbytesConfig(q: Record<string, unknown>): boolean {
   return m === 'bitsandbytes' || (m === null && (q.load_in_4bit === true || q.load_in_8bit === true));
 }
 
-export interface DequantizedCheckpoint {
-  /**
-   * The float tensors as stored, and each quantized weight as an entry of `dequantFile` in
-   * its quant_state's dtype (bfloat16 / float16 hold the rounded values exactly; float32 for
-   * float32 states and LLM.int8()), read by the graph like any half-precision tensor.
-   */
-  ckpt: Checkpoint;
-  /** Stands for the file `write` makes (the entries' offsets in it are final). */
-  dequantFile: string;
-  /** e.g. "NF4 (double quant)", "LLM.int8()". */
-  method: string;
-  quantized: number;
-  /** Bytes that `write` produces. */
-  bytes: number;
-  /** Dequantizes every quantized weight into `dest`, one tensor in memory at a time. */
-  write(dest: string): void;
-}
-
 export interface BnbOptions {
   /**
    * Weights the graph reads as GPT-2 Conv1D, [in, out]: transformers quantizes a Conv1D as a
@@ -98,22 +77,19 @@ export interface BnbOptions {
   conv1d?: (name: string) => boolean;
 }
 
-interface Plan4 {
+interface Plan4Spec {
   kind: '4bit';
   transpose: boolean;
-  entry: TensorEntry;
   packed: RawTensorEntry;
   absmax: RawTensorEntry;
   quantMap: RawTensorEntry;
   nestedAbsmax: RawTensorEntry | null;
   nestedQuantMap: RawTensorEntry | null;
   state: QuantState;
-  stateTensor: string;
 }
-interface Plan8 {
+interface Plan8Spec {
   kind: 'int8';
   transpose: boolean;
-  entry: TensorEntry;
   weight: RawTensorEntry;
   scb: RawTensorEntry;
 }
@@ -208,21 +184,8 @@ export function openBnbCheckpoint(dir: string, q: Record<string, unknown>, id: s
   const corrupt = (t: RawTensorEntry | string, file: string, msg: string) =>
     new ModelError('corrupt_safetensors', id, `${path.basename(file)}: tensor "${typeof t === 'string' ? t : t.name}": ${msg}`, 'download the checkpoint again (it does not match what bitsandbytes saves)');
   const count = (t: RawTensorEntry) => t.shape.reduce((a, b) => a * b, 1);
-  const fd = new Map<string, number>();
-  const readBytes = (t: RawTensorEntry): Buffer => {
-    let h = fd.get(t.file);
-    if (h === undefined) {
-      h = fs.openSync(t.file, 'r');
-      fd.set(t.file, h);
-    }
-    const buf = Buffer.alloc(t.length);
-    if (fs.readSync(h, buf, 0, t.length, t.offset) !== t.length) throw corrupt(t, t.file, 'short read');
-    return buf;
-  };
-  const closeAll = () => {
-    for (const h of fd.values()) fs.closeSync(h);
-    fd.clear();
-  };
+  const reader = new TensorReader((t, msg) => corrupt(t, t.file, msg));
+  const readBytes = (t: RawTensorEntry): Buffer => reader.read(t);
   const need = (name: string, owner: RawTensorEntry, dtype: string, n: number | null): RawTensorEntry => {
     const t = raw.tensors.get(name);
     if (!t) throw corrupt(owner, owner.file, `its quantization state has no tensor "${name}"`);
@@ -232,17 +195,20 @@ export function openBnbCheckpoint(dir: string, q: Record<string, unknown>, id: s
   };
 
   const used = new Set<string>();
-  const plans: Array<Plan4 | Plan8> = [];
   const tensors = new Map<string, TensorEntry>();
-  const dequantFile = path.join(dir, BNB_DEQUANT_FILE);
-  let offset = 0;
-  const place = (name: string, shape: number[], dtype: 'F32' | 'F16' | 'BF16' = 'F32'): TensorEntry => {
-    const length = shape.reduce((a, b) => a * b, 1) * (dtype === 'F32' ? 4 : 2);
-    if (!Number.isSafeInteger(offset + length)) throw corrupt(name, dequantFile, 'the dequantized checkpoint exceeds the largest file size');
-    const e: TensorEntry = { name, file: dequantFile, dtype, shape, offset, length };
-    offset = Math.ceil((offset + length) / 64) * 64;
-    return e;
-  };
+  const plan = new DequantPlan(dir, id, corrupt);
+  /** An entry of the dequantized file, `p`'s weight (transposed back for a Conv1D), float32 or in `dtype`. */
+  const place = (name: string, shape: number[], p: Plan4Spec | Plan8Spec, source: string, dtype: 'F32' | 'F16' | 'BF16' = 'F32'): TensorEntry =>
+    plan.place(
+      name,
+      shape,
+      source,
+      () => {
+        const y = p.kind === '4bit' ? dequant4(p, shape) : dequant8(p);
+        return p.transpose ? transpose2d(y, shape[1], shape[0]) : y;
+      },
+      dtype === 'F32' ? undefined : { dtype, encode: (y) => halfBytes(y, dtype) },
+    );
   let nested = false;
   let types = new Set<string>();
 
@@ -295,9 +261,7 @@ export function openBnbCheckpoint(dir: string, q: Record<string, unknown>, id: s
         if (tensors.has(wname)) throw corrupt(t, t.file, `a second quant_state for "${wname}"`);
         const transpose = opts.conv1d?.(wname) === true;
         if (transpose && s.shape.length !== 2) throw corrupt(t, t.file, `quant_state shape [${s.shape.join(', ')}] of a Conv1D weight is not 2-D`);
-        const entry = place(wname, transpose ? [s.shape[1], s.shape[0]] : s.shape, s.dtype === 'bfloat16' ? 'BF16' : s.dtype === 'float16' ? 'F16' : 'F32');
-        tensors.set(wname, entry);
-        plans.push({ kind: '4bit', transpose, entry, packed, absmax, quantMap, nestedAbsmax, nestedQuantMap, state: s, stateTensor: t.name });
+        tensors.set(wname, place(wname, transpose ? [s.shape[1], s.shape[0]] : s.shape, { kind: '4bit', transpose, packed, absmax, quantMap, nestedAbsmax, nestedQuantMap, state: s }, packed.file, s.dtype === 'bfloat16' ? 'BF16' : s.dtype === 'float16' ? 'F16' : 'F32'));
         types.add(s.quant_type.toUpperCase());
         continue;
       }
@@ -322,9 +286,7 @@ export function openBnbCheckpoint(dir: string, q: Record<string, unknown>, id: s
         used.add(w.name);
         if (tensors.has(wname)) throw corrupt(t, t.file, `"${wname}" is both a 4-bit and an int8 weight`);
         const transpose = opts.conv1d?.(wname) === true;
-        const entry = place(wname, transpose ? [w.shape[1], w.shape[0]] : [...w.shape]);
-        tensors.set(wname, entry);
-        plans.push({ kind: 'int8', transpose, entry, weight: w, scb: t });
+        tensors.set(wname, place(wname, transpose ? [w.shape[1], w.shape[0]] : [...w.shape], { kind: 'int8', transpose, weight: w, scb: t }, w.file));
         types.add('LLM.int8()');
       }
     }
@@ -343,49 +305,17 @@ export function openBnbCheckpoint(dir: string, q: Record<string, unknown>, id: s
       throw unsupported(`tensor "${t.name}" of dtype ${t.dtype} (${path.basename(t.file)})`, 'a known bitsandbytes layout for it (4-bit Params4bit with quant_state, or LLM.int8() with SCB)');
     }
   } finally {
-    closeAll();
+    reader.close();
   }
-  if (plans.length === 0) throw unsupported('no quantized weight (no quant_state.bitsandbytes__* or SCB tensor)', 'the quantized tensors bitsandbytes saves; a float checkpoint should not carry a quantization_config');
+  if (plan.count === 0) throw unsupported('no quantized weight (no quant_state.bitsandbytes__* or SCB tensor)', 'the quantized tensors bitsandbytes saves; a float checkpoint should not carry a quantization_config');
   types = new Set([...types].sort());
   const method = `${[...types].join(' + ')}${nested ? ' (double quant)' : ''}`;
   raw.fingerprint.push(`bnb:${BNB_VERSION}`);
 
-  const write = (dest: string): void => {
-    try {
-      writeAll(dest);
-    } catch (e) {
-      if (e instanceof ModelError) throw e;
-      throw new ModelError('load_failed', id, `cannot write the dequantized bitsandbytes weights (${offset} bytes) to ${dest}: ${messageOf(e)}`, 'set MODELPRINT_CACHE_DIR to a writable folder with room for the dequantized weights');
-    }
-  };
-  const writeAll = (dest: string): void => {
-    const out = fs.openSync(dest, 'w');
-    try {
-      for (const p of plans) {
-        let y = p.kind === '4bit' ? dequant4(p) : dequant8(p);
-        if (p.transpose) y = transpose2d(y, p.entry.shape[1], p.entry.shape[0]);
-        for (let i = 0; i < y.length; i++) {
-          if (!Number.isFinite(y[i])) throw corrupt(p.entry.name, p.kind === '4bit' ? p.packed.file : p.weight.file, `dequantizes to a non-finite value at element ${i}`);
-        }
-        const bytes = p.entry.dtype === 'F32' ? Buffer.from(y.buffer, y.byteOffset, y.byteLength) : halfBytes(y, p.entry.dtype as 'F16' | 'BF16');
-        fs.writeSync(out, bytes, 0, bytes.length, p.entry.offset);
-      }
-      if (offset > 0) fs.ftruncateSync(out, offset);
-    } finally {
-      fs.closeSync(out);
-      closeAll();
-    }
-  };
-  const floats = (t: RawTensorEntry): Float32Array => {
-    const b = readBytes(t);
-    const y = new Float32Array(t.length / 4);
-    for (let i = 0; i < y.length; i++) y[i] = b.readFloatLE(i * 4);
-    for (let i = 0; i < y.length; i++) if (!Number.isFinite(y[i])) throw corrupt(t, t.file, `non-finite value at element ${i}`);
-    return y;
-  };
-  const dequant4 = (p: Plan4): Float32Array => {
+  const floats = (t: RawTensorEntry): Float32Array => reader.floats(t);
+  const dequant4 = (p: Plan4Spec, shape: number[]): Float32Array => {
     const s = p.state;
-    const n = p.entry.shape.reduce((a, b) => a * b, 1);
+    const n = shape.reduce((a, b) => a * b, 1);
     const code = floats(p.quantMap);
     let absmax: Float32Array;
     if (p.nestedAbsmax && p.nestedQuantMap) {
@@ -416,7 +346,7 @@ export function openBnbCheckpoint(dir: string, q: Record<string, unknown>, id: s
     return y;
   };
   const inv127 = Math.fround(7.874015718698502e-3);
-  const dequant8 = (p: Plan8): Float32Array => {
+  const dequant8 = (p: Plan8Spec): Float32Array => {
     const b = readBytes(p.weight);
     const scb = floats(p.scb);
     const [rows, cols] = p.weight.shape;
@@ -431,5 +361,5 @@ export function openBnbCheckpoint(dir: string, q: Record<string, unknown>, id: s
     return y;
   };
 
-  return { ckpt: { files: raw.files, tensors, fingerprint: raw.fingerprint }, dequantFile, method, quantized: plans.length, bytes: offset, write };
+  return plan.finish(raw, tensors, method, 'bitsandbytes', reader);
 }

@@ -1,9 +1,9 @@
 /**
  * GPTQ and AWQ (GEMM) checkpoints in the transformers layout: each quantized linear layer
- * is stored packed (qweight / qzeros int32, scales, GPTQ's g_idx) and is dequantized to
- * float32 in the graph, W = scale · (q − zero), from the packed bytes as external data
- * (nothing is unpacked on the JavaScript side; ONNX Runtime folds the unpacking into a
- * float32 initializer at load, or runs it right before its use with cast at use).
+ * is stored packed (qweight / qzeros int32, scales, GPTQ's g_idx) and is dequantized in
+ * JavaScript, one layer at a time, into the float32 file next to the graph
+ * (dequantized.ts), W = scale · (q − zero) in float32, as the [out, in] weight
+ * transformers' dequantized model holds.
  *
  * GPTQ (gptqmodel / auto-gptq, QuantLinear): qweight [in·bits/32, out], the values of rows
  * p·(32/bits)+k at bits k·bits of row p; qzeros [groups, out·bits/32] packed the same way
@@ -15,12 +15,10 @@
  * along the output in the nibble order [0, 2, 4, 6, 1, 3, 5, 7]; scales [groups, out];
  * group of row i = i / group_size.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { ModelError } from '../inference/errors.js';
-import { DataType, type GraphBuilder } from '../zoo/onnx/graph.js';
-import type { QuantizedWeights } from './hf-decoder.js';
-import type { Checkpoint, TensorEntry } from './safetensors.js';
+import { DequantPlan, TensorReader, type DequantizedCheckpoint } from './dequantized.js';
+import { openCheckpoint, type TensorEntry } from './safetensors.js';
 
 export interface QuantSpec {
   method: 'gptq' | 'awq';
@@ -150,128 +148,197 @@ export function quantLabel(q: unknown): string | null {
   return `${method}${bits}`;
 }
 
+/** Bumped whenever the dequantized tensors change (a digest input of the graph cache key). */
+export const GPTQ_VERSION = 1;
+
 /**
- * The packed linear layers of an opened checkpoint. Every layer's tensors are checked
- * against the config's shapes and each other when the graph asks for it (before anything
- * is allocated), g_idx values against the number of groups.
+ * Plans the dequantization of a GPTQ / AWQ checkpoint folder: every packed layer's
+ * tensors are checked against the bits, group size and each other from the headers
+ * (g_idx values against the number of groups) before anything is allocated, and become
+ * one float32 [out, in] `X.weight` entry of the dequantized file; the decoder graph then
+ * checks [out, in] against config.json as for a float checkpoint.
  */
-export function quantizedWeights(spec: QuantSpec, ckpt: Checkpoint, id: string, arch: string): QuantizedWeights {
+export function openGptqCheckpoint(dir: string, spec: QuantSpec, id: string, arch: string): DequantizedCheckpoint {
+  const M = spec.method.toUpperCase();
   if (arch === 'gpt2') {
     // Not checked against a library: transformers 5.24 + gptqmodel 7.7 cannot load the GPT-2
     // checkpoints gptqmodel writes (Conv1D init on a quantized module), so there is no reference.
-    throw unsupported(id, `${spec.method.toUpperCase()} checkpoint of model_type gpt2`, 'packed Conv1D layers checked against a library reference (none loads them); supported: the other architectures');
+    throw unsupported(id, `${M} checkpoint of model_type gpt2`, 'packed Conv1D layers checked against a library reference (none loads them); supported: the other architectures');
   }
-  const base = (name: string) => name.replace(/\.weight$/, '');
-  const anyPacked = [...ckpt.tensors.keys()].some((n) => n.endsWith('.qweight'));
-  if (!anyPacked) {
-    throw new ModelError('load_failed', id, `quantization_config says ${spec.method.toUpperCase()} but no tensor of the checkpoint is packed (no *.qweight)`, 'the weights do not belong to this config.json: download the checkpoint again');
+  const ckpt = openCheckpoint(dir, id, { int32: true });
+  const modules = [...ckpt.tensors.keys()].filter((n) => n.endsWith('.qweight')).map((n) => n.slice(0, -'.qweight'.length));
+  if (modules.length === 0) {
+    throw new ModelError('load_failed', id, `quantization_config says ${M} but no tensor of the checkpoint is packed (no *.qweight)`, 'the weights do not belong to this config.json: download the checkpoint again');
   }
-  const get = (name: string, dtypes: string[], shape: number[], label: string): TensorEntry => {
+  const corrupt = (name: string, file: string, msg: string) => new ModelError('corrupt_safetensors', id, `${path.basename(file)}: tensor "${name}": ${msg}`, 'download the checkpoint again (it does not match what gptqmodel / autoawq save)');
+  const reader = new TensorReader((t, msg) => corrupt(t.name, t.file, msg));
+  const plan = new DequantPlan(dir, id, corrupt);
+  const tensors = new Map(ckpt.tensors);
+  const floats = ['F16', 'BF16', 'F32'];
+  /** The tensor `name` of one of `dtypes` and of the shape `shape` (a number: any shape of that rank, no zero size) that `label` with `basis` implies. */
+  const get = (name: string, dtypes: string[], shape: number[] | number, label: string, basis: string): TensorEntry => {
     const t = ckpt.tensors.get(name);
-    if (!t) throw new ModelError('load_failed', id, `the ${spec.method.toUpperCase()} checkpoint has no tensor "${name}"`, 'the checkpoint is incomplete');
+    if (!t) throw new ModelError('load_failed', id, `the ${M} checkpoint has no tensor "${name}"`, 'the checkpoint is incomplete');
     if (!dtypes.includes(t.dtype)) {
-      throw new ModelError('corrupt_safetensors', id, `${path.basename(t.file)}: tensor "${name}" has dtype ${t.dtype}, ${spec.method.toUpperCase()} stores ${dtypes.join(' or ')}`, 'the checkpoint is not in the layout its quantization_config describes');
+      throw new ModelError('corrupt_safetensors', id, `${path.basename(t.file)}: tensor "${name}" has dtype ${t.dtype}, ${M} stores ${dtypes.join(' or ')}`, 'the checkpoint is not in the layout its quantization_config describes');
     }
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+    const bad = typeof shape === 'number' ? t.shape.length !== shape || t.shape.some((d) => d === 0) : t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]);
+    if (bad) {
       throw new ModelError(
         'corrupt_safetensors',
         id,
-        `${path.basename(t.file)}: tensor "${name}" has shape [${t.shape.join(', ')}], ${label} with config.json implies [${shape.join(', ')}]`,
+        `${path.basename(t.file)}: tensor "${name}" has shape [${t.shape.join(', ')}], ${label} with ${basis} implies ${typeof shape === 'number' ? `${shape}-D, no size 0` : `[${shape.join(', ')}]`}`,
         'the checkpoint is not in the layout its quantization_config describes (bits, group_size, checkpoint_format)',
       );
     }
     return t;
   };
-  const floats = ['F16', 'BF16', 'F32'];
-  const DT = { F16: DataType.FLOAT16, BF16: DataType.BFLOAT16, F32: DataType.FLOAT, I32: DataType.INT32 } as const;
 
-  return {
-    has: (name) => name.endsWith('.weight') && ckpt.tensors.has(`${base(name)}.qweight`),
-    weight(g: GraphBuilder, name: string, shape: number[], location: (file: string) => string, defer?: (ext: string) => string): string {
-      const b = base(name);
-      const [out, inn] = shape;
+  try {
+    for (const b of modules) {
       const dyn = spec.dynamic.find((d) => d.test(b));
       if (dyn?.skip) {
         throw new ModelError('corrupt_safetensors', id, `${b} is packed, but quantization_config.dynamic "${dyn.pattern}" leaves it unquantized`, 'the weights do not belong to this config.json');
       }
+      const wname = `${b}.weight`;
+      const qwName = `${b}.qweight`;
+      if (ckpt.tensors.has(wname)) throw corrupt(wname, ckpt.tensors.get(wname)!.file, `a float weight next to the packed "${qwName}"`);
       const bits = dyn ? dyn.bits : spec.bits;
       const per = 32 / bits;
       const gs0 = dyn ? dyn.groupSize : spec.groupSize;
-      const gs = gs0 === -1 ? inn : gs0;
       const label = dyn ? `${spec.label}, ${bits}-bit group ${gs0} by dynamic "${dyn.pattern}"` : spec.label;
-      const what = `${b}: in_features ${inn}, out_features ${out}`;
-      if (spec.method === 'awq' && inn % gs !== 0) {
-        throw new ModelError('corrupt_safetensors', id, `${what} is not a multiple of AWQ group_size ${gs}`, 'config.json does not belong to these weights');
-      }
-      if (inn % per !== 0 || out % per !== 0) {
-        throw new ModelError('corrupt_safetensors', id, `${what}: ${bits}-bit packing needs both to be multiples of ${per}`, 'config.json does not belong to these weights');
-      }
-      const groups = Math.ceil(inn / gs);
-      const F = DataType.FLOAT;
-      const U32 = DataType.UINT32;
-      const ext = (t: TensorEntry, dataType: number, deferIt = false): string => {
-        const n = g.externalInitializer(`${t.name}#${t.dtype}`, dataType as typeof F, t.shape, { location: location(t.file), offset: t.offset, length: t.length });
-        return deferIt && defer ? defer(n) : n;
+      const packing = (inn: number, out: number) => {
+        if (inn % per !== 0 || out % per !== 0) {
+          throw new ModelError('corrupt_safetensors', id, `${b}: in_features ${inn}, out_features ${out}: ${bits}-bit packing needs both to be multiples of ${per}`, 'config.json does not belong to these weights');
+        }
       };
-      const u32 = (values: number[], dims: number[]) => g.op('Cast', [g.int64(values, dims)], { to: U32 });
-      /** Values of `bits` bits at the given shifts (uint32): (x << (32 − bits − s)) >> (32 − bits). */
-      const field = (x: string, shifts: number[], dims: number[]) =>
-        g.op('BitShift', [g.op('BitShift', [x, u32(shifts.map((s) => 32 - bits - s), dims)], { direction: 'LEFT' }), u32([32 - bits], [])], { direction: 'RIGHT' });
-
-      const scope = g.scope;
-      g.scope = `dequant/${b}/`;
-      let w: string;
+      let inn: number;
+      let out: number;
+      let gs: number;
+      let layer: Layer;
       if (spec.method === 'gptq') {
-        const qw = get(`${b}.qweight`, ['I32'], [inn / per, out], label);
-        const qz = get(`${b}.qzeros`, ['I32'], [groups, out / per], label);
-        const sc = get(`${b}.scales`, floats, [groups, out], label);
-        const gi = get(`${b}.g_idx`, ['I32'], [inn], label);
-        checkGroupIndex(gi, groups, id);
-        const shifts = Array.from({ length: per }, (_, k) => k * bits);
-        // [in/per, 1, out] → [in/per, per, out] → [in, out]
-        const q = g.op('Reshape', [field(g.op('Unsqueeze', [ext(qw, U32, true), g.int64([1])]), shifts, [1, per, 1]), g.int64([inn, out])]);
-        // Format gptq stores zero − 1 in every field; gptqmodel (what transformers loads with)
-        // writes and reads it as one word subtraction / addition, 0x11111111 for 4 bits.
-        let words = ext(qz, U32);
-        if (spec.zeroMinusOne) words = g.op('Add', [words, u32([shifts.reduce((a, s) => a + 2 ** s, 0)], [])]);
-        const z = g.op('Reshape', [field(g.op('Unsqueeze', [words, g.int64([2])]), shifts, [1, 1, per]), g.int64([groups, out])]);
-        const s = sc.dtype === 'F32' ? ext(sc, F) : g.op('Cast', [ext(sc, DT[sc.dtype as 'F16'])], { to: F });
-        const idx = ext(gi, DataType.INT32);
-        const zf = g.op('Cast', [g.op('Gather', [z, idx], { axis: 0 })], { to: F });
-        w = g.op('Mul', [g.op('Sub', [g.op('Cast', [q], { to: F }), zf]), g.op('Gather', [s, idx], { axis: 0 })]);
+        // in_features from g_idx [in], groups from the group size, out_features from scales [groups, out].
+        const gi = get(`${b}.g_idx`, ['I32'], 1, label, 'one group per input row');
+        inn = gi.shape[0];
+        gs = gs0 === -1 ? inn : gs0;
+        const groups = Math.ceil(inn / gs);
+        const sc0 = get(`${b}.scales`, floats, 2, label, `g_idx [${inn}]`);
+        if (sc0.shape[0] !== groups) get(`${b}.scales`, floats, [groups, sc0.shape[1]], label, `g_idx [${inn}]`);
+        out = sc0.shape[1];
+        packing(inn, out);
+        const basis = `g_idx [${inn}] and scales [${groups}, ${out}]`;
+        const qw = get(qwName, ['I32'], [inn / per, out], label, basis);
+        const qz = get(`${b}.qzeros`, ['I32'], [groups, out / per], label, basis);
+        groupIndex(reader, gi, groups, id);
+        layer = { awq: false, qw, qz, sc: sc0, gi, inn, out, bits, gs, groups, zeroMinusOne: spec.zeroMinusOne };
+        for (const t of [qw, qz, sc0, gi]) tensors.delete(t.name);
       } else {
-        const qw = get(`${b}.qweight`, ['I32'], [inn, out / per], label);
-        const qz = get(`${b}.qzeros`, ['I32'], [groups, out / per], label);
-        const sc = get(`${b}.scales`, floats, [groups, out], label);
-        const shifts = AWQ_INVERSE.map((k) => k * 4);
-        // [rows, out/8, 1] → [rows, out/8, 8] → [rows, out], column order restored by the shifts.
-        const q = g.op('Reshape', [field(g.op('Unsqueeze', [ext(qw, U32, true), g.int64([2])]), shifts, [1, 1, per]), g.int64([groups, gs, out])]);
-        const z = g.op('Reshape', [field(g.op('Unsqueeze', [ext(qz, U32), g.int64([2])]), shifts, [1, 1, per]), g.int64([groups, 1, out])]);
-        const s = sc.dtype === 'F32' ? ext(sc, F) : g.op('Cast', [ext(sc, DT[sc.dtype as 'F16'])], { to: F });
-        const diff = g.op('Sub', [g.op('Cast', [q], { to: F }), g.op('Cast', [z], { to: F })]);
-        w = g.op('Reshape', [g.op('Mul', [diff, g.op('Reshape', [s, g.int64([groups, 1, out])])]), g.int64([inn, out])]);
+        // in_features and out_features from qweight [in, out/8].
+        const qw = get(qwName, ['I32'], 2, label, 'AWQ');
+        inn = qw.shape[0];
+        out = qw.shape[1] * per;
+        gs = gs0;
+        if (inn % gs !== 0) throw new ModelError('corrupt_safetensors', id, `${b}: in_features ${inn}, out_features ${out} is not a multiple of AWQ group_size ${gs}`, 'config.json does not belong to these weights');
+        const groups = inn / gs;
+        const basis = `qweight [${inn}, ${out / per}]`;
+        const qz = get(`${b}.qzeros`, ['I32'], [groups, out / per], label, basis);
+        const sc = get(`${b}.scales`, floats, [groups, out], label, basis);
+        layer = { awq: true, qw, qz, sc, gi: null, inn, out, bits, gs, groups, zeroMinusOne: false };
+        for (const t of [qw, qz, sc]) tensors.delete(t.name);
       }
-      // w is [in, out]; the linear layers' Gemm takes [out, in].
-      const res = g.op('Transpose', [w], { perm: [1, 0] });
-      g.scope = scope;
-      return res;
-    },
-  };
+      const l = layer;
+      tensors.set(wname, plan.place(wname, [out, inn], l.qw.file, () => dequantLayer(reader, l, id)));
+    }
+  } finally {
+    reader.close();
+  }
+  ckpt.fingerprint.push(`gptq:${GPTQ_VERSION}`);
+  return plan.finish(ckpt, tensors, spec.label, M, reader);
 }
 
-/** g_idx values must name a group: read (in × 4 bytes, bounded by the checked shape) and checked. */
-function checkGroupIndex(t: TensorEntry, groups: number, id: string): void {
-  const buf = Buffer.alloc(t.length);
-  const fd = fs.openSync(t.file, 'r');
-  try {
-    if (fs.readSync(fd, buf, 0, t.length, t.offset) !== t.length) throw new ModelError('corrupt_safetensors', id, `${path.basename(t.file)}: short read of "${t.name}"`, 'download the checkpoint again');
-  } finally {
-    fs.closeSync(fd);
+interface Layer {
+  awq: boolean;
+  qw: TensorEntry;
+  qz: TensorEntry;
+  sc: TensorEntry;
+  /** GPTQ: the group of each input row (null: AWQ, row / group size). */
+  gi: TensorEntry | null;
+  inn: number;
+  out: number;
+  bits: number;
+  gs: number;
+  groups: number;
+  zeroMinusOne: boolean;
+}
+
+/**
+ * One layer as float32 [out, in]: W[o, i] = scale[g, o] · (q[i, o] − zero[g, o]), g the
+ * group of row i; q − zero is a small integer, so the product rounded once to float32 (the
+ * Float32Array store) is what the libraries' float32 dequantizers compute.
+ */
+function dequantLayer(reader: TensorReader, l: Layer, id: string): Float32Array {
+  const { inn, out, bits, groups } = l;
+  const per = 32 / bits;
+  const mask = (1 << bits) - 1;
+  const q = reader.words(l.qw);
+  const zw = reader.words(l.qz);
+  const s = reader.floats(l.sc);
+  const group = l.gi ? groupIndex(reader, l.gi, groups, id) : Int32Array.from({ length: inn }, (_, i) => Math.floor(i / l.gs));
+  // Format gptq stores zero − 1 in every field; gptqmodel (what transformers loads with)
+  // writes and reads it as one word subtraction / addition (0x11111111 at 4 bits), carries included.
+  let add = 0;
+  if (l.zeroMinusOne) for (let k = 0; k < per; k++) add += 2 ** (k * bits);
+  const shiftOf = (o: number) => (l.awq ? AWQ_INVERSE[o & 7] * 4 : (o % per) * bits);
+  // zeros and scales as [out, groups], so a row of W reads them in order.
+  const zT = new Float32Array(out * groups);
+  const sT = new Float32Array(out * groups);
+  const wordsPerRow = out / per;
+  for (let g = 0; g < groups; g++) {
+    for (let o = 0; o < out; o++) {
+      const word = (zw[g * wordsPerRow + Math.floor(o / per)] + add) >>> 0;
+      zT[o * groups + g] = (word >>> shiftOf(o)) & mask;
+      sT[o * groups + g] = s[g * out + o];
+    }
   }
-  for (let i = 0; i < t.shape[0]; i++) {
-    const v = buf.readInt32LE(i * 4);
+  const y = new Float32Array(out * inn);
+  if (!l.awq) {
+    // qweight [in/per, out]: row i is field i % per of word row ⌊i / per⌋.
+    for (let o = 0; o < out; o++) {
+      const base = o * inn;
+      const zo = o * groups;
+      for (let p = 0, i = 0; p < inn / per; p++) {
+        const word = q[p * out + o];
+        for (let k = 0; k < per; k++, i++) {
+          const g = zo + group[i];
+          y[base + i] = sT[g] * (((word >>> (k * bits)) & mask) - zT[g]);
+        }
+      }
+    }
+  } else {
+    // qweight [in, out/8]: column o is nibble AWQ_INVERSE[o % 8] of word ⌊o / 8⌋.
+    for (let o = 0; o < out; o++) {
+      const base = o * inn;
+      const zo = o * groups;
+      const col = o >> 3;
+      const sh = AWQ_INVERSE[o & 7] * 4;
+      for (let i = 0; i < inn; i++) {
+        const g = zo + group[i];
+        y[base + i] = sT[g] * (((q[i * wordsPerRow + col] >>> sh) & 15) - zT[g]);
+      }
+    }
+  }
+  return y;
+}
+
+/** g_idx (in × 4 bytes, bounded by the checked shape): every value must name a group. */
+function groupIndex(reader: TensorReader, t: TensorEntry, groups: number, id: string): Int32Array {
+  const w = reader.words(t);
+  const g = new Int32Array(w.buffer, w.byteOffset, w.length);
+  for (let i = 0; i < g.length; i++) {
+    const v = g[i];
     if (v < 0 || v >= groups) {
       throw new ModelError('corrupt_safetensors', id, `${path.basename(t.file)}: tensor "${t.name}" row ${i} names group ${v}, outside [0, ${groups})`, 'the checkpoint is corrupt or not in the layout its quantization_config describes (group_size)');
     }
   }
+  return g;
 }
