@@ -10,7 +10,7 @@ import { CausalLM } from '../src/inference/session.js';
 import { halfBytes, roundBf16, roundF16 } from '../src/formats/quant-bnb.js';
 import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
-import { bottomK, expectCode, maxDiff } from './helpers/logits.js';
+import { bottomK, expectCode, maxDiff, smallLineage } from './helpers/logits.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'bnb');
 const HF = path.join(ROOT, 'test', 'fixtures', 'hf');
@@ -310,14 +310,8 @@ describe('bitsandbytes checkpoints through the CLI', () => {
   it('lineage scores each quantization of llama above the quantizations of qwen2 and gpt2', () => {
     const out = path.join(work, 'lineage.csv');
     const derived = ['llama-nf4', 'llama-int8', 'qwen2-nf4-dq', 'gpt2-nf4'].map((n) => path.join(FIX, n));
-    const r = runCli(
-      ['lineage', '--base', path.join(HF, 'llama'), '--derived', ...derived, '--output', out, '--registry', path.join(work, 'reg.db'), '--json', '--num-prompts', '3', '--k', '128', '--prefix-len', '4', '--total-len', '16', '--progress', 'none'],
-      { env: { MODELPRINT_CACHE_DIR: cache } },
-    );
-    expect(r.code, r.stderr).toBe(0);
-    expect(parseJson<{ ok: number; failed: number }>(r)).toMatchObject({ ok: 4, failed: 0 });
-    const rows = readCsvFile(out).rows;
-    const score = (n: string) => Number(rows.find((x) => x.derived_model_name === path.join(FIX, n))?.avg_overlap_ratio);
+    const scoreOf = smallLineage(path.join(HF, 'llama'), derived, { out, cache, registry: path.join(work, 'reg.db') });
+    const score = (n: string) => scoreOf(path.join(FIX, n));
     expect(score('llama-int8')).toBeGreaterThan(0.9);
     for (const n of ['llama-nf4', 'llama-int8']) for (const q of ['qwen2-nf4-dq', 'gpt2-nf4']) expect(score(n), `${n} vs ${q}`).toBeGreaterThan(score(q) + 0.2);
   });

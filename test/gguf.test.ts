@@ -15,9 +15,8 @@ import { prepareGguf, quantOfFileName, tokenizerFromGguf } from '../src/formats/
 import { llamaCppHooks, vecDotTypeOf } from '../src/formats/gguf-activations.js';
 import { DataType, GraphBuilder } from '../src/zoo/onnx/graph.js';
 import * as ort from 'onnxruntime-node';
-import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
-import { bottomK, expectCode, maxDiff } from './helpers/logits.js';
+import { bottomK, expectCode, maxDiff, smallLineage } from './helpers/logits.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'gguf');
 const HF = path.join(ROOT, 'test', 'fixtures', 'hf');
@@ -530,14 +529,8 @@ describe('lineage through the CLI on GGUF files', () => {
   it('a GGUF quantization of the llama checkpoint scores against its safetensors base above unrelated models', () => {
     const out = path.join(work, 'lineage.csv');
     const derived = ['llama-Q8_0.gguf', 'llama-Q4_K_M.gguf', 'qwen2-F16.gguf', 'gemma-Q8_0.gguf'].map((n) => path.join(FIX, n));
-    const r = runCli(
-      ['lineage', '--base', path.join(HF, 'llama'), '--derived', ...derived, '--output', out, '--registry', path.join(work, 'reg.db'), '--json', '--num-prompts', '3', '--k', '128', '--prefix-len', '4', '--total-len', '16', '--progress', 'none'],
-      { env: { MODELPRINT_CACHE_DIR: cache } },
-    );
-    expect(r.code, r.stderr).toBe(0);
-    expect(parseJson<{ ok: number; failed: number }>(r)).toMatchObject({ ok: 4, failed: 0 });
-    const rows = readCsvFile(out).rows;
-    const score = (n: string) => Number(rows.find((x) => x.derived_model_name === path.join(FIX, n))?.avg_overlap_ratio);
+    const scoreOf = smallLineage(path.join(HF, 'llama'), derived, { out, cache, registry: path.join(work, 'reg.db') });
+    const score = (n: string) => scoreOf(path.join(FIX, n));
     expect(score('llama-Q8_0.gguf')).toBeGreaterThan(0.9);
     expect(score('llama-Q4_K_M.gguf')).toBeGreaterThan(0.6);
     expect(score('llama-Q4_K_M.gguf')).toBeGreaterThan(score('qwen2-F16.gguf') + 0.2);

@@ -8,9 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CausalLM } from '../src/inference/session.js';
-import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
-import { bottomK, expectCode, maxDiff } from './helpers/logits.js';
+import { bottomK, expectCode, maxDiff, smallLineage } from './helpers/logits.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'quant');
 const HF = path.join(ROOT, 'test', 'fixtures', 'hf');
@@ -278,14 +277,7 @@ describe('GPTQ / AWQ through the CLI', () => {
     const out = path.join(work, 'lineage.csv');
     const llamaQ = Object.keys(ref.models).filter((n) => ref.models[n].base === 'llama');
     const derived = [...llamaQ.map((n) => path.join(FIX, n)), path.join(HF, 'qwen2'), path.join(HF, 'gpt2')];
-    const r = runCli(
-      ['lineage', '--base', path.join(HF, 'llama'), '--derived', ...derived, '--output', out, '--registry-write', 'off', '--json', '--num-prompts', '3', '--k', '128', '--prefix-len', '4', '--total-len', '16', '--progress', 'none'],
-      { env: { MODELPRINT_CACHE_DIR: cache } },
-    );
-    expect(r.code, r.stderr).toBe(0);
-    expect(parseJson<{ ok: number; failed: number }>(r)).toMatchObject({ ok: derived.length, failed: 0 });
-    const rows = readCsvFile(out).rows;
-    const score = (p: string) => Number(rows.find((x) => x.derived_model_name === p)?.avg_overlap_ratio);
+    const score = smallLineage(path.join(HF, 'llama'), derived, { out, cache });
     const unrelated = Math.max(score(path.join(HF, 'qwen2')), score(path.join(HF, 'gpt2')));
     for (const n of llamaQ) {
       const s = score(path.join(FIX, n));

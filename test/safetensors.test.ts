@@ -9,8 +9,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { CausalLM } from '../src/inference/session.js';
 import { prepareSafetensors } from '../src/formats/hf-checkpoint.js';
 import { readCsvFile } from '../src/util/csv.js';
-import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
-import { bottomK, expectCode, maxDiff } from './helpers/logits.js';
+import { ROOT, runCli, tmpDir } from './helpers/cli.js';
+import { bottomK, expectCode, maxDiff, smallLineage } from './helpers/logits.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'hf');
 
@@ -289,14 +289,8 @@ describe('lineage through the CLI on safetensors checkpoints', () => {
   it('scores a derivative and the half-precision copies above an unrelated model', () => {
     const out = path.join(work, 'lineage.csv');
     const derived = ['llama-derived', 'llama-bf16', 'qwen2', 'gpt2', 'llama-lora'].map((n) => path.join(FIX, n));
-    const r = runCli(
-      ['lineage', '--base', path.join(FIX, 'llama'), '--derived', ...derived, '--out', out, '--registry', path.join(work, 'reg.db'), '--json', '--num-prompts', '3', '--k', '128', '--prefix-len', '4', '--total-len', '16', '--progress', 'none'],
-      { env: { MODELPRINT_CACHE_DIR: cache } },
-    );
-    expect(r.code, r.stderr).toBe(0);
-    expect(parseJson<{ ok: number; failed: number }>(r)).toMatchObject({ ok: 5, failed: 0 });
-    const rows = readCsvFile(out).rows;
-    const score = (n: string) => Number(rows.find((x) => x.derived_model_name === path.join(FIX, n))?.avg_overlap_ratio);
+    const scoreOf = smallLineage(path.join(FIX, 'llama'), derived, { out, cache, registry: path.join(work, 'reg.db') });
+    const score = (n: string) => scoreOf(path.join(FIX, n));
     expect(score('llama-bf16')).toBeGreaterThan(0.95);
     expect(score('llama-derived')).toBeGreaterThan(0.6);
     expect(score('llama-derived')).toBeGreaterThan(score('qwen2') + 0.2);

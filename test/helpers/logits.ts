@@ -2,6 +2,8 @@
 import { expect } from 'vitest';
 import { CausalLM } from '../../src/inference/session.js';
 import { ModelError } from '../../src/inference/errors.js';
+import { readCsvFile } from '../../src/util/csv.js';
+import { parseJson, runCli } from './cli.js';
 
 /** The k lowest logits' token ids (ties by id), as the method's bottom-k set. */
 export function bottomK(logits: ArrayLike<number>, k: number): Set<number> {
@@ -35,4 +37,19 @@ export async function expectCode(ref: string, code: string, text?: RegExp): Prom
   expect((err as ModelError).modelCode, (err as Error).message).toBe(code);
   if (text) expect((err as Error).message).toMatch(text);
   return err as ModelError;
+}
+
+/**
+ * A small `lineage` run through the CLI (3 prompts, k 128, 16 tokens), asserting every model
+ * ran; returns the avg_overlap_ratio of each derived path.
+ */
+export function smallLineage(base: string, derived: string[], opts: { out: string; cache: string; registry?: string }): (derivedPath: string) => number {
+  const reg = opts.registry ? ['--registry', opts.registry] : ['--registry-write', 'off'];
+  const r = runCli(['lineage', '--base', base, '--derived', ...derived, '--output', opts.out, ...reg, '--json', '--num-prompts', '3', '--k', '128', '--prefix-len', '4', '--total-len', '16', '--progress', 'none'], {
+    env: { MODELPRINT_CACHE_DIR: opts.cache },
+  });
+  expect(r.code, r.stderr).toBe(0);
+  expect(parseJson<{ ok: number; failed: number }>(r)).toMatchObject({ ok: derived.length, failed: 0 });
+  const rows = readCsvFile(opts.out).rows;
+  return (p) => Number(rows.find((x) => x.derived_model_name === p)?.avg_overlap_ratio);
 }
