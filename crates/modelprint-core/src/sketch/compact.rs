@@ -978,15 +978,7 @@ fn count_block(
                     continue;
                 }
             }
-            let Some(&byte) = bytes.get(pos) else {
-                return Err(corrupt(q, "block ends inside a set"));
-            };
-            pos += 1;
-            let v = if byte != 0 {
-                byte as u64
-            } else {
-                read_escaped_gap(bytes, &mut pos).map_err(|what| corrupt(q, what))?
-            };
+            let v = read_gap(bytes, &mut pos).map_err(|what| corrupt(q, what))?;
             base += v;
             if base > vocab {
                 return Err(out_of_range(q, base - 1));
@@ -1065,6 +1057,20 @@ mod simd {
     }
 }
 
+/// One gap of a set: a byte 1..=255, or 0 and the escaped varint that follows.
+#[inline]
+fn read_gap(bytes: &[u8], pos: &mut usize) -> Result<u64, &'static str> {
+    let Some(&byte) = bytes.get(*pos) else {
+        return Err("block ends inside a set");
+    };
+    *pos += 1;
+    if byte != 0 {
+        Ok(byte as u64)
+    } else {
+        read_escaped_gap(bytes, pos)
+    }
+}
+
 /// The escaped form of a gap (after its 0 byte): a LEB128 varint of at most 5 bytes whose
 /// value does not fit the one-byte form. `Err` names what is wrong; `pos` moves past it.
 #[inline]
@@ -1109,15 +1115,7 @@ fn decode_block<F: FnMut(usize, u32)>(
     for (q, &len) in lens.iter().enumerate() {
         let mut base = 0u64;
         for i in 0..len as usize {
-            let Some(&byte) = bytes.get(pos) else {
-                return Err(corrupt(q, "block ends inside a set"));
-            };
-            pos += 1;
-            let v = if byte != 0 {
-                byte as u64
-            } else {
-                read_escaped_gap(bytes, &mut pos).map_err(|what| corrupt(q, what))?
-            };
+            let v = read_gap(bytes, &mut pos).map_err(|what| corrupt(q, what))?;
             let id = base + v - 1;
             if id >= vocab as u64 {
                 return Err((
