@@ -134,11 +134,15 @@ describe.skipIf(!hasSbatch && !inCi)('Slurm array on a real one-node cluster', (
     process.kill(victim.pid, 'SIGCONT');
     frozen = null;
     // The task finishes its model, exits and requeues itself; Slurm holds a requeued job
-    // for two minutes, so let it start now.
+    // for two minutes (its credential lifetime), so let it start sooner. Not at once: the
+    // requeue revoked the old run's credential, and slurmd refuses every credential of that
+    // job created in or before the second of the revocation ("Job credential revoked", the
+    // task then fails with exit 1 and afterok cancels the merge). Three seconds is past it.
     const pending = await until('the task to be requeued', 60_000, () => {
       const st = job(`${arrayId}_${victim.i}`);
       return st && st.JobState === 'PENDING' && Number(st.Restarts) >= 1 ? st : null;
     });
+    await new Promise((r) => setTimeout(r, 3000));
     sh('scontrol', ['update', `JobId=${pending.JobId}`, 'StartTime=now']);
 
     const merged = await until('the merge job to finish', 240_000, () => {
@@ -148,7 +152,11 @@ describe.skipIf(!hasSbatch && !inCi)('Slurm array on a real one-node cluster', (
     const logs = fs.readdirSync(path.join(work, 'logs'));
     const log = (f: string) => fs.readFileSync(path.join(work, 'logs', f), 'utf8');
     const mergeLog = logs.filter((f) => f.includes('merge')).map(log).join('');
-    expect(merged.JobState, mergeLog).toBe('COMPLETED');
+    const tasks = [0, 1, 2, 3].map((i) => {
+      const st = job(`${arrayId}_${i}`);
+      return `task ${i}: ${st?.JobState} exit ${st?.ExitCode} restarts ${st?.Restarts} reason ${st?.Reason}`;
+    });
+    expect(merged.JobState, `merge ${merged.JobState} (${merged.Reason}); ${tasks.join('; ')}\n${mergeLog}`).toBe('COMPLETED');
     for (let i = 0; i < 4; i++) expect(job(`${arrayId}_${i}`)?.JobState).toBe('COMPLETED');
 
     // The stopped task: interrupted, requeued, resumed from its saved models.
