@@ -108,6 +108,11 @@ describe('GPTQ / AWQ checkpoints match gptqmodel + transformers', () => {
     expect(maxDiff(x.logits, y.logits)).toBeLessThan(1e-5);
     await a.release();
     await b.release();
+    // two graphs, one dequantized file on disk (hard-linked into both folders)
+    expect(a.files.onnxPath).not.toBe(b.files.onnxPath);
+    const [da, db] = [a, b].map((m) => fs.statSync(path.join(path.dirname(m.files.onnxPath!), 'dequantized.bin')));
+    expect(da.ino).toBe(db.ino);
+    expect(da.nlink).toBeGreaterThanOrEqual(3);
   });
 
   for (const method of ['gptq', 'awq']) {

@@ -209,11 +209,11 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
     ckpt.fingerprint.push(...adapter.fingerprint);
   }
   const real = ckpt.files.map((f) => fs.realpathSync(f));
-  const key = crypto
-    .createHash('sha256')
-    .update(JSON.stringify({ v: GRAPH_VERSION, cfg: cfgText, files: real, headers: ckpt.fingerprint, castAtUse: opts.castAtUse === true, headChunk: opts.headChunkBytes ?? null }))
-    .digest('hex')
-    .slice(0, 32);
+  const digest = (o: object) => crypto.createHash('sha256').update(JSON.stringify(o)).digest('hex').slice(0, 32);
+  const key = digest({ v: GRAPH_VERSION, cfg: cfgText, files: real, headers: ckpt.fingerprint, castAtUse: opts.castAtUse === true, headChunk: opts.headChunkBytes ?? null });
+  // The dequantized weights do not depend on the graph's options (--low-memory): one file
+  // per checkpoint, hard-linked into each of its graphs' folders.
+  const dequantKey = digest({ v: GRAPH_VERSION, cfg: cfgText, files: real, headers: ckpt.fingerprint, method: deq?.method ?? null, bytes: deq?.bytes ?? 0 });
   const encode = (location: (file: string) => string): Buffer => {
     const lora = adapter ? { ...adapter.lora, used: new Set<string>() } : undefined;
     const graph = buildDecoderGraph(spec, ckpt, cfg, id, location, lora, undefined, { castAtUse: opts.castAtUse, headChunkBytes: opts.headChunkBytes });
@@ -253,7 +253,7 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
   try {
     fs.mkdirSync(tmp, { recursive: true });
     real.forEach((f, i) => fs.linkSync(f, path.join(tmp, linkName(i))));
-    deq?.write(path.join(tmp, DEQUANT_FILE));
+    if (deq) placeDequantized(deq, path.join(cacheRoot(), 'hf-graphs', `dequantized-${dequantKey}.bin`), path.join(tmp, DEQUANT_FILE));
     fs.writeFileSync(path.join(tmp, 'model.onnx'), encode((file) => dequantName(file) ?? linkName(index.get(file)!)));
     fs.rmSync(graphDir, { recursive: true, force: true });
     fs.renameSync(tmp, graphDir);
@@ -272,10 +272,10 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
     if (fs.existsSync(side)) return { onnxPath: side, weightsDir, modelType: spec.arch, cached: true };
     const realOf = new Map(ckpt.files.map((f, i) => [f, real[i]]));
     // Quantized checkpoints: the dequantized weights go next to the graph (written before it, so a graph found there has them).
-    const sideDequant = `.modelprint-${key}.${DEQUANT_FILE}`;
+    const sideDequant = `.modelprint-${dequantKey}.${DEQUANT_FILE}`;
     const sideTmp = path.join(path.dirname(side), `${sideDequant}.tmp-${process.pid}`);
     try {
-      if (deq) {
+      if (deq && sizeOf(path.join(path.dirname(side), sideDequant)) !== deq.bytes) {
         deq.write(sideTmp);
         fs.renameSync(sideTmp, path.join(path.dirname(side), sideDequant));
       }
@@ -293,4 +293,36 @@ export function prepareSafetensors(dir: string, id: string, opts: PrepareOptions
     `cannot place the model graph next to its weights: ${messageOf(linkError)}`,
     'set MODELPRINT_CACHE_DIR to a writable folder on the file system that holds the weights',
   );
+}
+
+function sizeOf(file: string): number | null {
+  try {
+    return fs.statSync(file).size;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Gives `dest` the dequantized weights: a hard link to `store` (the checkpoint's one
+ * dequantized file, shared by its default and --low-memory graphs) when that is complete,
+ * else written (complete before it is linked as `store`, so a store file is never partial).
+ */
+function placeDequantized(deq: DequantizedCheckpoint, store: string, dest: string): void {
+  const have = sizeOf(store);
+  if (have === deq.bytes) {
+    try {
+      fs.linkSync(store, dest);
+      return;
+    } catch {
+      // removed meanwhile, or not linkable: write it below
+    }
+  }
+  deq.write(dest);
+  try {
+    if (have !== null && have !== deq.bytes) fs.rmSync(store, { force: true });
+    fs.linkSync(dest, store);
+  } catch {
+    // another process published it meanwhile (or the folder is read-only): dest is complete either way
+  }
 }
