@@ -11,6 +11,7 @@ import { halfBytes, roundBf16, roundF16 } from '../src/formats/quant-bnb.js';
 import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
 import { bottomK, expectCode, maxDiff, smallLineage } from './helpers/logits.js';
+import { copyFixture, pokeTensor, readHeader, rewriteHeader, stFile } from './helpers/safetensors-edit.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'bnb');
 const HF = path.join(ROOT, 'test', 'fixtures', 'hf');
@@ -155,8 +156,7 @@ describe('bitsandbytes checkpoints match transformers + bitsandbytes', () => {
     for (const [name, bytes] of Object.entries(perWeight)) {
       const lm = await CausalLM.open(path.join(FIX, name), { device: 'cpu' });
       await lm.release();
-      const st = fs.readFileSync(path.join(FIX, name, 'model.safetensors'));
-      const h = JSON.parse(st.subarray(8, 8 + Number(st.readBigUInt64LE(0))).toString('utf8')) as Record<string, { dtype: string; shape: number[] }>;
+      const h = readHeader(stFile(path.join(FIX, name))).json;
       // The quantized weights: packed uint8 ([n/2, 1], 4-bit) or int8 ([out, in]).
       let n = 0;
       for (const [k, t] of Object.entries(h)) if (/\.weight$/.test(k) && (t.dtype === 'U8' || t.dtype === 'I8')) n += t.shape.reduce((a, b) => a * b, 1) * (t.dtype === 'U8' ? 2 : 1);
@@ -201,39 +201,12 @@ describe('bitsandbytes checkpoints match transformers + bitsandbytes', () => {
 });
 
 describe('hostile and unsupported bitsandbytes checkpoints', () => {
-  const mk = (name: string, from: string, edit: (dir: string) => void): string => {
-    const d = path.join(work, name);
-    fs.cpSync(path.join(FIX, from), d, { recursive: true });
-    edit(d);
-    return d;
-  };
-  const st = (d: string) => path.join(d, 'model.safetensors');
-  type Header = Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  const header = (file: string) => {
-    const b = fs.readFileSync(file);
-    const n = Number(b.readBigUInt64LE(0));
-    return { b, n, json: JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Header };
-  };
-  /** Rewrites the header (padded to its old length so the data offsets stay valid). */
-  const rewrite = (file: string, edit: (j: Header) => void) => {
-    const { b, n, json } = header(file);
-    edit(json);
-    const text = Buffer.from(JSON.stringify(json));
-    expect(text.length).toBeLessThanOrEqual(n);
-    fs.writeFileSync(file, Buffer.concat([b.subarray(0, 8), Buffer.concat([text, Buffer.alloc(n - text.length, 0x20)]), b.subarray(8 + n)]));
-  };
-  /** Rewrites a tensor's bytes in place (same length). */
-  const poke = (file: string, tensor: string, edit: (bytes: Buffer) => void) => {
-    const { b, n, json } = header(file);
-    const [s, e] = json[tensor].data_offsets;
-    edit(b.subarray(8 + n + s, 8 + n + e));
-    fs.writeFileSync(file, b);
-  };
+  const mk = (name: string, from: string, edit: (dir: string) => void): string => copyFixture(path.join(FIX, from), path.join(work, name), edit);
   const Q = 'model.layers.0.self_attn.q_proj.weight';
   const STATE = `${Q}.quant_state.bitsandbytes__nf4`;
   /** Replaces the quant_state JSON (padded with spaces to its stored length). */
-  const setState = (d: string, edit: (s: Record<string, unknown>) => void, file = st(d)) =>
-    poke(file, STATE, (bytes) => {
+  const setState = (d: string, edit: (s: Record<string, unknown>) => void, file = stFile(d)) =>
+    pokeTensor(file, STATE, (bytes) => {
       const s = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
       edit(s);
       const text = Buffer.from(JSON.stringify(s));
@@ -249,7 +222,7 @@ describe('hostile and unsupported bitsandbytes checkpoints', () => {
   };
 
   it('checks the quant_state JSON with its schema, naming file, tensor and field', async () => {
-    await expectCode(mk('notjson', 'llama-nf4', (d) => poke(st(d), STATE, (b) => b.fill(0x7b))), 'corrupt_safetensors', /model\.safetensors: tensor ".*q_proj\.weight\.quant_state\.bitsandbytes__nf4": the quant_state is not JSON/);
+    await expectCode(mk('notjson', 'llama-nf4', (d) => pokeTensor(stFile(d), STATE, (b) => b.fill(0x7b))), 'corrupt_safetensors', /model\.safetensors: tensor ".*q_proj\.weight\.quant_state\.bitsandbytes__nf4": the quant_state is not JSON/);
     await expectCode(mk('noblock', 'llama-nf4', (d) => setState(d, (s) => delete s.blocksize)), 'corrupt_safetensors', /quant_state field blocksize/);
     await expectCode(mk('negblock', 'llama-nf4', (d) => setState(d, (s) => (s.blocksize = -64))), 'corrupt_safetensors', /quant_state field blocksize/);
     await expectCode(mk('badshape', 'llama-nf4', (d) => setState(d, (s) => (s.shape = [64, 'x']))), 'corrupt_safetensors', /quant_state field shape\.1/);
@@ -266,34 +239,34 @@ describe('hostile and unsupported bitsandbytes checkpoints', () => {
     await expectCode(mk('block', 'llama-nf4', (d) => setState(d, (s) => (s.blocksize = 32))), 'corrupt_safetensors', /q_proj\.weight\.absmax": 64 values, the quant_state implies 128/);
     await expectCode(mk('nblock', 'qwen2-nf4-dq', (d) => setState(d, (s) => (s.nested_blocksize = 16))), 'corrupt_safetensors', /nested_absmax": 1 values, the quant_state implies 4/);
     await expectCode(mk('half-nested', 'qwen2-nf4-dq', (d) => setState(d, (s) => delete s.nested_offset)), 'corrupt_safetensors', /nested_\* fields but not nested_blocksize and nested_offset/);
-    await expectCode(mk('noabsmax', 'llama-nf4', (d) => rewrite(st(d), (j) => delete j[`${Q}.absmax`])), 'corrupt_safetensors', /q_proj\.weight": its quantization state has no tensor ".*q_proj\.weight\.absmax"/);
-    await expectCode(mk('absdtype', 'qwen2-nf4-dq', (d) => rewrite(st(d), (j) => (j[`${Q}.nested_absmax`].dtype = 'I32'))), 'corrupt_safetensors', /nested_absmax": dtype I32, bitsandbytes writes F32/);
-    await expectCode(mk('nan', 'llama-nf4', (d) => poke(st(d), `${Q}.absmax`, (b) => b.writeFloatLE(NaN, 8))), 'corrupt_safetensors', /q_proj\.weight\.absmax": non-finite value at element 2/);
-    await expectCode(mk('qmnan', 'qwen2-nf4-dq', (d) => poke(st(d), `${Q}.nested_quant_map`, (b) => b.writeFloatLE(Infinity, 4 * 7))), 'corrupt_safetensors', /q_proj\.weight\.nested_quant_map": non-finite value at element 7/);
+    await expectCode(mk('noabsmax', 'llama-nf4', (d) => rewriteHeader(stFile(d), (j) => delete j[`${Q}.absmax`])), 'corrupt_safetensors', /q_proj\.weight": its quantization state has no tensor ".*q_proj\.weight\.absmax"/);
+    await expectCode(mk('absdtype', 'qwen2-nf4-dq', (d) => rewriteHeader(stFile(d), (j) => (j[`${Q}.nested_absmax`].dtype = 'I32'))), 'corrupt_safetensors', /nested_absmax": dtype I32, bitsandbytes writes F32/);
+    await expectCode(mk('nan', 'llama-nf4', (d) => pokeTensor(stFile(d), `${Q}.absmax`, (b) => b.writeFloatLE(NaN, 8))), 'corrupt_safetensors', /q_proj\.weight\.absmax": non-finite value at element 2/);
+    await expectCode(mk('qmnan', 'qwen2-nf4-dq', (d) => pokeTensor(stFile(d), `${Q}.nested_quant_map`, (b) => b.writeFloatLE(Infinity, 4 * 7))), 'corrupt_safetensors', /q_proj\.weight\.nested_quant_map": non-finite value at element 7/);
     // Finite codes and scales whose product overflows the dtype.
-    await expectCode(mk('overflow', 'llama-nf4', (d) => (poke(st(d), `${Q}.quant_map`, (b) => b.writeFloatLE(3e38, 0)), poke(st(d), `${Q}.absmax`, (b) => { for (let i = 0; i < b.length; i += 4) b.writeFloatLE(10, i); }))), 'corrupt_safetensors', /model\.safetensors: tensor ".*q_proj\.weight": dequantizes to a non-finite value at element/);
-    await expectCode(mk('overflow16', 'qwen2-fp4-f16', (d) => poke(st(d), 'model.layers.0.self_attn.q_proj.weight.absmax', (b) => b.writeFloatLE(1e5, 0))), 'corrupt_safetensors', /q_proj\.weight": dequantizes to a non-finite value at element/);
+    await expectCode(mk('overflow', 'llama-nf4', (d) => (pokeTensor(stFile(d), `${Q}.quant_map`, (b) => b.writeFloatLE(3e38, 0)), pokeTensor(stFile(d), `${Q}.absmax`, (b) => { for (let i = 0; i < b.length; i += 4) b.writeFloatLE(10, i); }))), 'corrupt_safetensors', /model\.safetensors: tensor ".*q_proj\.weight": dequantizes to a non-finite value at element/);
+    await expectCode(mk('overflow16', 'qwen2-fp4-f16', (d) => pokeTensor(stFile(d), 'model.layers.0.self_attn.q_proj.weight.absmax', (b) => b.writeFloatLE(1e5, 0))), 'corrupt_safetensors', /q_proj\.weight": dequantizes to a non-finite value at element/);
     // A quant_state shape with the right number of values but not the layer's shape.
     await expectCode(mk('reshaped', 'llama-nf4', (d) => setState(d, (s) => (s.shape = [32, 128]))), 'load_failed', /tensor ".*q_proj\.weight" has shape \[32, 128\], config\.json implies \[64, 64\]/);
-    await expectCode(mk('orphan', 'llama-nf4', (d) => rewrite(st(d), (j) => delete j[STATE])), 'unsupported_bitsandbytes', /packed weight ".*q_proj\.weight" without its quant_state/);
+    await expectCode(mk('orphan', 'llama-nf4', (d) => rewriteHeader(stFile(d), (j) => delete j[STATE])), 'unsupported_bitsandbytes', /packed weight ".*q_proj\.weight" without its quant_state/);
   });
 
   it('LLM.int8(): SCB, weight_format and the int8 weight checked', async () => {
     const W = 'model.layers.0.mlp.down_proj';
-    await expectCode(mk('noscb', 'llama-int8', (d) => rewrite(st(d), (j) => delete j[`${W}.SCB`])), 'unsupported_bitsandbytes', /int8 weight ".*down_proj\.weight" without its SCB/);
-    await expectCode(mk('scblen', 'llama-int8', (d) => rewrite(st(d), (j) => (j[`${W}.SCB`].dtype = 'I32'))), 'corrupt_safetensors', /down_proj\.SCB": SCB holds one float32 scale per row: 64, it is I32/);
-    await expectCode(mk('turing', 'llama-int8', (d) => poke(st(d), `${W}.weight_format`, (b) => (b[0] = 2))), 'unsupported_bitsandbytes', /weight_format 2 \(col_turing\)/);
-    await expectCode(mk('w8', 'llama-int8', (d) => rewrite(st(d), (j) => (j[`${W}.weight`].dtype = 'U8'))), 'corrupt_safetensors', /down_proj\.weight": an LLM\.int8\(\) weight is a 2-D int8 tensor/);
-    await expectCode(mk('scbinf', 'llama-int8', (d) => poke(st(d), `${W}.SCB`, (b) => b.writeFloatLE(Infinity, 0))), 'corrupt_safetensors', /down_proj\.SCB": non-finite value at element 0/);
+    await expectCode(mk('noscb', 'llama-int8', (d) => rewriteHeader(stFile(d), (j) => delete j[`${W}.SCB`])), 'unsupported_bitsandbytes', /int8 weight ".*down_proj\.weight" without its SCB/);
+    await expectCode(mk('scblen', 'llama-int8', (d) => rewriteHeader(stFile(d), (j) => (j[`${W}.SCB`].dtype = 'I32'))), 'corrupt_safetensors', /down_proj\.SCB": SCB holds one float32 scale per row: 64, it is I32/);
+    await expectCode(mk('turing', 'llama-int8', (d) => pokeTensor(stFile(d), `${W}.weight_format`, (b) => (b[0] = 2))), 'unsupported_bitsandbytes', /weight_format 2 \(col_turing\)/);
+    await expectCode(mk('w8', 'llama-int8', (d) => rewriteHeader(stFile(d), (j) => (j[`${W}.weight`].dtype = 'U8'))), 'corrupt_safetensors', /down_proj\.weight": an LLM\.int8\(\) weight is a 2-D int8 tensor/);
+    await expectCode(mk('scbinf', 'llama-int8', (d) => pokeTensor(stFile(d), `${W}.SCB`, (b) => b.writeFloatLE(Infinity, 0))), 'corrupt_safetensors', /down_proj\.SCB": non-finite value at element 0/);
   });
 
   it('variants it does not read keep a coded error naming what they need', async () => {
     const storage = await expectCode(mk('storage', 'llama-nf4', (d) => setConfig(d, (q) => (q.bnb_4bit_quant_storage = 'bfloat16'))), 'unsupported_bitsandbytes', /4-bit NF4.*bnb_4bit_quant_storage "bfloat16".*non-uint8 storage/);
     expect(storage.hint).toMatch(/full-precision base|dequantize/);
     await expectCode(mk('neither', 'llama-nf4', (d) => setConfig(d, (q) => ((q.load_in_4bit = false), (q.load_in_8bit = false)))), 'unsupported_bitsandbytes', /neither load_in_4bit nor load_in_8bit/);
-    await expectCode(mk('unknown-dtype', 'llama-int8', (d) => rewrite(st(d), (j) => (j['model.norm.weight'].dtype = 'I32'))), 'unsupported_bitsandbytes', /tensor "model\.norm\.weight" of dtype I32/);
+    await expectCode(mk('unknown-dtype', 'llama-int8', (d) => rewriteHeader(stFile(d), (j) => (j['model.norm.weight'].dtype = 'I32'))), 'unsupported_bitsandbytes', /tensor "model\.norm\.weight" of dtype I32/);
     await expectCode(
-      mk('pt-bin', 'llama-int8', (d) => fs.renameSync(st(d), path.join(d, 'pytorch_model.bin'))),
+      mk('pt-bin', 'llama-int8', (d) => fs.renameSync(stFile(d), path.join(d, 'pytorch_model.bin'))),
       'unsupported_bitsandbytes',
       /8-bit LLM\.int8\(\) checkpoint with PyTorch \.bin weights.*needs the checkpoint in safetensors/,
     );

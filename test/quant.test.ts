@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { CausalLM } from '../src/inference/session.js';
 import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
 import { bottomK, expectCode, maxDiff, smallLineage } from './helpers/logits.js';
+import { copyFixture, pokeTensor, readHeader, rewriteHeader, stFile } from './helpers/safetensors-edit.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'quant');
 const HF = path.join(ROOT, 'test', 'fixtures', 'hf');
@@ -133,8 +134,7 @@ describe('GPTQ / AWQ checkpoints match gptqmodel + transformers', () => {
       expect(onnx.startsWith(cache)).toBe(true);
       const deq = path.join(path.dirname(onnx), 'dequantized.bin');
       // one float32 [out, in] per packed layer (64-byte aligned), sizes from the packed tensors' headers
-      const b = fs.readFileSync(path.join(d, 'model.safetensors'));
-      const j = JSON.parse(b.subarray(8, 8 + Number(b.readBigUInt64LE(0))).toString('utf8')) as Record<string, { shape: number[] }>;
+      const j = readHeader(stFile(d)).json;
       const layers = Object.keys(j).filter((k) => k.endsWith('.qweight')).map((k) => k.slice(0, -8));
       expect(layers.length).toBeGreaterThan(0);
       const weights = layers.reduce((a, l) => a + j[`${l}.scales`].shape[1] * (method === 'gptq' ? j[`${l}.g_idx`].shape[0] : j[`${l}.qweight`].shape[0]), 0);
@@ -152,47 +152,29 @@ describe('GPTQ / AWQ checkpoints match gptqmodel + transformers', () => {
   }
 });
 
-/** Rewrites a safetensors header (same data section); `edit` may change dtype / shape of equal byte size. */
-function rewriteHeader(file: string, edit: (j: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>) => void): void {
-  const b = fs.readFileSync(file);
-  const n = Number(b.readBigUInt64LE(0));
-  const j = JSON.parse(b.subarray(8, 8 + n).toString('utf8'));
-  edit(j);
-  const h = Buffer.from(JSON.stringify(j), 'utf8');
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(h.length));
-  fs.writeFileSync(file, Buffer.concat([len, h, b.subarray(8 + n)]));
-}
-
 describe('hostile and unsupported GPTQ / AWQ checkpoints', () => {
   const gptqName = () => Object.keys(ref.models).find((n) => ref.models[n].method === 'gptq' && ref.models[n].base === 'llama' && ref.models[n].quantization_config.bits === 4)!;
   const awqName = () => Object.keys(ref.models).find((n) => ref.models[n].method === 'awq')!;
   let n = 0;
-  const mk = (src: string, edit: (dir: string) => void): string => {
-    const d = path.join(work, `case-${n++}`);
-    fs.cpSync(path.join(FIX, src), d, { recursive: true });
-    edit(d);
-    return d;
-  };
+  const mk = (src: string, edit: (dir: string) => void): string => copyFixture(path.join(FIX, src), path.join(work, `case-${n++}`), edit);
   const editConfig = (d: string, f: (q: Record<string, unknown>) => void) => {
     const file = path.join(d, 'config.json');
     const c = JSON.parse(fs.readFileSync(file, 'utf8')) as { quantization_config: Record<string, unknown> };
     f(c.quantization_config);
     fs.writeFileSync(file, JSON.stringify(c));
   };
-  const st = (d: string) => path.join(d, 'model.safetensors');
   const T = 'model.layers.0.mlp.up_proj';
 
   it('qweight / qzeros / scales shapes are checked against config.json and each other, naming the tensor', async () => {
     const qw = mk(gptqName(), (d) =>
-      rewriteHeader(st(d), (j) => {
+      rewriteHeader(stFile(d), (j) => {
         const [r, c] = j[`${T}.qweight`].shape;
         j[`${T}.qweight`].shape = [r * 2, c / 2];
       }),
     );
     await expectCode(qw, 'corrupt_safetensors', new RegExp(`"${T}\\.qweight" has shape .* implies`));
     const sc = mk(gptqName(), (d) =>
-      rewriteHeader(st(d), (j) => {
+      rewriteHeader(stFile(d), (j) => {
         const [r, c] = j[`${T}.scales`].shape;
         j[`${T}.scales`].shape = [c, r];
       }),
@@ -203,29 +185,25 @@ describe('hostile and unsupported GPTQ / AWQ checkpoints', () => {
     await expectCode(bits, 'corrupt_safetensors', /qweight" has shape .* gptq 8-bit/);
     const gs = mk(awqName(), (d) => editConfig(d, (q) => (q.group_size = 16)));
     await expectCode(gs, 'corrupt_safetensors', /qzeros" has shape|scales" has shape/);
-    const dt = mk(gptqName(), (d) => rewriteHeader(st(d), (j) => (j[`${T}.qweight`].dtype = 'F32')));
+    const dt = mk(gptqName(), (d) => rewriteHeader(stFile(d), (j) => (j[`${T}.qweight`].dtype = 'F32')));
     await expectCode(dt, 'corrupt_safetensors', new RegExp(`"${T}\\.qweight" has dtype F32, GPTQ stores I32`));
     // gptqmodel's per-module dynamic overrides: 8 bits for up_proj, whose tensors are 4-bit
     const dyn = mk(gptqName(), (d) => editConfig(d, (q) => (q.dynamic = { 'lm_head': { bits: 8 }, '+:.*\\.up_proj': { bits: 8, group_size: 32 } })));
     await expectCode(dyn, 'corrupt_safetensors', new RegExp(`"${T}\\.qweight" has shape .*8-bit group 32 by dynamic "\\+:\\.\\*\\\\\\.up_proj"`));
     const redos = mk(gptqName(), (d) => editConfig(d, (q) => (q.dynamic = { '-:(model|layers+)+x': {} })));
     await expectCode(redos, 'load_failed', /dynamic pattern "\(model\|layers\+\)\+x" nests quantifiers/);
-    const missing = mk(gptqName(), (d) => rewriteHeader(st(d), (j) => delete j[`${T}.g_idx`]));
+    const missing = mk(gptqName(), (d) => rewriteHeader(stFile(d), (j) => delete j[`${T}.g_idx`]));
     await expectCode(missing, 'load_failed', new RegExp(`no tensor "${T}\\.g_idx"`));
   });
 
   it('non-finite scales and a float weight next to a packed one are named', async () => {
     const nan = mk(gptqName(), (dir) => {
-      const b = fs.readFileSync(st(dir));
-      const n = Number(b.readBigUInt64LE(0));
-      const j = JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; data_offsets: [number, number] }>;
-      expect(j[`${T}.scales`].dtype).toBe('F16');
-      b.writeUInt16LE(0x7e00, 8 + n + j[`${T}.scales`].data_offsets[0] + 2 * 3);
-      fs.writeFileSync(st(dir), b);
+      expect(readHeader(stFile(dir)).json[`${T}.scales`].dtype).toBe('F16');
+      pokeTensor(stFile(dir), `${T}.scales`, (b) => b.writeUInt16LE(0x7e00, 2 * 3));
     });
     await expectCode(nan, 'corrupt_safetensors', new RegExp(`"${T}\\.scales": non-finite value at element 3`));
     const both = mk(gptqName(), (d) =>
-      rewriteHeader(st(d), (j) => {
+      rewriteHeader(stFile(d), (j) => {
         j[`${T}.weight`] = { ...j[`${T}.scales`] };
       }),
     );
@@ -233,13 +211,7 @@ describe('hostile and unsupported GPTQ / AWQ checkpoints', () => {
   });
 
   it('g_idx values are checked against the number of groups', async () => {
-    const d = mk(gptqName(), (dir) => {
-      const b = fs.readFileSync(st(dir));
-      const n = Number(b.readBigUInt64LE(0));
-      const j = JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<string, { data_offsets: [number, number] }>;
-      b.writeInt32LE(99, 8 + n + j[`${T}.g_idx`].data_offsets[0] + 4 * 5);
-      fs.writeFileSync(st(dir), b);
-    });
+    const d = mk(gptqName(), (dir) => pokeTensor(stFile(dir), `${T}.g_idx`, (b) => b.writeInt32LE(99, 4 * 5)));
     await expectCode(d, 'corrupt_safetensors', new RegExp(`"${T}\\.g_idx" row 5 names group 99, outside \\[0, 2\\)`));
   });
 

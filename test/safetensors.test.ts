@@ -11,6 +11,7 @@ import { prepareSafetensors } from '../src/formats/hf-checkpoint.js';
 import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, runCli, tmpDir } from './helpers/cli.js';
 import { bottomK, expectCode, maxDiff, smallLineage } from './helpers/logits.js';
+import { copyFixture, rewriteHeader, stFile } from './helpers/safetensors-edit.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'hf');
 
@@ -208,49 +209,30 @@ describe('graphs, cache and KV cache', () => {
 });
 
 describe('hostile and unsupported checkpoints', () => {
-  const mk = (name: string, from: string, edit: (dir: string) => void): string => {
-    const d = path.join(work, name);
-    fs.cpSync(path.join(FIX, from), d, { recursive: true });
-    edit(d);
-    return d;
-  };
-  const st = (d: string) => path.join(d, 'model.safetensors');
-  const header = (file: string) => {
-    const b = fs.readFileSync(file);
-    const n = Number(b.readBigUInt64LE(0));
-    return { b, n, json: JSON.parse(b.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> };
-  };
-  /** Rewrites the header (padded to its old length so the data offsets stay valid). */
-  const rewrite = (file: string, edit: (j: ReturnType<typeof header>['json']) => void) => {
-    const { b, n, json } = header(file);
-    edit(json);
-    const text = Buffer.from(JSON.stringify(json));
-    expect(text.length).toBeLessThanOrEqual(n);
-    fs.writeFileSync(file, Buffer.concat([b.subarray(0, 8), Buffer.concat([text, Buffer.alloc(n - text.length, 0x20)]), b.subarray(8 + n)]));
-  };
+  const mk = (name: string, from: string, edit: (dir: string) => void): string => copyFixture(path.join(FIX, from), path.join(work, name), edit);
 
   it('checks the header length against the file', async () => {
     const d = mk('hdr', 'llama', (x) => {
-      const b = fs.readFileSync(st(x));
+      const b = fs.readFileSync(stFile(x));
       b.writeBigUInt64LE(1n << 40n, 0);
-      fs.writeFileSync(st(x), b);
+      fs.writeFileSync(stFile(x), b);
     });
     await expectCode(d, 'corrupt_safetensors', /model\.safetensors: header length/);
-    const tiny = mk('tiny', 'llama', (x) => fs.writeFileSync(st(x), Buffer.from([1, 2, 3])));
+    const tiny = mk('tiny', 'llama', (x) => fs.writeFileSync(stFile(x), Buffer.from([1, 2, 3])));
     await expectCode(tiny, 'corrupt_safetensors', /fewer than the 8-byte/);
   });
 
   it('checks each tensor against the data section, its shape and dtype, naming file and tensor', async () => {
     const trunc = mk('trunc', 'llama', (x) => {
-      const b = fs.readFileSync(st(x));
-      fs.writeFileSync(st(x), b.subarray(0, b.length - 100));
+      const b = fs.readFileSync(stFile(x));
+      fs.writeFileSync(stFile(x), b.subarray(0, b.length - 100));
     });
     await expectCode(trunc, 'corrupt_safetensors', /model\.safetensors: tensor ".*": data_offsets .* outside the data section/);
-    const shape = mk('shape', 'llama', (x) => rewrite(st(x), (j) => (j['model.norm.weight'].shape = [65])));
+    const shape = mk('shape', 'llama', (x) => rewriteHeader(stFile(x), (j) => (j['model.norm.weight'].shape = [65])));
     await expectCode(shape, 'corrupt_safetensors', /tensor "model\.norm\.weight": 256 bytes for shape \[65\]/);
-    const dtype = mk('dtype', 'llama', (x) => rewrite(st(x), (j) => (j['model.norm.weight'] = { ...j['model.norm.weight'], dtype: 'I32' })));
+    const dtype = mk('dtype', 'llama', (x) => rewriteHeader(stFile(x), (j) => (j['model.norm.weight'] = { ...j['model.norm.weight'], dtype: 'I32' })));
     await expectCode(dtype, 'unsupported_safetensors', /"model\.norm\.weight" has dtype I32/);
-    const neg = mk('neg', 'llama', (x) => rewrite(st(x), (j) => (j['model.norm.weight'].data_offsets = [10, 5])));
+    const neg = mk('neg', 'llama', (x) => rewriteHeader(stFile(x), (j) => (j['model.norm.weight'].data_offsets = [10, 5])));
     await expectCode(neg, 'corrupt_safetensors', /"model\.norm\.weight": data_offsets \[10, 5\]/);
     const wrongShape = mk('wrongshape', 'llama', (x) => {
       const c = JSON.parse(fs.readFileSync(path.join(x, 'config.json'), 'utf8'));
@@ -258,7 +240,7 @@ describe('hostile and unsupported checkpoints', () => {
       fs.writeFileSync(path.join(x, 'config.json'), JSON.stringify(c));
     });
     await expectCode(wrongShape, 'load_failed', /config\.json implies/);
-    const missing = mk('missing', 'llama', (x) => rewrite(st(x), (j) => delete j['model.layers.1.mlp.up_proj.weight']));
+    const missing = mk('missing', 'llama', (x) => rewriteHeader(stFile(x), (j) => delete j['model.layers.1.mlp.up_proj.weight']));
     await expectCode(missing, 'load_failed', /no tensor "model\.layers\.1\.mlp\.up_proj\.weight"/);
   });
 
