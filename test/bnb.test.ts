@@ -5,12 +5,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CausalLM } from '../src/inference/session.js';
 import { halfBytes, roundBf16, roundF16 } from '../src/formats/quant-bnb.js';
 import { readCsvFile } from '../src/util/csv.js';
-import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
-import { bottomK, expectCode, maxDiff, smallLineage } from './helpers/logits.js';
+import { ROOT, parseJson, runCli } from './helpers/cli.js';
+import { bottomK, expectCode, maxDiff, smallLineage, cacheAndWorkDirs } from './helpers/logits.js';
 import { copyFixture, pokeTensor, readHeader, rewriteHeader, stFile } from './helpers/safetensors-edit.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'bnb');
@@ -40,13 +40,7 @@ const BNB_TOLERANCE: Record<string, number> = { nf4: 1e-3, 'nf4-dq': 1e-3, fp4: 
 /** Bottom-k agreement with bitsandbytes' own forward: LLM.int8()'s int8 activations move a token or two of 128 (measured ≥ 0.984). */
 const BNB_AGREEMENT: Record<string, number> = { nf4: 0.995, 'nf4-dq': 0.995, fp4: 0.995, int8: 0.98, 'nf4-bf16': 0.98, 'fp4-f16': 0.98 };
 
-let cache: string;
-let work: string;
-beforeAll(() => {
-  cache = tmpDir('modelprint-bnbcache-');
-  work = tmpDir('modelprint-bnb-');
-  process.env.MODELPRINT_CACHE_DIR = cache;
-});
+const { cache, work } = cacheAndWorkDirs('modelprint-bnb');
 
 const range = (r: number[]) => Math.max(...r) - Math.min(...r);
 

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CausalLM } from '../src/inference/session.js';
 import { fingerprintKey, resolveModel, setGgufActivations } from '../src/inference/resolve.js';
 import { dequantize, readGguf } from '../src/formats/gguf-file.js';
@@ -15,8 +15,8 @@ import { prepareGguf, quantOfFileName, tokenizerFromGguf } from '../src/formats/
 import { llamaCppHooks, vecDotTypeOf } from '../src/formats/gguf-activations.js';
 import { DataType, GraphBuilder } from '../src/zoo/onnx/graph.js';
 import * as ort from 'onnxruntime-node';
-import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
-import { bottomK, expectCode, maxDiff, smallLineage } from './helpers/logits.js';
+import { ROOT, parseJson, runCli } from './helpers/cli.js';
+import { bottomK, expectCode, maxDiff, smallLineage, cacheAndWorkDirs } from './helpers/logits.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'gguf');
 const HF = path.join(ROOT, 'test', 'fixtures', 'hf');
@@ -65,13 +65,7 @@ const MIN_AGREEMENT = 0.995;
 /** Per quantized file and prompt: max |diff| / range vs llama.cpp as is (collected for the aggregate check). */
 const nativeDiffs: Array<{ name: string; prompt: number; rel: number }> = [];
 
-let cache: string;
-let work: string;
-beforeAll(() => {
-  cache = tmpDir('modelprint-ggufcache-');
-  work = tmpDir('modelprint-gguf-');
-  process.env.MODELPRINT_CACHE_DIR = cache;
-});
+const { cache, work } = cacheAndWorkDirs('modelprint-gguf');
 
 
 describe('GGUF dequantization matches gguf-py (ggml-quants.c)', () => {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { OnnxVariantRequest } from '../src/inference/format.js';
 import { inspectModel } from '../src/inference/inspect.js';
-import { halfToFloat } from '../src/inference/session.js';
+import { halfToFloat } from '../src/util/half.js';
 import { readCsvFile } from '../src/util/csv.js';
 import { ROOT, parseJson, runCli, tmpDir, type CliResult } from './helpers/cli.js';
 import { tinyZoo } from './helpers/zoo.js';

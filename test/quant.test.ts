@@ -6,10 +6,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CausalLM } from '../src/inference/session.js';
-import { ROOT, parseJson, runCli, tmpDir } from './helpers/cli.js';
-import { bottomK, expectCode, maxDiff, smallLineage } from './helpers/logits.js';
+import { ROOT, parseJson, runCli } from './helpers/cli.js';
+import { bottomK, expectCode, maxDiff, smallLineage, cacheAndWorkDirs } from './helpers/logits.js';
 import { copyFixture, pokeTensor, readHeader, rewriteHeader, stFile } from './helpers/safetensors-edit.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'quant');
@@ -33,13 +33,7 @@ const hfRef = JSON.parse(fs.readFileSync(path.join(HF, 'reference.json'), 'utf8'
 const TOLERANCE = 1e-3;
 const EXACT = 1e-5;
 
-let cache: string;
-let work: string;
-beforeAll(() => {
-  cache = tmpDir('modelprint-quantcache-');
-  work = tmpDir('modelprint-quant-');
-  process.env.MODELPRINT_CACHE_DIR = cache;
-});
+const { cache, work } = cacheAndWorkDirs('modelprint-quant');
 
 
 describe('GPTQ / AWQ checkpoints match gptqmodel + transformers', () => {

@@ -5,12 +5,12 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CausalLM } from '../src/inference/session.js';
 import { prepareSafetensors } from '../src/formats/hf-checkpoint.js';
 import { readCsvFile } from '../src/util/csv.js';
-import { ROOT, runCli, tmpDir } from './helpers/cli.js';
-import { bottomK, expectCode, maxDiff, smallLineage } from './helpers/logits.js';
+import { ROOT, runCli } from './helpers/cli.js';
+import { bottomK, expectCode, maxDiff, smallLineage, cacheAndWorkDirs } from './helpers/logits.js';
 import { copyFixture, rewriteHeader, stFile } from './helpers/safetensors-edit.js';
 
 const FIX = path.join(ROOT, 'test', 'fixtures', 'hf');
@@ -26,13 +26,7 @@ const ref = JSON.parse(fs.readFileSync(path.join(FIX, 'reference.json'), 'utf8')
 /** max |diff| allowed, as a fraction of the reference logit range. */
 const TOLERANCE: Record<string, number> = { float32: 1e-3, float16: 1e-3, bfloat16: 1e-3 };
 
-let cache: string;
-let work: string;
-beforeAll(() => {
-  cache = tmpDir('modelprint-hfcache-');
-  work = tmpDir('modelprint-hf-');
-  process.env.MODELPRINT_CACHE_DIR = cache;
-});
+const { cache, work } = cacheAndWorkDirs('modelprint-hf');
 
 
 describe('safetensors checkpoints match transformers', () => {

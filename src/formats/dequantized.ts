@@ -13,6 +13,7 @@ import path from 'node:path';
 import { messageOf } from '../errors.js';
 import { ModelError } from '../inference/errors.js';
 import type { Checkpoint, RawTensorEntry, TensorEntry } from './safetensors.js';
+import { halfTable } from '../util/half.js';
 
 /** The file name of the dequantized tensors next to the graph. */
 export const DEQUANT_FILE = 'dequantized.bin';
@@ -86,21 +87,6 @@ export class TensorReader {
 }
 
 const LITTLE = os.endianness() === 'LE';
-
-let half: Float32Array | null = null;
-/** float16 bits → float32 value, all 65536. */
-function halfTable(): Float32Array {
-  if (!half) {
-    half = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) {
-      const sign = h & 0x8000 ? -1 : 1;
-      const exp = (h >> 10) & 0x1f;
-      const frac = h & 0x3ff;
-      half[h] = exp === 0 ? sign * 2 ** -14 * (frac / 1024) : exp === 31 ? (frac ? NaN : sign * Infinity) : sign * 2 ** (exp - 15) * (1 + frac / 1024);
-    }
-  }
-  return half;
-}
 
 /** An entry stored in half precision: `encode` turns the (already rounded, finite) values into its bytes. */
 export interface HalfEncoding {

@@ -7,6 +7,7 @@ import type { OnnxVariantRequest } from './format.js';
 import type { GgufActivations } from '../formats/gguf-activations.js';
 import { resolveModel, type ModelFiles } from './resolve.js';
 import { loadTokenizer, type LoadedTokenizer } from './tokenizer.js';
+import { halfToFloat } from '../util/half.js';
 
 export interface OpenOptions {
   device?: DeviceRequest;
@@ -38,23 +39,6 @@ export interface OpenOptions {
 
 type FloatType = 'float32' | 'float16';
 type IntType = 'int32' | 'int64';
-
-let halfTable: Float32Array | null = null;
-/** IEEE 754 half (as stored by ONNX Runtime in a Uint16Array) → float32. */
-export function halfToFloat(bits: Uint16Array): Float32Array {
-  if (!halfTable) {
-    halfTable = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) {
-      const sign = h & 0x8000 ? -1 : 1;
-      const exp = (h >> 10) & 0x1f;
-      const frac = h & 0x3ff;
-      halfTable[h] = exp === 0 ? sign * 2 ** -14 * (frac / 1024) : exp === 31 ? (frac ? NaN : sign * Infinity) : sign * 2 ** (exp - 15) * (1 + frac / 1024);
-    }
-  }
-  const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) out[i] = halfTable[bits[i]];
-  return out;
-}
 
 /** Auto batching: at most this many tokens in one pass (bounds the activations). */
 export const AUTO_PASS_TOKENS = 2048;

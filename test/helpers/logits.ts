@@ -1,9 +1,9 @@
-/** Shared checks of the format tests (safetensors, GGUF, GPTQ / AWQ, bitsandbytes): logits vs references, coded open errors. */
-import { expect } from 'vitest';
+/** Shared checks of the format tests (safetensors, GGUF, GPTQ / AWQ, bitsandbytes): logits vs references, coded open errors, per-file cache set-up. */
+import { beforeAll, expect } from 'vitest';
 import { CausalLM } from '../../src/inference/session.js';
 import { ModelError } from '../../src/inference/errors.js';
 import { readCsvFile } from '../../src/util/csv.js';
-import { parseJson, runCli } from './cli.js';
+import { parseJson, runCli, tmpDir } from './cli.js';
 
 /** The k lowest logits' token ids (ties by id), as the method's bottom-k set. */
 export function bottomK(logits: ArrayLike<number>, k: number): Set<number> {
@@ -52,4 +52,16 @@ export function smallLineage(base: string, derived: string[], opts: { out: strin
   expect(parseJson<{ ok: number; failed: number }>(r)).toMatchObject({ ok: derived.length, failed: 0 });
   const rows = readCsvFile(opts.out).rows;
   return (p) => Number(rows.find((x) => x.derived_model_name === p)?.avg_overlap_ratio);
+}
+
+/**
+ * A test file's own model cache (MODELPRINT_CACHE_DIR, set before its tests run) and work
+ * folder: `<prefix>cache-…` and `<prefix>-…` under the system's temporary folder.
+ */
+export function cacheAndWorkDirs(prefix: string): { cache: string; work: string } {
+  const dirs = { cache: tmpDir(`${prefix}cache-`), work: tmpDir(`${prefix}-`) };
+  beforeAll(() => {
+    process.env.MODELPRINT_CACHE_DIR = dirs.cache;
+  });
+  return dirs;
 }
